@@ -1,0 +1,1 @@
+"""Clinic online-booking integrations: schedule publishing, lead ingestion, reports."""

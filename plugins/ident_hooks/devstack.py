@@ -1,0 +1,169 @@
+"""The run command: the whole platform on one machine, for trying it and for demos.
+
+Starts the embedded PostgreSQL (unless ``ident_db`` points elsewhere), applies the
+clinic migrations, loads the demo clinic into an empty database, starts the local
+simulators of the external services and runs ``airflow standalone`` with this
+project's ``dags/`` and ``plugins/``. Ctrl-C stops everything it started; data is
+kept in ``.local/`` for the next run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from ident_hooks import embedded_pg
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL = ROOT / ".local"
+PGDATA = LOCAL / "pgdata"
+AIRFLOW_HOME = LOCAL / "airflow"
+ADMIN_USER = "admin"
+
+
+def _admin_password() -> str:
+    """A password made once per checkout and kept in .local (never committed)."""
+    path = LOCAL / "admin-password.json"
+    if path.exists():
+        return json.loads(path.read_text())[ADMIN_USER]
+    password = secrets.token_urlsafe(12)
+    path.write_text(json.dumps({ADMIN_USER: password}))
+    path.chmod(0o600)
+    return password
+
+
+def airflow_environment(clinic_conn: str, metadata_url: str, port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    venv_bin = str(Path(sys.executable).parent)
+    env.update(
+        {
+            # standalone starts its components as `airflow ...` children: they need the venv.
+            "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
+            "PYTHONPATH": str(ROOT / "plugins"),
+            "AIRFLOW_HOME": str(AIRFLOW_HOME),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(LOCAL / "admin-password.json"),
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW_CONN_IDENT_DB": clinic_conn,
+        }
+    )
+    return env
+
+
+def _wait_for_ui(port: int, process: subprocess.Popen, timeout: float = 240) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(2)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("IDENT_UI_PORT", 8080)))
+    parser.add_argument(
+        "--reload-demo", action="store_true", help="replace clinic data with a new demo"
+    )
+    parser.add_argument("--no-demo", action="store_true", help="do not load the demo clinic")
+    args = parser.parse_args(argv)
+
+    LOCAL.mkdir(exist_ok=True)
+    server = None
+    stack: list[subprocess.Popen] = []
+    clinic_conn = os.environ.get("AIRFLOW_CONN_IDENT_DB")
+    metadata_url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    if not clinic_conn or not metadata_url:
+        started = time.monotonic()
+        server = embedded_pg.start(PGDATA, stop_on_exit=True)
+        admin_url = embedded_pg.socket_url(PGDATA, "postgres")
+        for database in ("ident", "airflow"):
+            embedded_pg.ensure_database(admin_url, database)
+        print(f"embedded PostgreSQL in {PGDATA} ({time.monotonic() - started:.1f} s)")
+        clinic_conn = clinic_conn or embedded_pg.airflow_connection(
+            embedded_pg.socket_url(PGDATA, "ident")
+        )
+        metadata_url = metadata_url or (f"postgresql+psycopg://postgres@/airflow?host={PGDATA}")
+    else:
+        print("using the databases given by AIRFLOW_CONN_IDENT_DB and SQL_ALCHEMY_CONN")
+
+    env = airflow_environment(clinic_conn, metadata_url, args.port)
+    os.environ.update(env)
+    from ident_hooks import db, demo
+
+    with db.connect() as conn:
+        applied = db.apply_migrations(conn)
+        print("clinic migrations: " + (", ".join(applied) if applied else "up to date"))
+        if not args.no_demo:
+            clinic = demo.generate()
+            if demo.load(conn, clinic, replace=args.reload_demo):
+                print(
+                    f"demo clinic loaded: {len(clinic.doctors)} doctors, "
+                    f"{len(clinic.appointments)} appointments"
+                )
+
+    password = _admin_password()
+    print("starting Airflow (first start takes a minute or two) ...", flush=True)
+    airflow_log = open(LOCAL / "airflow.log", "ab")  # noqa: SIM115 - lives as long as Airflow
+    airflow = subprocess.Popen(
+        ["airflow", "standalone"],
+        env=env,
+        stdout=airflow_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    stack.append(airflow)
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # Installed explicitly: a shell that starts us in the background ignores SIGINT.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+    try:
+        if _wait_for_ui(args.port, airflow):
+            print(
+                f"\nAirflow UI: http://localhost:{args.port}/  login: {ADMIN_USER}"
+                f"  password: {password}\nlogs: {LOCAL / 'airflow.log'}"
+                "\nCtrl-C stops everything.\n",
+                flush=True,
+            )
+        else:
+            print(f"Airflow did not come up; see {LOCAL / 'airflow.log'}", file=sys.stderr)
+            return 1
+        return airflow.wait()
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    finally:
+        for process in stack:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in stack:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        if server is not None:
+            server.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Local HTTP simulators of the external services, shared by tests and the demo platform."""
