@@ -1,0 +1,133 @@
+"""Lead ingestion: one DAG per lead source listed in include/integrations.yaml."""
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag, task
+
+from ident_hooks.assets import LEADS
+from ident_hooks.config import LeadSource, load_config, run_schedule
+
+DOC = """
+### Pull leads from `{name}` ({kind})
+
+Every {minutes} min asks **{name}** for the leads (заявки) created from 00:00 (clinic
+time, {tz}) of the day of the newest lead loaded so far until now, and upserts them
+into `integration.leads` — one row per (source, external id), so the overlap with the
+previous run is harmless. Records that cannot be read (no id, bad time, wrong types)
+land in `integration.lead_rejects` with the reason; the rest are stored.
+{ack}
+**Connection:** `{conn}` (see the README, "Setting up integrations").
+
+**Cursor:** the Airflow Variable `leads_cursor_{name}` holds the source time of the
+newest lead loaded (ISO 8601 with offset, e.g. `2026-11-20T14:05:00+03:00`). It is
+written only after the leads are committed and never moves backwards. With no Variable
+the first run starts {initial_days} days back.
+
+**To re-pull a period:** set `leads_cursor_{name}` to an earlier time (Admin →
+Variables) — the next run loads from 00:00 of that date; nothing is duplicated.
+Deleting the Variable resets it to {initial_days} days back. A failed run can simply be
+re-run (Clear): it repeats the same period.
+
+When the run stored new or changed leads it updates the `leads` Asset, which
+schedule publishing and the marketing reports follow.
+"""
+ACK_DOC = """
+Each stored booking is then acknowledged (`appointments/set-received`): НаПоправку
+cancels bookings not acknowledged within 10 minutes. Acknowledgement happens only after
+the booking is committed; one that failed is retried on the next run.
+"""
+INITIAL_DAYS = 7
+
+
+def make_pull_dag(source: LeadSource, clinic_timezone: str):
+    minutes = int(source.interval.total_seconds() // 60)
+
+    @dag(
+        dag_id=f"pull_leads_{source.name}",
+        schedule=run_schedule(source.interval),
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        dagrun_timeout=timedelta(minutes=max(5, 3 * minutes)),
+        tags=["leads", source.kind],
+        doc_md=DOC.format(
+            name=source.name,
+            kind=source.kind,
+            minutes=minutes,
+            tz=clinic_timezone,
+            conn=source.connection,
+            initial_days=INITIAL_DAYS,
+            ack=ACK_DOC if source.kind == "napopravku" else "",
+        ),
+        default_args={
+            "owner": "data-team",
+            "retries": 2,
+            "retry_delay": timedelta(seconds=20),
+            "execution_timeout": timedelta(minutes=max(4, 2 * minutes)),
+        },
+    )
+    def pull_leads():
+        @task(multiple_outputs=False)
+        def pull_and_store() -> dict:
+            from airflow.sdk import Variable
+
+            from ident_hooks.db import connect
+            from ident_hooks.http_client import (
+                ServiceClient,
+                ServiceMisconfigured,
+                ServiceRejected,
+            )
+            from ident_hooks.leads.cursor import BadCursor, cursor_variable
+            from ident_hooks.leads.pull import pull_source
+            from ident_hooks.leads.sources import adapter_for
+            from ident_hooks.task_errors import fail_without_retry_on
+
+            key = cursor_variable(source.name)
+            client = ServiceClient(source.connection, auth=adapter_for(source.name).auth)
+            refused = (ServiceRejected, ServiceMisconfigured, BadCursor)
+            with fail_without_retry_on(*refused), connect() as conn:
+                summary = pull_source(
+                    source.name,
+                    conn=conn,
+                    client=client,
+                    clinic_timezone=clinic_timezone,
+                    now=datetime.now().astimezone(),
+                    read_cursor=lambda: Variable.get(key, default=None),
+                    write_cursor=lambda value: Variable.set(key, value),
+                    initial_days=INITIAL_DAYS,
+                )
+            return summary.as_dict()
+
+        @task.short_circuit
+        def stored_new_or_changed(summary: dict) -> bool:
+            return bool(summary["inserted"] or summary["updated"])
+
+        @task(outlets=[LEADS])
+        def announce_leads(summary: dict) -> None:
+            print(f"{summary['inserted']} new and {summary['updated']} changed leads")
+
+        summary = pull_and_store()
+        stored_new_or_changed(summary) >> announce_leads(summary)
+
+        if source.kind == "napopravku":
+            # all_done: bookings stored by earlier runs are acknowledged even if this
+            # run's pull failed, before the service's 10-minute limit runs out.
+            @task(multiple_outputs=False, trigger_rule="all_done")
+            def acknowledge_bookings() -> dict:
+                from ident_hooks.db import connect
+                from ident_hooks.http_client import ServiceClient
+                from ident_hooks.leads.pull import acknowledge_stored
+                from ident_hooks.leads.sources import adapter_for
+
+                client = ServiceClient(source.connection, auth=adapter_for(source.name).auth)
+                with connect() as conn:
+                    return acknowledge_stored(source.name, conn=conn, client=client)
+
+            summary >> acknowledge_bookings()
+
+    return pull_leads()
+
+
+_config = load_config()
+for _source in _config.lead_sources:
+    make_pull_dag(_source, _config.clinic_timezone)

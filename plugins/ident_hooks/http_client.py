@@ -1,0 +1,347 @@
+"""The one HTTP client every connector uses, built on Airflow's ``HttpHook``.
+
+The Airflow connection holds the service's base URL in ``host`` (scheme and an
+optional path, e.g. ``https://rta-api.napopravku.ru/api/v1/``) and its token or
+key in ``password``. Connection extras are sent as HTTP headers by ``HttpHook``,
+so keep them for headers only. ``login`` is ignored: every service here takes
+its secret the way an :class:`AuthStyle` says, never as HTTP basic auth.
+
+Policy kept in this one place:
+
+* every request has an explicit timeout;
+* network errors, timeouts, 5xx and 429 are retried with exponential backoff,
+  honouring ``Retry-After`` (seconds or HTTP-date); a wait longer than
+  ``max_backoff_seconds`` is not slept through but reported at once, so the
+  Airflow task retries later instead of holding a worker slot;
+* any other non-2xx answer (401, 403, 404, 422, ...) fails at once with the
+  service's own message: repeating a rejected request cannot help;
+* the secret never reaches a log line or an exception message.
+
+``HttpHook.run`` is not used because its own warning on connection errors logs
+the full URL, which for query-string keys (Flexbe ``api_key``) holds the secret.
+The session still comes from ``HttpHook.get_conn`` (base URL, proxies, TLS
+options, extra headers, keep-alive adapter).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import requests
+
+log = logging.getLogger(__name__)
+
+REDACTED = "***"
+SERVICE_MESSAGE_LIMIT = 500
+TRANSIENT_NETWORK_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+class ServiceError(Exception):
+    """A call to an external service failed; the message is safe to log."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        endpoint: str,
+        status: int | None = None,
+        service_message: str = "",
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.endpoint = endpoint
+        self.status = status
+        self.service_message = service_message
+        self.attempts = attempts
+
+
+class ServiceRejected(ServiceError):
+    """The service refused the request (4xx other than 429): permanent, not retried."""
+
+
+class ServiceUnavailable(ServiceError):
+    """Network error, timeout, 5xx or 429 that outlasted every attempt."""
+
+
+class ServiceMisconfigured(ServiceError):
+    """The Airflow connection lacks what the service needs (e.g. no token)."""
+
+
+@dataclass(frozen=True)
+class AuthStyle:
+    """Where a service expects the secret.
+
+    ``header`` + ``header_format`` put it in a header (``"Token {secret}"``);
+    ``query_param`` puts it in the query string; neither means the connector
+    places :attr:`ServiceClient.secret` in the body itself. ``headers`` are
+    constant headers the service requires on every request.
+    """
+
+    header: str | None = None
+    header_format: str = "{secret}"
+    query_param: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def needs_secret(self) -> bool:
+        return self.header is not None or self.query_param is not None
+
+
+PRODOCTOROV_TOKEN = AuthStyle(header="Authorization", header_format="Token {secret}")
+NAPOPRAVKU_BEARER = AuthStyle(
+    header="Authorization",
+    header_format="Bearer {secret}",
+    headers={"Accept": "application/json"},
+)
+IDENT_INTEGRATION_KEY = AuthStyle(header="IDENT-Integration-Key")
+FLEXBE_API_KEY = AuthStyle(query_param="api_key")
+SECRET_IN_BODY = AuthStyle()
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, moment.timestamp() - current)
+
+
+class ServiceClient:
+    """Requests to one external service through one Airflow connection.
+
+    ``timeout`` is ``requests``' (connect, read) seconds. ``sleep`` is injectable
+    so tests can observe back-off without waiting.
+    """
+
+    def __init__(
+        self,
+        conn_id: str,
+        *,
+        auth: AuthStyle,
+        timeout: float | tuple[float, float] = (5, 30),
+        max_attempts: int = 5,
+        backoff_seconds: float = 1.0,
+        max_backoff_seconds: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.conn_id = conn_id
+        self.auth = auth
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self._sleep = sleep
+        self._hook: Any = None
+        self._session: requests.Session | None = None
+        self._secret: str | None = None
+
+    # -- connection ------------------------------------------------------
+    def _connect(self) -> requests.Session:
+        if self._session is None:
+            # Imported here so that importing this module costs nothing at DAG parse time.
+            from airflow.providers.http.hooks.http import HttpHook
+
+            self._hook = HttpHook(method="GET", http_conn_id=self.conn_id)
+            connection = self._hook.get_connection(self.conn_id)
+            self._secret = connection.password or ""
+            if self.auth.needs_secret and not self._secret:
+                raise ServiceMisconfigured(
+                    f"connection {self.conn_id!r} has no password (token) set",
+                    method="-",
+                    endpoint="-",
+                )
+            session = self._hook.get_conn(extra_options={"check_response": False})
+            session.auth = None  # the secret travels as AuthStyle says, never as basic auth
+            session.headers.update(self.auth.headers)
+            if self.auth.header:
+                session.headers[self.auth.header] = self.auth.header_format.format(
+                    secret=self._secret
+                )
+            self._session = session
+        return self._session
+
+    @property
+    def secret(self) -> str:
+        """The connection's password, for APIs that take it in the body."""
+        self._connect()
+        return self._secret or ""
+
+    @property
+    def base_url(self) -> str:
+        self._connect()
+        return self._hook.base_url
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def redact(self, text: str) -> str:
+        """``text`` with every spelling of the secret replaced by ``***``."""
+        secret = self._secret
+        if not secret or not text:
+            return text
+        for spelling in {secret, quote(secret, safe=""), quote_plus(secret)}:
+            text = text.replace(spelling, REDACTED)
+        return text
+
+    # -- requests --------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send one request, retrying transient failures; return only a 2xx response.
+
+        ``endpoint`` is relative to the connection's base URL. ``data`` is a
+        pre-serialised body (set ``Content-Type`` in ``headers``); ``json`` is
+        serialised by ``requests``. Raises :class:`ServiceRejected` or
+        :class:`ServiceUnavailable`.
+        """
+        session = self._connect()
+        method = method.upper()
+        url = self._hook.url_from_endpoint(endpoint.lstrip("/"))
+        query = dict(params or {})
+        if self.auth.query_param:
+            query[self.auth.query_param] = self._secret
+        shown_endpoint = self.redact(endpoint)
+        last_problem = ""
+        last_status: int | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            started = time.monotonic()
+            try:
+                response = session.request(
+                    method,
+                    url,
+                    params=query or None,
+                    json=json,
+                    data=data,
+                    headers=dict(headers or {}),
+                    timeout=self.timeout,
+                )
+            except TRANSIENT_NETWORK_ERRORS as exc:
+                # The exception text may hold the full URL (and a query-string key).
+                last_problem = self.redact(f"{type(exc).__name__}: {exc}")
+                last_status = None
+                log.warning(
+                    "%s %s failed on attempt %d/%d after %.2f s: %s",
+                    method,
+                    shown_endpoint,
+                    attempt,
+                    self.max_attempts,
+                    time.monotonic() - started,
+                    type(exc).__name__,
+                )
+                wait = self._backoff(attempt)
+            except requests.RequestException as exc:
+                # A malformed URL or similar: repeating it cannot help.
+                raise ServiceMisconfigured(
+                    self.redact(f"{method} {shown_endpoint} could not be sent: {exc}"),
+                    method=method,
+                    endpoint=shown_endpoint,
+                    attempts=attempt,
+                ) from None
+            else:
+                sent = len(response.request.body or b"")
+                log.info(
+                    "%s %s -> %d (attempt %d/%d, %d bytes sent, %d bytes received, %.2f s)",
+                    method,
+                    shown_endpoint,
+                    response.status_code,
+                    attempt,
+                    self.max_attempts,
+                    sent,
+                    len(response.content),
+                    time.monotonic() - started,
+                )
+                status = response.status_code
+                if 200 <= status < 300:
+                    return response
+                service_message = self._service_message(response)
+                if status != 429 and status < 500:
+                    raise ServiceRejected(
+                        f"{method} {shown_endpoint} rejected with HTTP {status}: {service_message}",
+                        method=method,
+                        endpoint=shown_endpoint,
+                        status=status,
+                        service_message=service_message,
+                        attempts=attempt,
+                    )
+                last_problem = f"HTTP {status}: {service_message}"
+                last_status = status
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if retry_after is not None and retry_after > self.max_backoff_seconds:
+                    raise ServiceUnavailable(
+                        f"{method} {shown_endpoint} failed with {last_problem}; the service asks "
+                        f"to retry after {retry_after:.0f} s, longer than the "
+                        f"{self.max_backoff_seconds:.0f} s this client waits",
+                        method=method,
+                        endpoint=shown_endpoint,
+                        status=status,
+                        service_message=service_message,
+                        attempts=attempt,
+                    )
+                wait = retry_after if retry_after is not None else self._backoff(attempt)
+            if attempt < self.max_attempts:
+                self._sleep(wait)
+        raise ServiceUnavailable(
+            f"{method} {shown_endpoint} failed after {self.max_attempts} attempts: {last_problem}",
+            method=method,
+            endpoint=shown_endpoint,
+            status=last_status,
+            service_message=last_problem,
+            attempts=self.max_attempts,
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
+
+    def _service_message(self, response: requests.Response) -> str:
+        """The service's own explanation, from common JSON error shapes or plain text."""
+        text = response.text or response.reason or ""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            error = body.get("error")
+            nested = error if isinstance(error, dict) else {}
+            message = (
+                body.get("message")
+                or body.get("detail")
+                or nested.get("message")
+                or nested.get("msg")
+                or (error if isinstance(error, str) else None)
+            )
+            if message:
+                details = body.get("errors")
+                text = f"{message} {details}" if details else str(message)
+        return self.redact(" ".join(str(text).split())[:SERVICE_MESSAGE_LIMIT])

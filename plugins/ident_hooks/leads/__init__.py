@@ -1,0 +1,1 @@
+"""Lead ingestion: source adapters (``sources``) and the pure normaliser (``normalise``)."""

@@ -1,0 +1,179 @@
+"""Lead sources: which adapter serves a source and how the HTTP client authenticates to it.
+
+An adapter module knows one service's endpoint, parameters, paging and record shape and
+nothing about retries, the database or Airflow. It provides
+
+* ``fetch(client, period_from, period_to, *, settings) -> Iterator[dict]`` — raw records of
+  the period ``[period_from, period_to)`` (aware datetimes), each id at most once;
+* ``parse(raw, *, settings, matcher) -> Lead`` — raises ``RejectedRecord`` with a reason;
+* optionally ``acknowledge(client, external_id, *, success=True, message="")`` — to be
+  called only after the lead is committed (НаПоправку cancels unacknowledged bookings).
+
+Source names: ``uis``, ``flexbe``, ``napopravku``, ``32top`` and ``site_<name>`` (a clinic
+website speaking IDENT ``GetTickets``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from types import ModuleType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ident_hooks.http_client import (
+    FLEXBE_API_KEY,
+    IDENT_INTEGRATION_KEY,
+    NAPOPRAVKU_BEARER,
+    SECRET_IN_BODY,
+    AuthStyle,
+)
+from ident_hooks.leads.normalise import DoctorMatcher, Lead, Reject, RejectedRecord, without_nul
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+class SourceError(RuntimeError):
+    """A source answered 2xx but reported an error in its body (JSON-RPC error, status 0).
+
+    ``retryable`` is True for limits and temporary failures: the task should retry later.
+    """
+
+    retryable = False
+
+    def __init__(self, source_kind: str, message: str, *, code: Any = None) -> None:
+        super().__init__(f"{source_kind}: {message}")
+        self.source_kind = source_kind
+        self.code = code
+
+
+class SourceLimitReached(SourceError):
+    """The source's request limit is used up; retry after ``retry_after_seconds``."""
+
+    retryable = True
+
+    def __init__(
+        self, source_kind: str, message: str, *, code: Any = None, retry_after_seconds: float = 60
+    ) -> None:
+        super().__init__(source_kind, message, code=code)
+        self.retry_after_seconds = retry_after_seconds
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """What an adapter needs to know about one configured source.
+
+    ``timezone`` reads naive times (UIS account time, naive НаПоправку times);
+    ``page_size`` 0 means the adapter's default; ``clinic_id`` filters НаПоправку bookings.
+    """
+
+    source: str
+    timezone: tzinfo = MOSCOW
+    page_size: int = 0
+    clinic_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceAdapter:
+    kind: str
+    auth: AuthStyle  # pass to ServiceClient(conn_id, auth=adapter.auth)
+    module: ModuleType = field(repr=False)
+
+    def fetch(self, client: Any, period_from: Any, period_to: Any, *, settings: SourceSettings):
+        return self.module.fetch(client, period_from, period_to, settings=settings)
+
+    def parse(self, raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher) -> Lead:
+        return self.module.parse(raw, settings=settings, matcher=matcher)
+
+    @property
+    def acknowledge(self) -> Callable[..., Any] | None:
+        return getattr(self.module, "acknowledge", None)
+
+
+# kind -> (module, where the secret goes); modules are imported on first use, not at DAG
+# parse time. UIS takes its token inside the JSON-RPC params, which its adapter fills in.
+SOURCE_KINDS: dict[str, tuple[str, AuthStyle]] = {
+    "uis": ("ident_hooks.leads.sources.uis", SECRET_IN_BODY),
+    "flexbe": ("ident_hooks.leads.sources.flexbe", FLEXBE_API_KEY),
+    "napopravku": ("ident_hooks.leads.sources.napopravku", NAPOPRAVKU_BEARER),
+    "ident_tickets": ("ident_hooks.leads.sources.ident_tickets", IDENT_INTEGRATION_KEY),
+}
+
+
+def source_kind(source: str) -> str:
+    """``32top`` and ``site_<name>`` speak IDENT GetTickets; others are named by their kind."""
+    if source == "32top" or (source.startswith("site_") and len(source) > len("site_")):
+        return "ident_tickets"
+    if source in SOURCE_KINDS and source != "ident_tickets":
+        return source
+    raise KeyError(
+        f"unknown lead source {source!r}: expected uis, flexbe, napopravku, 32top or site_<name>"
+    )
+
+
+def adapter_for(source: str) -> SourceAdapter:
+    kind = source_kind(source)
+    module_name, auth = SOURCE_KINDS[kind]
+    return SourceAdapter(kind=kind, auth=auth, module=importlib.import_module(module_name))
+
+
+@dataclass
+class ParsedBatch:
+    leads: list[Lead]
+    rejects: list[Reject]
+
+
+def parse_records(
+    adapter: SourceAdapter,
+    records: Iterable[Any],
+    *,
+    settings: SourceSettings,
+    matcher: DoctorMatcher,
+) -> ParsedBatch:
+    """Parse every record; malformed ones become rejects, a repeated id keeps its last copy."""
+    leads: dict[str, Lead] = {}
+    rejects: list[Reject] = []
+    for raw in records:
+        try:
+            lead = adapter.parse(raw, settings=settings, matcher=matcher)
+        except RejectedRecord as rejected:
+            rejects.append(Reject(settings.source, raw, rejected.reason))
+            continue
+        leads.pop(lead.external_id, None)
+        leads[lead.external_id] = lead
+    return ParsedBatch(list(leads.values()), rejects)
+
+
+def read_json(response: Any, source_kind: str) -> Any:
+    """The decoded body of a 2xx reply, with NUL characters removed (PostgreSQL cannot store
+    them); a body that is not JSON (a proxy's HTML page, a cut-off reply) is a retryable error.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        error = SourceError(source_kind, f"reply is not JSON: {response.text[:200]!r}")
+        error.retryable = True
+        raise error from None
+    return without_nul(body) if "\\u0000" in response.text else body
+
+
+def unique_by(records: Iterable[Any], key: Callable[[Any], Any]) -> Iterator[Any]:
+    """Records whose key was not seen before (pages may overlap while new leads arrive).
+
+    Records without a usable key pass through so that ``parse`` can reject them.
+    """
+    seen: set[Any] = set()
+    for record in records:
+        try:
+            identity = key(record)
+            hash(identity)
+        except (AttributeError, KeyError, TypeError):
+            yield record
+            continue
+        if identity is None:
+            yield record
+        elif identity not in seen:
+            seen.add(identity)
+            yield record

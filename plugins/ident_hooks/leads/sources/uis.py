@@ -1,0 +1,187 @@
+"""UIS (CoMagic) Data API: site requests from ``get.offline_messages_report``.
+
+JSON-RPC 2.0 over ``POST v2.0`` (connection host ``https://dataapi.uiscom.ru``); the access
+token travels in ``params.access_token``. Periods are the account's local time
+``YYYY-MM-DD hh:mm:ss`` (``settings.timezone``), at most 3 months per request, so longer
+periods are split; pages are walked by ``offset`` until ``metadata.total_items``.
+JSON-RPC errors come with HTTP 200 and are raised as ``SourceError`` named by mnemonic.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from ident_hooks.leads.normalise import (
+    UTM_KEYS,
+    DoctorMatcher,
+    Lead,
+    RejectedRecord,
+    clean_text,
+    make_lead,
+    parse_time,
+    record_id,
+)
+from ident_hooks.leads.sources import (
+    SourceError,
+    SourceLimitReached,
+    SourceSettings,
+    read_json,
+    unique_by,
+)
+
+ENDPOINT = "v2.0"
+METHOD = "get.offline_messages_report"
+DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 10000
+MAX_PERIOD_MONTHS = 3
+FIELDS = (
+    "id",
+    "date_time",
+    "text",
+    "status",
+    "form_type",
+    "form_name",
+    "visitor_name",
+    "visitor_phone_number",
+    "visitor_email",
+    "visitor_id",
+    "visitor_session_id",
+    "site_id",
+    "site_domain_name",
+    "communication_page_url",
+    "entrance_page",
+    "referrer",
+    "referrer_domain",
+    "search_engine",
+    "search_query",
+    "channel",
+    "campaign_id",
+    "campaign_name",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "gclid",
+    "yclid",
+    "ym_client_id",
+    "tags",
+)
+LIMIT_MNEMONICS = {"limit_exceeded"}
+TEMPORARY_MNEMONICS = {"internal_error"}
+_request_ids = itertools.count(1)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same wall-clock time ``months`` later, clamped to the month's last day."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    next_month_first = datetime(year + month // 12, month % 12 + 1, 1)
+    last_day = (next_month_first - timedelta(days=1)).day
+    return moment.replace(year=year, month=month, day=min(moment.day, last_day))
+
+
+def split_period(period_from: datetime, period_to: datetime) -> list[tuple[datetime, datetime]]:
+    """Consecutive chunks of at most 3 calendar months covering ``[period_from, period_to)``."""
+    chunks = []
+    start = period_from
+    while start < period_to:
+        end = min(add_months(start, MAX_PERIOD_MONTHS), period_to)
+        chunks.append((start, end))
+        start = end
+    return chunks
+
+
+def _account_time(moment: datetime, settings: SourceSettings) -> datetime:
+    return moment.astimezone(settings.timezone).replace(tzinfo=None, microsecond=0)
+
+
+def _call(client: Any, params: dict[str, Any]) -> dict[str, Any]:
+    payload = {"jsonrpc": "2.0", "id": next(_request_ids), "method": METHOD, "params": params}
+    body = read_json(client.request("POST", ENDPOINT, json=payload), "uis")
+    if not isinstance(body, dict):
+        raise SourceError("uis", f"unexpected reply {str(body)[:200]!r}")
+    error = body.get("error")
+    if error:
+        data = error.get("data") or {}
+        mnemonic = data.get("mnemonic") or "unknown_error"
+        detail = f"{mnemonic} ({error.get('code')}): {error.get('message', '')}"
+        if data.get("field"):
+            detail += f" [field {data['field']}]"
+        if mnemonic in LIMIT_MNEMONICS:
+            raise SourceLimitReached("uis", detail, code=mnemonic)
+        failure = SourceError("uis", detail, code=mnemonic)
+        failure.retryable = mnemonic in TEMPORARY_MNEMONICS
+        raise failure
+    result = body.get("result")
+    if not isinstance(result, dict) or not isinstance(result.get("data"), list):
+        raise SourceError("uis", f"reply without result.data: {str(body)[:200]!r}")
+    return result
+
+
+def _pages(client: Any, chunk_from: datetime, chunk_to: datetime, settings: SourceSettings):
+    page_size = min(settings.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    offset = 0
+    while True:
+        result = _call(
+            client,
+            {
+                "access_token": client.secret,
+                "date_from": _account_time(chunk_from, settings).isoformat(sep=" "),
+                "date_till": _account_time(chunk_to, settings).isoformat(sep=" "),
+                "limit": page_size,
+                "offset": offset,
+                "fields": list(FIELDS),
+            },
+        )
+        records = result["data"]
+        yield from records
+        offset += len(records)
+        total = (result.get("metadata") or {}).get("total_items")
+        if not records or not isinstance(total, int) or offset >= total:
+            return
+
+
+def fetch(
+    client: Any, period_from: datetime, period_to: datetime, *, settings: SourceSettings
+) -> Iterator[dict[str, Any]]:
+    """Site requests of the period, walking every page of every ≤ 3-month chunk."""
+    # Split in account time, where UIS measures its 3 months. date_till is inclusive, so
+    # adjacent chunks share a second; ids are yielded once.
+    local_from = period_from.astimezone(settings.timezone)
+    local_to = period_to.astimezone(settings.timezone)
+    records = (
+        record
+        for chunk_from, chunk_to in split_period(local_from, local_to)
+        for record in _pages(client, chunk_from, chunk_to, settings)
+    )
+    return unique_by(records, lambda record: record.get("id"))
+
+
+def parse(raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher) -> Lead:
+    if not isinstance(raw, dict):
+        raise RejectedRecord(f"record is not an object: {type(raw).__name__}")
+    utm = {key: clean_text(raw.get(key), key) for key in UTM_KEYS}
+    landing_url = clean_text(raw.get("entrance_page"), "entrance_page") or clean_text(
+        raw.get("communication_page_url"), "communication_page_url"
+    )
+    referrer = clean_text(raw.get("referrer"), "referrer") or clean_text(
+        raw.get("referrer_domain"), "referrer_domain"
+    )
+    return make_lead(
+        source=settings.source,
+        external_id=record_id(raw.get("id")),
+        created_at=parse_time(raw.get("date_time"), settings.timezone, "date_time"),
+        raw=raw,
+        name=clean_text(raw.get("visitor_name"), "visitor_name"),
+        phone=clean_text(raw.get("visitor_phone_number"), "visitor_phone_number"),
+        email=clean_text(raw.get("visitor_email"), "visitor_email"),
+        comment=clean_text(raw.get("text"), "text"),
+        form_name=clean_text(raw.get("form_name"), "form_name"),
+        utm=utm,
+        referrer=referrer,
+        landing_url=landing_url,
+    )

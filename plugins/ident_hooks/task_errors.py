@@ -1,0 +1,18 @@
+"""Which failures a task retries and which it reports at once."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from contextlib import contextmanager
+
+
+@contextmanager
+def fail_without_retry_on(*permanent: type[BaseException]) -> Generator[None]:
+    """Turn errors no retry can fix (a wrong key, a refused payload, bad settings) into
+    an immediate task failure instead of a round of Airflow retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except permanent as error:
+        raise AirflowFailException(f"{type(error).__name__}: {error}") from error
