@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, tzinfo
 from functools import cache, lru_cache
+from operator import attrgetter
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -73,10 +74,11 @@ class Lead:
 
     def row(self) -> tuple[Any, ...]:
         """Field values in ``LEAD_COLUMNS`` order (``raw`` stays a dict for the store)."""
-        return tuple(getattr(self, name) for name in LEAD_COLUMNS)
+        return _lead_values(self)
 
 
 LEAD_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Lead))
+_lead_values = attrgetter(*LEAD_COLUMNS)  # one C call per lead: the store reads 100k at once
 
 
 # -- text, ids and times --------------------------------------------------------------------

@@ -19,26 +19,16 @@ from ident_hooks.leads.normalise import LEAD_COLUMNS, Lead, Reject
 _KEY = ("source", "external_id")
 _SOURCE_FIELDS = tuple(c for c in LEAD_COLUMNS if c not in _KEY)
 _COLUMN_LIST = ", ".join(LEAD_COLUMNS)
-# Ids the clinic does not know are dropped while staging rather than failing the batch.
-_KNOWN_ONLY = {
-    "doctor_id": "case when exists (select 1 from clinic.doctors d"
-    " where d.doctor_id = s.doctor_id) then s.doctor_id end",
-    "branch_id": "case when exists (select 1 from clinic.branches b"
-    " where b.branch_id = s.branch_id) then s.branch_id end",
-}
-_STAGED = ", ".join(_KNOWN_ONLY.get(column, f"s.{column}") for column in LEAD_COLUMNS)
-_UPSERT = f"""
-insert into integration.leads ({_COLUMN_LIST}, ack_required)
-select {_STAGED}, %(ack_required)s
-  from (select distinct on (source, external_id) *
-          from pg_temp.incoming_leads
-         order by source, external_id, seq desc) s
-on conflict (source, external_id) do update
-   set {", ".join(f"{c} = excluded.{c}" for c in _SOURCE_FIELDS)},
+_DOCTOR = LEAD_COLUMNS.index("doctor_id")
+_BRANCH = LEAD_COLUMNS.index("branch_id")
+_UPDATE_CHANGED = f"""
+update integration.leads l
+   set {", ".join(f"{c} = s.{c}" for c in _SOURCE_FIELDS)},
        source_updated_at = now()
- where ({", ".join(f"leads.{c}" for c in _SOURCE_FIELDS)})
-       is distinct from ({", ".join(f"excluded.{c}" for c in _SOURCE_FIELDS)})
-returning (xmax = 0) as inserted
+  from pg_temp.incoming_leads s
+ where l.source = s.source and l.external_id = s.external_id
+   and ({", ".join(f"l.{c}" for c in _SOURCE_FIELDS)})
+       is distinct from ({", ".join(f"s.{c}" for c in _SOURCE_FIELDS)})
 """
 
 
@@ -54,36 +44,82 @@ class StoreResult:
         return bool(self.inserted or self.updated)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+def _json(value: Any, *, canonical: bool = False) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=canonical, default=str)
+
+
+def _copy_types(conn: psycopg.Connection, table: str, columns: Sequence[str]) -> list[str]:
+    rows = conn.execute(
+        "select attname, format_type(atttypid, atttypmod) from pg_attribute"
+        " where attrelid = %s::regclass and attnum > 0 and not attisdropped",
+        (table,),
+    ).fetchall()
+    types = dict(rows)
+    return [types[column] for column in columns]
+
+
+def _copy_rows(
+    conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Binary COPY: the cheapest way to hand PostgreSQL many rows from Python."""
+    types = _copy_types(conn, table, columns)
+    statement = f"copy {table} ({', '.join(columns)}) from stdin (format binary)"
+    with conn.cursor().copy(statement) as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
 
 
 def store_leads(
     conn: psycopg.Connection, leads: Sequence[Lead], *, ack_required: bool = False
 ) -> StoreResult:
-    """Upsert a batch in the caller's transaction (the caller commits)."""
+    """Store a batch in the caller's transaction (the caller commits).
+
+    Leads not stored yet are COPYed straight into the table; leads already stored go
+    through a staging table and update only the rows whose source fields changed. One
+    writer per source (``max_active_runs=1``) keeps the two sets from racing; were they
+    to race anyway, the unique key fails the transaction and the retry sorts it out.
+    """
     if not leads:
         return StoreResult(0, 0, 0, None)
-    conn.execute(
-        f"create temp table if not exists incoming_leads as"
-        f" select 0::bigint as seq, {_COLUMN_LIST} from integration.leads with no data"
-    )
-    conn.execute("truncate pg_temp.incoming_leads")
-    raw_position = LEAD_COLUMNS.index("raw")
-    with conn.cursor().copy(
-        f"copy pg_temp.incoming_leads (seq, {_COLUMN_LIST}) from stdin"
-    ) as copy:
-        for seq, lead in enumerate(leads):
-            row = list(lead.row())
-            row[raw_position] = _json(row[raw_position])
-            copy.write_row((seq, *row))
-    flags = [row[0] for row in conn.execute(_UPSERT, {"ack_required": ack_required}).fetchall()]
-    distinct = len({(lead.source, lead.external_id) for lead in leads})
-    inserted = sum(flags)
+    latest = {(lead.source, lead.external_id): lead for lead in leads}  # the last copy wins
+    stored: set[tuple[str, str]] = set()
+    for source in {source for source, _ in latest}:
+        ids = [external_id for key_source, external_id in latest if key_source == source]
+        rows = conn.execute(
+            "select external_id from integration.leads where source = %s and external_id = any(%s)",
+            (source, ids),
+        )
+        stored.update((source, external_id) for (external_id,) in rows)
+    # Ids the clinic does not know are dropped here rather than failing the batch.
+    doctors = {r[0] for r in conn.execute("select doctor_id from clinic.doctors")}
+    branches = {r[0] for r in conn.execute("select branch_id from clinic.branches")}
+
+    def row(lead: Lead) -> list[Any]:
+        values = list(lead.row())  # raw stays a dict: the binary COPY encodes it once
+        if values[_DOCTOR] not in doctors:
+            values[_DOCTOR] = None
+        if values[_BRANCH] not in branches:
+            values[_BRANCH] = None
+        return values
+
+    new = [row(lead) + [ack_required] for key, lead in latest.items() if key not in stored]
+    known = [row(lead) for key, lead in latest.items() if key in stored]
+    if new:
+        _copy_rows(conn, "integration.leads", [*LEAD_COLUMNS, "ack_required"], new)
+    updated = 0
+    if known:
+        conn.execute(
+            f"create temp table if not exists incoming_leads as"
+            f" select {_COLUMN_LIST} from integration.leads with no data"
+        )
+        conn.execute("truncate pg_temp.incoming_leads")
+        _copy_rows(conn, "pg_temp.incoming_leads", LEAD_COLUMNS, known)
+        updated = conn.execute(_UPDATE_CHANGED).rowcount
     return StoreResult(
-        inserted=inserted,
-        updated=len(flags) - inserted,
-        unchanged=distinct - len(flags),
+        inserted=len(new),
+        updated=updated,
+        unchanged=len(known) - updated,
         newest_created_at=max(lead.created_at for lead in leads),
     )
 
@@ -95,7 +131,7 @@ def store_rejects(conn: psycopg.Connection, rejects: Sequence[Reject]) -> int:
             reject.source,
             _external_id_of(reject.raw),
             reject.reason,
-            _json(reject.raw).replace("\x00", ""),
+            _json(reject.raw, canonical=True).replace("\x00", ""),
         )
         for reject in rejects
     ]
