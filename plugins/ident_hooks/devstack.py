@@ -64,6 +64,46 @@ def airflow_environment(clinic_conn: str, metadata_url: str, port: int) -> dict[
     return env
 
 
+def _start_simulators(env: dict[str, str]) -> list:
+    """Start a simulator for every external service whose connection the user has not set.
+
+    Their connections go into ``env`` as ``AIRFLOW_CONN_*``, so the DAGs talk to them.
+    """
+    from ident_hooks import db
+    from ident_hooks.config import load_config
+    from ident_hooks.simulators.catalog import DemoLeadFeeder, build_simulators
+    from ident_hooks.simulators.fake_leads import LeadServingSimulator
+
+    with db.connect() as conn:
+        doctors = conn.execute("select doctor_id, full_name from clinic.doctors").fetchall()
+        branches = [r[0] for r in conn.execute("select branch_id from clinic.branches")]
+    sites = [
+        s.name.removeprefix("site_")
+        for s in load_config().lead_sources
+        if s.name.startswith("site_")
+    ]
+    started = int(time.time())
+    services = build_simulators(
+        doctors, branches, sites, seed=started, first_serial=started - 1_700_000_000
+    )
+    running = []
+    for service in services.values():
+        if service.env_var in os.environ:
+            continue  # the user pointed this connection at the real service
+        service.server.start()
+        if isinstance(service.server, LeadServingSimulator):
+            service.server.generate(4, spread_seconds=2 * 86_400)  # some history to look at
+        env[service.env_var] = service.airflow_connection
+        running.append(service.server)
+        print(f"simulator {service.conn_id:<12} {service.server.base_url}")
+    feeder = DemoLeadFeeder(
+        {k: v for k, v in services.items() if v.server in running},
+        mean_gap_seconds=float(os.environ.get("IDENT_DEMO_LEAD_GAP_SECONDS", 45)),
+    )
+    running.append(feeder.start())
+    return running
+
+
 def _wait_for_ui(port: int, process: subprocess.Popen, timeout: float = 240) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
@@ -119,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{len(clinic.appointments)} appointments"
                 )
 
+    simulated = _start_simulators(env)
     password = _admin_password()
     print("starting Airflow (first start takes a minute or two) ...", flush=True)
     airflow_log = open(LOCAL / "airflow.log", "ab")  # noqa: SIM115 - lives as long as Airflow
@@ -161,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+        for service in simulated:
+            service.stop()
         if server is not None:
             server.cleanup()
 

@@ -167,6 +167,9 @@ class ServiceClient:
             self._hook = HttpHook(method="GET", http_conn_id=self.conn_id)
             connection = self._hook.get_connection(self.conn_id)
             self._secret = connection.password or ""
+            # HttpHook's own `timeout` extra (seconds), so an operator can tune it per service.
+            if connection.extra_dejson.get("timeout") is not None:
+                self.timeout = float(connection.extra_dejson["timeout"])
             if self.auth.needs_secret and not self._secret:
                 raise ServiceMisconfigured(
                     f"connection {self.conn_id!r} has no password (token) set",

@@ -10,7 +10,7 @@ import pytest
 
 from ident_hooks import demo
 from ident_hooks.simulators.base import Fault
-from ident_hooks.simulators.catalog import SimulatedService, build_lead_simulators
+from ident_hooks.simulators.catalog import SimulatedService, build_simulators
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 SOURCES = ["uis", "flexbe", "napopravku", "32top", "site_main"]
@@ -38,7 +38,7 @@ def services(small_clinic, monkeypatch, airflow_db) -> Iterator[dict[str, Simula
 
     doctors = [(doctor_id, name) for doctor_id, name, *_ in small_clinic.doctors]
     branches = [branch_id for branch_id, *_ in small_clinic.branches]
-    built = build_lead_simulators(doctors, branches, seed=7)
+    built = build_simulators(doctors, branches, seed=7)
     for service in built.values():
         service.server.start()
         monkeypatch.setenv(service.env_var, service.airflow_connection)

@@ -211,6 +211,7 @@ class LeadServingSimulator(SimulatorServer):
         clock: Clock | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        first_serial: int = 0,
     ) -> None:
         super().__init__(host, port)
         self.tz = tz
@@ -218,7 +219,9 @@ class LeadServingSimulator(SimulatorServer):
         self.factory = FakeLeadFactory(seed=seed, doctors=doctors, tz=tz)
         self._data_lock = threading.RLock()
         self._records: list[tuple[datetime, int, Any]] = []
-        self._serial = 0
+        # Ids derive from the serial: a demo restarted later passes a higher start so that
+        # new leads do not reuse the ids of leads already stored.
+        self._serial = first_serial
 
     # -- seeding -------------------------------------------------------
     def next_serial(self) -> int:

@@ -1,0 +1,163 @@
+"""НаПоправку RTA API: ``POST clinics``, ``POST doctors`` and ``POST slots`` (free time only).
+
+Bodies (integrations.md, vendor's client library)::
+
+    {"clinics": [{"mis_clinic_id", "name", "comment"}]}
+    {"doctors": [{"mis_doctor_id", "name", "comment", "mis_clinic_ids": [...]}]}
+    {"clinics": [{"mis_clinic_id", "doctors": [{"mis_doctor_id", "dates": [
+        {"date": "YYYY-MM-DD", "slots": [{"from": "16:00", "to": "17:00", "duration": 15}]}]}]}]}
+
+Consecutive free slots of one length are sent as one range with that
+``duration``; the service cuts it back into slots. The requests come in the
+order to send them: clinics, doctors, then slots. A clinic's comment is its
+address, a doctor's comment their specialty. Only doctors with work time in the
+horizon are listed (``mis_clinic_ids`` = branches they work in).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ident_hooks.schedule.aggregators import (
+    OutgoingRequest,
+    RequestTooLarge,
+    branch_doctors,
+    codes_and_labels,
+    doctor_days,
+    doctor_names,
+    group_starts,
+    json_bytes,
+    json_text,
+    local_minutes,
+    pack_branch,
+    render_distinct,
+)
+from ident_hooks.schedule.engine import MINUTE_LABELS, Schedule
+
+
+def _free_ranges(schedule: Schedule) -> tuple[pd.DataFrame, list[bytes]]:
+    """Runs of back-to-back free slots of one length, and each run's rendered fragment."""
+    free = schedule.free
+    day, start, end = local_minutes(free)
+    length = free["length_minutes"].to_numpy()
+    branch, _ = codes_and_labels(free["branch_id"])
+    doctor, _ = codes_and_labels(free["doctor_id"])
+    run_starts = group_starts(branch, doctor, day, length)[:-1]
+    if len(start):
+        broken = np.ones(len(start), dtype=bool)
+        broken[1:] = start[1:] != end[:-1]
+        run_starts = np.union1d(run_starts, np.flatnonzero(broken))
+    run_ends = np.append(run_starts[1:], len(start)) - 1
+    runs = free.iloc[run_starts].reset_index(drop=True)
+    run_day, run_from = day[run_starts], start[run_starts]
+    run_to, run_length = end[run_ends], length[run_starts]
+    keys = ((run_day * 1441 + run_from) * 1441 + run_to) * 481 + run_length
+
+    def render_range(row: int) -> bytes:
+        return (
+            f'{{"from":"{MINUTE_LABELS[run_from[row]]}","to":"{MINUTE_LABELS[run_to[row]]}",'
+            f'"duration":{int(run_length[row])}}}'
+        ).encode()
+
+    return runs, render_distinct(keys, render_range)
+
+
+def _reference_requests(
+    key: str, items: list[bytes], max_request_bytes: int
+) -> list[OutgoingRequest]:
+    """``POST <key>`` with ``{"<key>": [items...]}`` bodies of at most ``max_request_bytes``."""
+    prefix, suffix = b'{"' + key.encode() + b'":[', b"]}"
+    budget = max_request_bytes - len(prefix) - len(suffix)
+    batches: list[list[bytes]] = []
+    batch: list[bytes] = []
+    used = 0
+    for item in items:
+        if len(item) > budget:
+            raise RequestTooLarge(
+                f"one {key} entry needs {len(item)} bytes, more than max_request_bytes allows"
+            )
+        if batch and used + len(item) + 1 > budget:
+            batches.append(batch)
+            batch, used = [], 0
+        batch.append(item)
+        used += len(item) + 1
+    if batch:
+        batches.append(batch)
+    return [
+        OutgoingRequest(
+            key, prefix + b",".join(batch) + suffix, key, (), len(batch) if key == "doctors" else 0
+        )
+        for batch in batches
+    ]
+
+
+def build_requests(
+    schedule: Schedule, branches: pd.DataFrame, *, max_request_bytes: int
+) -> list[OutgoingRequest]:
+    """Clinics, doctors, then slots per branch (split when over ``max_request_bytes``)."""
+    addresses = branches["address"] if "address" in branches else pd.Series([None] * len(branches))
+    clinics = [
+        json_bytes(
+            {
+                "mis_clinic_id": str(branch_id),
+                "name": str(name),
+                "comment": address if isinstance(address, str) else "",
+            }
+        )
+        for branch_id, name, address in zip(
+            branches["branch_id"], branches["name"], addresses, strict=True
+        )
+    ]
+    names = doctor_names(schedule)
+    clinic_ids = schedule.assignments.groupby("doctor_id", sort=True)["branch_id"].agg(list)
+    doctors = [
+        json_bytes(
+            {
+                "mis_doctor_id": str(doctor_id),
+                "name": names[doctor_id][0],
+                "comment": names[doctor_id][1],
+                "mis_clinic_ids": [str(b) for b in branch_ids],
+            }
+        )
+        for doctor_id, branch_ids in clinic_ids.items()
+    ]
+    requests = _reference_requests("clinics", clinics, max_request_bytes)
+    requests += _reference_requests("doctors", doctors, max_request_bytes)
+
+    runs, fragments = _free_ranges(schedule)
+
+    def join_day(_branch: str, _doctor: str, date: str, parts: list[bytes]) -> bytes:
+        return b'{"date":"' + date.encode() + b'","slots":[' + b",".join(parts) + b"]}"
+
+    days = doctor_days(runs, fragments, join_day)
+
+    def render_doctor(doctor_id: str, rendered_days: list[bytes]) -> bytes:
+        return (
+            b'{"mis_doctor_id":'
+            + json_text(doctor_id)
+            + b',"dates":['
+            + b",".join(rendered_days)
+            + b"]}"
+        )
+
+    def render_request(branch_id: str, blocks: list[tuple[str, bytes]]) -> bytes:
+        return (
+            b'{"clinics":[{"mis_clinic_id":'
+            + json_text(branch_id)
+            + b',"doctors":['
+            + b",".join(block for _, block in blocks)
+            + b"]}]}"
+        )
+
+    for branch_id, branch_doctor_days in branch_doctors(schedule, days):
+        for body, doctor_count in pack_branch(
+            branch_id,
+            branch_doctor_days,
+            render_doctor=render_doctor,
+            render_request=render_request,
+            doctor_overhead=lambda _doctor: 0,
+            max_request_bytes=max_request_bytes,
+        ):
+            requests.append(OutgoingRequest("slots", body, "slots", (branch_id,), doctor_count))
+    return requests

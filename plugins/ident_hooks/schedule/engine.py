@@ -1,0 +1,514 @@
+"""Doctors' free time: work intervals minus busy time, cut into slots.
+
+Pure, vectorised functions (pandas/numpy, no I/O, no per-slot Python loops).
+
+Rules implemented (issue 3):
+
+* Horizon: the branch-local dates ``today .. today + days_ahead`` inclusive
+  (НаПоправку always ``today + 32``). Work intervals are cut at branch-local
+  midnights, so every slot and cell belongs to exactly one local date.
+* Doctors: active ones, minus those whose rule for the aggregator says
+  ``publish = false``; a rule's ``slot_minutes`` overrides the aggregator's.
+* Busy time is per doctor, whatever the branch: a doctor cannot be in two places,
+  so an appointment in one branch blocks the same time in every branch.
+* Free slots are cut from the start of each free stretch; a remainder shorter
+  than a slot is not offered. On the branch's today no slot starts before
+  ``now + skip_hours_today``; nothing in the past is ever published (busy cells
+  are clipped to start at ``now``).
+
+Time is handled as int64 UTC seconds; ``(owner, seconds)`` pairs are packed into
+one int64 key (``owner * 2**34 + seconds since a base``) so that interval
+subtraction for all doctors at once is a couple of ``searchsorted`` calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property, lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from ident_hooks.config import KNOWN_AGGREGATORS
+
+NAPOPRAVKU_DAYS_AHEAD = 32
+DEFAULT_DAYS_AHEAD = 30
+DEFAULT_SKIP_HOURS_TODAY = 2
+DEFAULT_SLOT_MINUTES = 30
+# The same bounds as the clinic.export_settings / export_rules check constraints.
+DAYS_AHEAD_RANGE = (0, 366)
+SKIP_HOURS_RANGE = (0, 24)
+SLOT_MINUTES_RANGE = (5, 480)
+
+SECONDS_PER_DAY = 86_400
+_KEY_SPAN = 2**34  # seconds per owner in a packed key: ~544 years
+# "HH:MM" for minute-of-day 0..1440; 1440 ("24:00") is an end at the next midnight.
+MINUTE_LABELS = np.array(
+    [f"{m // 60:02d}:{m % 60:02d}" for m in range(24 * 60)] + ["24:00"], dtype=object
+)
+
+CELL_COLUMNS = (
+    "doctor_id",
+    "branch_id",
+    "starts_at",
+    "ends_at",
+    "length_minutes",
+    "is_free",
+    "timezone",
+    "utc_offset_minutes",
+    "local_date",
+    "local_start",
+    "local_end",
+)
+
+
+@lru_cache(maxsize=4096)
+def day_label(day_number: int) -> str:
+    """``YYYY-MM-DD`` of a local day counted from 1970-01-01."""
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=int(day_number))).isoformat()
+
+
+class InvalidExportSettings(ValueError):
+    """An export setting or rule makes no sense; nothing must be published."""
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Resolved settings of one aggregator (see :func:`resolve_settings`)."""
+
+    aggregator: str
+    days_ahead: int = DEFAULT_DAYS_AHEAD
+    skip_hours_today: float = DEFAULT_SKIP_HOURS_TODAY
+    slot_minutes: int = DEFAULT_SLOT_MINUTES
+    enabled: bool = True
+
+
+def _checked_number(
+    aggregator: str, name: str, value: Any, bounds: tuple[int, int], integral: bool
+):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise InvalidExportSettings(f"{aggregator}: {name} must be a number, got {value!r}")
+    if integral and value != int(value):
+        raise InvalidExportSettings(f"{aggregator}: {name} must be a whole number, got {value}")
+    low, high = bounds
+    if not low <= value <= high:
+        raise InvalidExportSettings(f"{aggregator}: {name} = {value} is out of range {low}..{high}")
+    return int(value) if integral else float(value)
+
+
+def resolve_settings(aggregator: str, row: Mapping[str, Any] | None) -> ExportSettings:
+    """Settings for ``aggregator`` from its ``clinic.export_settings`` row (or ``None``).
+
+    Missing or NULL values take the defaults (30 days, 2 hours, 30 minutes,
+    enabled). НаПоправку's horizon is fixed at 32 days whatever the row says.
+    Raises :class:`InvalidExportSettings` naming the bad setting.
+    """
+    if aggregator not in KNOWN_AGGREGATORS:
+        raise InvalidExportSettings(
+            f"unknown aggregator {aggregator!r}; known: {', '.join(KNOWN_AGGREGATORS)}"
+        )
+    row = row or {}
+
+    def value(name: str, default: Any) -> Any:
+        found = row.get(name)
+        return default if found is None else found
+
+    if aggregator == "napopravku":
+        days_ahead = NAPOPRAVKU_DAYS_AHEAD
+    else:
+        days_ahead = _checked_number(
+            aggregator,
+            "days_ahead",
+            value("days_ahead", DEFAULT_DAYS_AHEAD),
+            DAYS_AHEAD_RANGE,
+            True,
+        )
+    skip_hours = _checked_number(
+        aggregator,
+        "skip_hours_today",
+        value("skip_hours_today", DEFAULT_SKIP_HOURS_TODAY),
+        SKIP_HOURS_RANGE,
+        False,
+    )
+    slot_minutes = _checked_number(
+        aggregator,
+        "slot_minutes",
+        value("slot_minutes", DEFAULT_SLOT_MINUTES),
+        SLOT_MINUTES_RANGE,
+        True,
+    )
+    enabled = value("enabled", True)
+    if not isinstance(enabled, bool):
+        raise InvalidExportSettings(f"{aggregator}: enabled must be true or false, got {enabled!r}")
+    return ExportSettings(aggregator, days_ahead, skip_hours, slot_minutes, enabled)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What :func:`compute_schedule` found for one aggregator.
+
+    ``cells`` holds free slots and busy cells together; ``free`` and ``busy`` are
+    its two parts (computed on first use). All three have the columns
+    :data:`CELL_COLUMNS`, sorted by ``branch_id, doctor_id, starts_at``:
+
+    * ``doctor_id``, ``branch_id`` — as given (categoricals, categories in sorted order);
+    * ``starts_at``, ``ends_at`` — time-zone-aware UTC datetimes (whole seconds);
+    * ``length_minutes`` — int; for free slots the doctor's slot length;
+    * ``is_free`` — True for a free slot, False for a busy cell;
+    * ``timezone`` — the branch's IANA zone; ``utc_offset_minutes`` — its offset at ``starts_at``;
+    * ``local_date`` (``YYYY-MM-DD``), ``local_start``, ``local_end`` (``HH:MM``, an
+      end at the next midnight is ``24:00``) — branch-local wall clock.
+
+    The text columns (ids, ``timezone``, ``local_*``) are string categoricals:
+    a million rows share a few thousand labels, which keeps the frame small and fast.
+
+    ``busy`` holds the occupied parts of work time (busy time clipped to work
+    intervals, the horizon and ``now``), one row per occupied stretch.
+
+    ``doctors``: the published doctors (``doctor_id, full_name, specialty,
+    slot_minutes``). ``assignments``: every ``(doctor_id, branch_id)`` of a
+    published doctor with work time in the horizon, so payloads can name a
+    doctor whose time is all booked (an empty schedule replaces a stale one).
+    """
+
+    settings: ExportSettings
+    now: pd.Timestamp
+    cells: pd.DataFrame
+    doctors: pd.DataFrame
+    assignments: pd.DataFrame
+
+    @cached_property
+    def free(self) -> pd.DataFrame:
+        return self.cells[self.cells["is_free"].to_numpy()].reset_index(drop=True)
+
+    @cached_property
+    def busy(self) -> pd.DataFrame:
+        return self.cells[~self.cells["is_free"].to_numpy()].reset_index(drop=True)
+
+
+# -- small vectorised helpers ----------------------------------------------------------
+
+
+def _utc_seconds(column: pd.Series, name: str) -> np.ndarray:
+    if not isinstance(column.dtype, pd.DatetimeTZDtype):
+        raise ValueError(f"{name} must hold time-zone-aware timestamps, got {column.dtype}")
+    return column.dt.as_unit("s").astype("int64").to_numpy()
+
+
+def _positions_in_groups(counts: np.ndarray) -> np.ndarray:
+    """For counts [2, 0, 3] -> [0, 1, 0, 1, 2]: each row's index within its repeat group."""
+    total = int(counts.sum())
+    starts = np.cumsum(counts) - counts
+    return np.arange(total) - np.repeat(starts, counts)
+
+
+def _merge_intervals(owner: np.ndarray, start: np.ndarray, end: np.ndarray):
+    """Union of intervals per owner: disjoint, non-touching, sorted by (owner, start)."""
+    if len(owner) == 0:
+        return owner, start, end
+    key_start = owner * _KEY_SPAN + start
+    order = np.argsort(key_start)
+    owner, start, end, key_start = owner[order], start[order], end[order], key_start[order]
+    reach = np.maximum.accumulate(owner * _KEY_SPAN + end)
+    new_group = np.ones(len(owner), dtype=bool)
+    new_group[1:] = key_start[1:] > reach[:-1]
+    first = np.flatnonzero(new_group)
+    last = np.append(first[1:], len(owner)) - 1
+    return owner[first], start[first], reach[last] - owner[first] * _KEY_SPAN
+
+
+def _subtract(owner, start, end, cut_owner, cut_start, cut_end):
+    """Intervals minus cuts of the same owner.
+
+    Cuts must be disjoint and sorted by (owner, start); zero-length cuts split an
+    interval at that point. Returns ``(gaps, overlaps)``, each
+    ``(source_row, start, end)``: the parts outside and inside the cuts.
+    """
+    if len(cut_owner) == 0:
+        rows = np.arange(len(owner))
+        keep = end > start
+        nothing = np.zeros(0, dtype=np.int64)
+        return (rows[keep], start[keep], end[keep]), (nothing, nothing, nothing)
+    key_cut_start = cut_owner * _KEY_SPAN + cut_start
+    key_cut_end = cut_owner * _KEY_SPAN + cut_end
+    first = np.searchsorted(key_cut_end, owner * _KEY_SPAN + start, side="right")
+    stop = np.searchsorted(key_cut_start, owner * _KEY_SPAN + end, side="left")
+    counts = np.maximum(stop - first, 0)
+    last_cut = len(cut_start) - 1
+
+    # k overlapping cuts leave k + 1 candidate gaps: before the first cut, between, after the last.
+    rows = np.repeat(np.arange(len(owner)), counts + 1)
+    j = _positions_in_groups(counts + 1)
+    cut_before = np.repeat(first, counts + 1) + j - 1
+    gap_start = np.where(j == 0, start[rows], cut_end[np.clip(cut_before, 0, last_cut)])
+    gap_end = np.where(
+        j == counts[rows], end[rows], cut_start[np.clip(cut_before + 1, 0, last_cut)]
+    )
+    gap_start = np.maximum(gap_start, start[rows])
+    gap_end = np.minimum(gap_end, end[rows])
+    keep = gap_end > gap_start
+    gaps = (rows[keep], gap_start[keep], gap_end[keep])
+
+    rows = np.repeat(np.arange(len(owner)), counts)
+    cut_index = np.repeat(first, counts) + _positions_in_groups(counts)
+    over_start = np.maximum(cut_start[cut_index], start[rows])
+    over_end = np.minimum(cut_end[cut_index], end[rows])
+    keep = over_end > over_start
+    return gaps, (rows[keep], over_start[keep], over_end[keep])
+
+
+@dataclass(frozen=True)
+class _Calendar:
+    """Per time zone: local midnights (UTC seconds) bounding each horizon day, and the cut-off."""
+
+    midnights: np.ndarray  # shape (zones, days + 1)
+    first_slot_start: np.ndarray  # shape (zones,)
+
+
+def _calendar(zones: list[str], days_ahead: int, skip_hours: float, now: dt.datetime) -> _Calendar:
+    days = days_ahead + 1
+    midnights = np.empty((len(zones), days + 1), dtype=np.int64)
+    now_seconds = int(now.timestamp())
+    first_slot_start = np.empty(len(zones), dtype=np.int64)
+    for index, name in enumerate(zones):
+        zone = ZoneInfo(name)
+        today = now.astimezone(zone).date()
+        midnights[index] = [
+            int(dt.datetime.combine(today + dt.timedelta(days=n), dt.time(), zone).timestamp())
+            for n in range(days + 1)
+        ]
+        # The today-only cut-off never reaches into tomorrow.
+        first_slot_start[index] = min(now_seconds + round(skip_hours * 3600), midnights[index][1])
+    return _Calendar(midnights, first_slot_start)
+
+
+def _published_doctors(
+    doctors: pd.DataFrame, rules: pd.DataFrame, settings: ExportSettings
+) -> pd.DataFrame:
+    rules = rules[["doctor_id", "publish", "slot_minutes"]]
+    excluded = set(rules.loc[rules["publish"].eq(False), "doctor_id"])
+    overrides = rules.dropna(subset=["slot_minutes"])
+    for doctor_id, minutes in zip(overrides["doctor_id"], overrides["slot_minutes"], strict=True):
+        low, high = SLOT_MINUTES_RANGE
+        if minutes != int(minutes) or not low <= minutes <= high:
+            raise InvalidExportSettings(
+                f"{settings.aggregator}: rule slot_minutes = {minutes} for doctor {doctor_id} "
+                f"must be a whole number in {low}..{high}"
+            )
+    active = doctors[doctors["is_active"].fillna(False).astype(bool)]
+    published = active[~active["doctor_id"].isin(excluded)][["doctor_id", "full_name", "specialty"]]
+    minutes = published["doctor_id"].map(
+        dict(zip(overrides["doctor_id"], overrides["slot_minutes"].astype(int), strict=True))
+    )
+    published = published.assign(slot_minutes=minutes.fillna(settings.slot_minutes).astype("int64"))
+    return published.drop_duplicates("doctor_id").reset_index(drop=True)
+
+
+def _utc_offsets(zone_names: list[str], zone: np.ndarray, instants: np.ndarray) -> np.ndarray:
+    """UTC offset (seconds) of each instant in its zone; each distinct instant converted once."""
+    codes, uniques = pd.factorize(zone * _KEY_SPAN + instants)
+    unique_zone, unique_instant = uniques // _KEY_SPAN, uniques % _KEY_SPAN
+    unique_offset = np.zeros(len(uniques), dtype=np.int64)
+    for index, name in enumerate(zone_names):
+        mask = unique_zone == index
+        if mask.any():
+            utc = pd.DatetimeIndex(unique_instant[mask].astype("datetime64[s]"), tz="UTC")
+            local = utc.tz_convert(name).tz_localize(None).as_unit("s").asi8
+            unique_offset[mask] = local - unique_instant[mask]
+    return unique_offset[codes]
+
+
+def _local_labels(
+    zone_names: list[str], zone: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> dict[str, Any]:
+    """Branch-local offset, date and HH:MM labels as categoricals (no per-row strftime)."""
+    offset = _utc_offsets(zone_names, zone, start)
+    local_start = start + offset
+    local_end = end + _utc_offsets(zone_names, zone, end)
+    day = local_start // SECONDS_PER_DAY
+    end_minute = (local_end - day * SECONDS_PER_DAY) // 60  # 1440 when it ends at midnight
+    day_codes, unique_days = pd.factorize(day, sort=True)
+    return {
+        "utc_offset_minutes": offset // 60,
+        "local_date": pd.Categorical.from_codes(
+            day_codes, categories=[day_label(d) for d in unique_days]
+        ),
+        "local_start": pd.Categorical.from_codes(
+            (local_start % SECONDS_PER_DAY) // 60, categories=MINUTE_LABELS
+        ),
+        "local_end": pd.Categorical.from_codes(
+            np.clip(end_minute, 0, 24 * 60), categories=MINUTE_LABELS
+        ),
+    }
+
+
+def _frame(
+    doctor_ids: np.ndarray,
+    branch_ids: np.ndarray,
+    zone_names: list[str],
+    doctor: np.ndarray,
+    branch: np.ndarray,
+    zone: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    is_free: np.ndarray,
+) -> pd.DataFrame:
+    """Rows in the output contract, sorted by branch, doctor, start (codes follow id order)."""
+    order = np.argsort((branch * len(doctor_ids) + doctor) * _KEY_SPAN + start, kind="stable")
+    doctor, branch, zone = doctor[order], branch[order], zone[order]
+    start, end = start[order], end[order]
+    labels = _local_labels(zone_names, zone, start, end)
+    return pd.DataFrame(
+        {
+            "doctor_id": pd.Categorical.from_codes(doctor, categories=doctor_ids),
+            "branch_id": pd.Categorical.from_codes(branch, categories=branch_ids),
+            "starts_at": pd.to_datetime(start, unit="s", utc=True),
+            "ends_at": pd.to_datetime(end, unit="s", utc=True),
+            "length_minutes": (end - start) // 60,
+            "is_free": is_free[order],
+            "timezone": pd.Categorical.from_codes(zone, categories=zone_names),
+            **labels,
+        },
+        columns=list(CELL_COLUMNS),
+    )
+
+
+def compute_schedule(
+    work: pd.DataFrame,
+    busy: pd.DataFrame,
+    doctors: pd.DataFrame,
+    rules: pd.DataFrame,
+    settings: ExportSettings,
+    now: dt.datetime,
+) -> Schedule:
+    """Free slots and busy cells of every published doctor for one aggregator.
+
+    Inputs (timestamps time-zone aware, any zone; ids of any sortable type):
+
+    * ``work``: ``doctor_id, branch_id, starts_at, ends_at, timezone`` (branch's IANA zone);
+    * ``busy``: ``doctor_id, starts_at, ends_at`` — appointments that are not
+      cancelled, in any branch, plus open leads holding a doctor's time;
+    * ``doctors``: ``doctor_id, full_name, specialty, is_active``;
+    * ``rules``: ``doctor_id, publish, slot_minutes`` (NULL = aggregator's) for this aggregator;
+    * ``now``: a time-zone-aware instant.
+
+    Work rows of unknown, inactive or excluded doctors are ignored; overlapping
+    or touching work intervals of a doctor in one branch are merged first.
+    Raises :class:`InvalidExportSettings` for a bad rule, ``ValueError`` for
+    naive timestamps, ``ZoneInfoNotFoundError`` for an unknown zone.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be time-zone aware")
+    now = pd.Timestamp(now).tz_convert("UTC")
+    published = _published_doctors(doctors, rules, settings)
+
+    work = work[work["doctor_id"].isin(published["doctor_id"])]
+    zone_codes, zone_index = pd.factorize(work["timezone"], sort=True)
+    zone_names = [str(name) for name in zone_index]
+    for name in zone_names:
+        ZoneInfo(name)  # an unknown zone fails here, named in the message
+    calendar = _calendar(zone_names, settings.days_ahead, settings.skip_hours_today, now)
+
+    doctor_codes, doctor_index = pd.factorize(
+        pd.concat([work["doctor_id"], busy["doctor_id"]], ignore_index=True), sort=True
+    )
+    doctor_codes = doctor_codes.astype(np.int64)
+    work_doctor, busy_doctor = doctor_codes[: len(work)], doctor_codes[len(work) :]
+    branch_codes, branch_index = pd.factorize(work["branch_id"], sort=True)
+    branch_codes, zone_codes = branch_codes.astype(np.int64), zone_codes.astype(np.int64)
+    branch_count = max(len(branch_index), 1)
+    branch_zone = np.zeros(branch_count, dtype=np.int64)
+    branch_zone[branch_codes] = zone_codes
+
+    # Packed keys need non-negative seconds below _KEY_SPAN: count from a day before the horizon.
+    base = int(calendar.midnights.min()) - SECONDS_PER_DAY if zone_names else 0
+    limit = _KEY_SPAN - 1
+
+    def seconds(frame: pd.DataFrame, column: str, name: str) -> np.ndarray:
+        return np.clip(_utc_seconds(frame[column], f"{name}.{column}") - base, 0, limit)
+
+    work_start, work_end = seconds(work, "starts_at", "work"), seconds(work, "ends_at", "work")
+    busy_start, busy_end = seconds(busy, "starts_at", "busy"), seconds(busy, "ends_at", "busy")
+    midnights = calendar.midnights - base
+    first_slot_start = calendar.first_slot_start - base
+    now_seconds = int(now.timestamp()) - base
+
+    # 1. Merge work per (doctor, branch).
+    valid = work_end > work_start
+    pair, shift_start, shift_end = _merge_intervals(
+        work_doctor[valid] * branch_count + branch_codes[valid], work_start[valid], work_end[valid]
+    )
+    shift_doctor, shift_branch = pair // branch_count, pair % branch_count
+    shift_zone = branch_zone[shift_branch]
+
+    # 2. Clip to the horizon and cut at local midnights by subtracting, per zone, the time
+    #    before the first midnight, every inner midnight as a point, and the time after the last.
+    zones, boundaries = midnights.shape
+    cut_zone = np.repeat(np.arange(zones, dtype=np.int64), boundaries)
+    cut_start = np.concatenate([np.zeros((zones, 1), np.int64), midnights[:, 1:]], axis=1).ravel()
+    cut_end = np.concatenate([midnights[:, :-1], np.full((zones, 1), limit)], axis=1).ravel()
+    (rows, day_start, day_end), _ = _subtract(
+        shift_zone, shift_start, shift_end, cut_zone, cut_start, cut_end
+    )
+    piece_doctor, piece_branch, piece_zone = (
+        shift_doctor[rows],
+        shift_branch[rows],
+        shift_zone[rows],
+    )
+
+    # 3. Subtract the doctor's busy time, whatever branch it is in.
+    busy_valid = busy_end > busy_start
+    merged = _merge_intervals(busy_doctor[busy_valid], busy_start[busy_valid], busy_end[busy_valid])
+    (free_rows, free_start, free_end), (busy_rows, occupied_start, occupied_end) = _subtract(
+        piece_doctor, day_start, day_end, *merged
+    )
+
+    # 4. Cut free stretches into slots; drop remainders and slots before the cut-off.
+    minutes_by_doctor = dict(zip(published["doctor_id"], published["slot_minutes"], strict=True))
+    doctor_slot_seconds = np.array(
+        [60 * minutes_by_doctor.get(d, settings.slot_minutes) for d in doctor_index], np.int64
+    )
+    stretch_slot = doctor_slot_seconds[piece_doctor[free_rows]]
+    slot_count = (free_end - free_start) // stretch_slot
+    stretch = np.repeat(np.arange(len(free_rows)), slot_count)
+    slot_seconds = stretch_slot[stretch]
+    slot_start = free_start[stretch] + _positions_in_groups(slot_count) * slot_seconds
+    slot_rows = free_rows[stretch]
+    keep = slot_start >= first_slot_start[piece_zone[slot_rows]]
+    slot_rows, slot_start, slot_seconds = slot_rows[keep], slot_start[keep], slot_seconds[keep]
+
+    # 5. Busy cells: the occupied parts of work time that are not in the past.
+    occupied_start = np.maximum(occupied_start, now_seconds)
+    keep = occupied_end > occupied_start
+    busy_rows, occupied_start, occupied_end = (
+        busy_rows[keep],
+        occupied_start[keep],
+        occupied_end[keep],
+    )
+
+    doctor_ids = np.asarray(doctor_index, dtype=object)
+    branch_ids = np.asarray(branch_index, dtype=object)
+    cells = _frame(
+        doctor_ids,
+        branch_ids,
+        zone_names,
+        np.concatenate([piece_doctor[slot_rows], piece_doctor[busy_rows]]),
+        np.concatenate([piece_branch[slot_rows], piece_branch[busy_rows]]),
+        np.concatenate([piece_zone[slot_rows], piece_zone[busy_rows]]),
+        np.concatenate([slot_start, occupied_start]) + base,
+        np.concatenate([slot_start + slot_seconds, occupied_end]) + base,
+        np.concatenate([np.ones(len(slot_rows), bool), np.zeros(len(busy_rows), bool)]),
+    )
+    assigned = np.unique(piece_doctor * branch_count + piece_branch)
+    assignments = pd.DataFrame(
+        {
+            "doctor_id": doctor_ids[assigned // branch_count],
+            "branch_id": branch_ids[assigned % branch_count],
+        }
+    ).sort_values(["branch_id", "doctor_id"], ignore_index=True)
+    return Schedule(settings, now, cells, published, assignments)

@@ -1,0 +1,113 @@
+"""Reading what the slot engine needs from the clinic database.
+
+A fixed handful of set-based queries per run, whatever the number of doctors:
+settings, branches, doctors with this aggregator's rules, work time in the horizon,
+and busy time (appointments not cancelled, plus open leads holding a doctor's time).
+Times come out as epoch seconds, which pandas turns into UTC timestamps cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import psycopg
+
+# A lead that gave a start but no end holds this long (32top sends only the start).
+LEAD_HOLD_MINUTES = 30
+
+WORK_SQL = """
+select w.doctor_id, w.branch_id,
+       extract(epoch from w.starts_at)::bigint as starts_at,
+       extract(epoch from w.ends_at)::bigint as ends_at,
+       b.timezone
+  from clinic.work_intervals w
+  join clinic.branches b using (branch_id)
+ where w.ends_at > %(window_start)s and w.starts_at < %(window_end)s
+"""
+BUSY_SQL = """
+select doctor_id,
+       extract(epoch from starts_at)::bigint as starts_at,
+       extract(epoch from ends_at)::bigint as ends_at
+  from clinic.appointments
+ where status <> 'cancelled'
+   and ends_at > %(window_start)s and starts_at < %(window_end)s
+union all
+select doctor_id,
+       extract(epoch from requested_start)::bigint,
+       extract(epoch from coalesce(requested_end,
+                                   requested_start + make_interval(mins => %(hold)s)))::bigint
+  from integration.leads
+ where status in ('new', 'in_progress')
+   and doctor_id is not null and requested_start is not null
+   and coalesce(requested_end, requested_start + make_interval(mins => %(hold)s))
+       > %(window_start)s
+   and requested_start < %(window_end)s
+"""
+
+
+@dataclass
+class ClinicSnapshot:
+    """Everything one aggregator's export reads, as DataFrames with UTC timestamps."""
+
+    settings_row: dict[str, Any] | None
+    branches: pd.DataFrame  # branch_id, name, timezone, address
+    doctors: pd.DataFrame  # doctor_id, full_name, specialty, is_active
+    rules: pd.DataFrame  # doctor_id, publish, slot_minutes
+    work: pd.DataFrame  # doctor_id, branch_id, starts_at, ends_at, timezone
+    busy: pd.DataFrame  # doctor_id, starts_at, ends_at
+
+
+def read_settings(conn: psycopg.Connection, aggregator: str) -> dict[str, Any] | None:
+    cursor = conn.execute(
+        "select aggregator, days_ahead, skip_hours_today, slot_minutes, enabled"
+        " from clinic.export_settings where aggregator = %s",
+        (aggregator,),
+    )
+    row = cursor.fetchone()
+    return dict(zip([c.name for c in cursor.description], row, strict=True)) if row else None
+
+
+def _frame(cursor: psycopg.Cursor, time_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    frame = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
+    for column in time_columns:
+        frame[column] = pd.to_datetime(frame[column].astype("int64"), unit="s", utc=True)
+    return frame
+
+
+def read_snapshot(
+    conn: psycopg.Connection,
+    aggregator: str,
+    settings_row: dict[str, Any] | None,
+    *,
+    now: datetime,
+    days_ahead: int,
+) -> ClinicSnapshot:
+    """Read the clinic for an export of ``days_ahead`` days from ``now``.
+
+    The window reaches a day either side of the horizon so that branch-local dates in
+    any time zone are covered; the engine cuts the exact horizon.
+    """
+    window = {
+        "window_start": now - timedelta(days=1),
+        "window_end": now + timedelta(days=days_ahead + 2),
+        "hold": LEAD_HOLD_MINUTES,
+    }
+    branches = _frame(
+        conn.execute("select branch_id, name, timezone, address from clinic.branches")
+    )
+    doctors = _frame(
+        conn.execute("select doctor_id, full_name, specialty, is_active from clinic.doctors")
+    )
+    rules = _frame(
+        conn.execute(
+            "select doctor_id, publish, slot_minutes from clinic.export_rules"
+            " where aggregator = %s",
+            (aggregator,),
+        )
+    )
+    work = _frame(conn.execute(WORK_SQL, window), ("starts_at", "ends_at"))
+    busy = _frame(conn.execute(BUSY_SQL, window), ("starts_at", "ends_at"))
+    return ClinicSnapshot(settings_row, branches, doctors, rules, work, busy)
