@@ -11,6 +11,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
+# ... and for the child processes a benchmark starts.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(ROOT / "plugins"), os.environ.get("PYTHONPATH")])
+)
 
 from ident_hooks import embedded_pg  # noqa: E402
 
