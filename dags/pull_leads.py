@@ -79,12 +79,12 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             )
             from ident_hooks.leads.cursor import BadCursor, cursor_variable
             from ident_hooks.leads.pull import pull_source
-            from ident_hooks.leads.sources import adapter_for
+            from ident_hooks.leads.sources import SourceError, adapter_for
             from ident_hooks.task_errors import fail_without_retry_on
 
             key = cursor_variable(source.name)
             client = ServiceClient(source.connection, auth=adapter_for(source.name).auth)
-            refused = (ServiceRejected, ServiceMisconfigured, BadCursor)
+            refused = (ServiceRejected, ServiceMisconfigured, SourceError, BadCursor)
             with fail_without_retry_on(*refused), connect() as conn:
                 summary = pull_source(
                     source.name,
