@@ -36,7 +36,6 @@ Each stored booking is then acknowledged (`appointments/set-received`): НаПо
 cancels bookings not acknowledged within 10 minutes. Acknowledgement happens only after
 the booking is committed; one that failed is retried on the next run.
 """
-INITIAL_DAYS = 7
 
 
 def make_pull_dag(source: LeadSource, clinic_timezone: str):
@@ -56,7 +55,7 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             minutes=minutes,
             tz=clinic_timezone,
             conn=source.connection,
-            initial_days=INITIAL_DAYS,
+            initial_days=source.initial_days,
             ack=ACK_DOC if source.kind == "napopravku" else "",
         ),
         default_args={
@@ -94,7 +93,7 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
                     now=datetime.now().astimezone(),
                     read_cursor=lambda: Variable.get(key, default=None),
                     write_cursor=lambda value: Variable.set(key, value),
-                    initial_days=INITIAL_DAYS,
+                    initial_days=source.initial_days,
                 )
             return summary.as_dict()
 

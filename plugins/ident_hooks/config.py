@@ -37,6 +37,7 @@ class LeadSource:
     kind: str
     connection: str
     interval: timedelta
+    initial_days: int = 7  # how far back the very first pull (no cursor yet) reaches
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ def _interval(where: str, entry: dict[str, Any], minimum: int) -> timedelta:
     return timedelta(minutes=minutes)
 
 
+def _initial_days(where: str, days: Any) -> int:
+    if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 366:
+        raise ConfigError(f"{where}: initial_days must be a whole number from 0 to 366")
+    return days
+
+
 def _name(where: str, name: Any) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError(f"{where}: names are lowercase letters, digits and _ ({name!r})")
@@ -76,19 +83,33 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
             Aggregator(name, entry.get("connection", name), _interval(where, entry, 1))
         )
     sources = []
+    default_days = _initial_days("lead_initial_days", data.get("lead_initial_days", 7))
     for name, entry in (data.get("lead_sources") or {}).items():
         name, where = _name("lead_sources", str(name)), f"lead_sources.{name}"
         kind = entry.get("kind")
         if kind not in LEAD_SOURCE_KINDS:
             raise ConfigError(f"{where}: kind must be one of {', '.join(LEAD_SOURCE_KINDS)}")
         sources.append(
-            LeadSource(name, kind, entry.get("connection", name), _interval(where, entry, 1))
+            LeadSource(
+                name,
+                kind,
+                entry.get("connection", name),
+                _interval(where, entry, 1),
+                _initial_days(where, entry.get("initial_days", default_days)),
+            )
         )
     for entry in data.get("sites") or []:
         site = _name("sites", entry.get("name"))
         name = f"site_{site}"
+        where = f"sites.{site}"
         sources.append(
-            LeadSource(name, "ident_tickets", name, _interval(f"sites.{site}", entry, 1))
+            LeadSource(
+                name,
+                "ident_tickets",
+                name,
+                _interval(where, entry, 1),
+                _initial_days(where, entry.get("initial_days", default_days)),
+            )
         )
     names = [s.name for s in sources]
     if len(names) != len(set(names)):
