@@ -1,0 +1,100 @@
+"""Appointments as the reports see them: which ones changed, with phones in E.164.
+
+``clinic.appointments`` has no "updated" column and the practice-management system may
+rewrite it in any way, so each build compares it with the copy the previous build kept
+(``report_build.appointment_phones``): new, changed (phone, creation time, cancelled or
+not) and deleted appointments come out of one set-based join. Phones are normalised with
+the same function as the leads' (``ident_hooks.leads.normalise.normalise_phone``), once
+per distinct new value.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from ident_hooks.leads.normalise import normalise_phone
+
+# Appointments whose copy differs from the clinic's row, or that one side lacks.
+_DIFF_SQL = """
+insert into pg_temp.appointment_changes
+select coalesce(a.appointment_id, s.appointment_id),
+       a.appointment_id is null,
+       a.patient_phone, a.created_at, a.status <> 'cancelled',
+       s.phone_e164, s.created_at, s.is_active
+  from clinic.appointments a
+  full join report_build.appointment_phones s on s.appointment_id = a.appointment_id
+ where a.appointment_id is null
+    or s.appointment_id is null
+    or (s.patient_phone, s.created_at, s.is_active)
+       is distinct from (a.patient_phone, a.created_at, a.status <> 'cancelled')
+"""
+_APPLY_SQL = (
+    """
+delete from report_build.appointment_phones s
+ using pg_temp.appointment_changes c
+ where s.appointment_id = c.appointment_id
+""",
+    """
+insert into report_build.appointment_phones
+       (appointment_id, patient_phone, phone_e164, created_at, is_active)
+select c.appointment_id, c.patient_phone, m.phone_e164, c.created_at, c.is_active
+  from pg_temp.appointment_changes c
+  left join pg_temp.appointment_phone_map m on m.patient_phone = c.patient_phone
+ where not c.deleted
+""",
+    # Each active version (before and after the change) may convert the leads of its
+    # phone made in the 30 days before it.
+    """
+insert into pg_temp.appointment_events (phone_e164, created_at)
+select old_phone_e164, old_created_at
+  from pg_temp.appointment_changes
+ where old_is_active and old_phone_e164 is not null
+union
+select m.phone_e164, c.created_at
+  from pg_temp.appointment_changes c
+  join pg_temp.appointment_phone_map m on m.patient_phone = c.patient_phone
+ where not c.deleted and c.is_active and m.phone_e164 is not null
+""",
+)
+SQL_TEXTS = (_DIFF_SQL, *_APPLY_SQL)
+
+
+def sync_appointments(conn: psycopg.Connection) -> int:
+    """Bring the copy up to date in the caller's transaction; return how many changed.
+
+    Leaves ``pg_temp.appointment_events (phone_e164, created_at)``: the phone and creation
+    time of every active appointment version that appeared or disappeared — the leads of
+    that phone in the 30 days before it may have changed their conversion.
+    """
+    conn.execute(
+        """
+        create temp table appointment_changes (
+            appointment_id text, deleted boolean,
+            patient_phone text, created_at timestamptz, is_active boolean,
+            old_phone_e164 text, old_created_at timestamptz, old_is_active boolean
+        ) on commit drop
+        """
+    )
+    conn.execute(
+        "create temp table appointment_phone_map (patient_phone text, phone_e164 text)"
+        " on commit drop"
+    )
+    conn.execute(
+        "create temp table appointment_events (phone_e164 text, created_at timestamptz)"
+        " on commit drop"
+    )
+    changed = conn.execute(_DIFF_SQL).rowcount
+    if not changed:
+        return 0
+    phones = conn.execute(
+        "select distinct patient_phone from pg_temp.appointment_changes"
+        " where not deleted and patient_phone is not null"
+    ).fetchall()
+    with conn.cursor().copy(
+        "copy pg_temp.appointment_phone_map (patient_phone, phone_e164) from stdin"
+    ) as copy:
+        for (raw,) in phones:
+            copy.write_row((raw, normalise_phone(raw)))
+    for statement in _APPLY_SQL:
+        conn.execute(statement)
+    return changed

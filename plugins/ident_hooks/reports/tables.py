@@ -1,0 +1,172 @@
+"""The report tables, rebuilt from ``report_build.lead_facts`` for what a build touched.
+
+Every rebuild deletes the rows of the touched days (campaigns, weeks) and inserts them
+again from the facts, so running it twice gives the same rows. A full build deletes
+every row first and treats everything as touched.
+
+Measures (spam leads count only in ``spam_leads``):
+
+* ``leads`` — leads not marked spam; ``unique_patients`` — distinct phones among them;
+* ``repeat_leads`` / ``converted_leads`` — see :mod:`ident_hooks.reports.facts`;
+* ``answered_in_5_min`` — taken within 300 s of creation (``response_seconds <= 300``);
+* medians and 90th percentiles — ``percentile_cont`` (interpolated), rounded to 0.1 s,
+  over the leads that have the value (response: taken leads);
+* ``conversion_rate`` — converted / leads, rounded to 4 places; empty when no leads.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+ANSWER_TARGET_SECONDS = 300
+
+_MEASURES = f"""
+       count(*) filter (where not is_spam),
+       count(distinct phone_e164) filter (where not is_spam),
+       count(*) filter (where is_repeat and not is_spam),
+       count(*) filter (where not is_spam and response_seconds <= {ANSWER_TARGET_SECONDS}),
+       round((percentile_cont(0.5) within group (order by response_seconds)
+              filter (where not is_spam))::numeric, 1),
+       count(*) filter (where converted and not is_spam),
+       round(count(*) filter (where converted and not is_spam)::numeric
+             / nullif(count(*) filter (where not is_spam), 0), 4),
+       count(*) filter (where is_spam)"""
+_MEASURE_COLUMNS = """leads, unique_patients, repeat_leads, answered_in_5_min,
+       median_response_seconds, converted_leads, conversion_rate, spam_leads"""
+_DAILY_KEY = "day, branch_id, source, channel, utm_source, utm_medium, utm_campaign, referrer_host"
+_CAMPAIGN_MATCH = """{a}.utm_campaign = {b}.utm_campaign
+   and {a}.utm_source is not distinct from {b}.utm_source
+   and {a}.utm_medium is not distinct from {b}.utm_medium
+   and {a}.channel = {b}.channel"""
+
+
+def _leads_daily(days: str) -> str:
+    return f"""
+insert into report.leads_daily ({_DAILY_KEY}, {_MEASURE_COLUMNS})
+select {_DAILY_KEY},{_MEASURES}
+  from report_build.lead_facts f
+ {days}
+ group by {_DAILY_KEY}
+"""
+
+
+def _response_time(days: str) -> str:
+    taken = "filter (where not is_spam)"
+    return f"""
+insert into report.response_time
+       (day, branch_id, leads, answered_leads, answered_in_5_min, median_response_seconds,
+        p90_response_seconds, median_load_lag_seconds, p90_load_lag_seconds, open_leads)
+select day, branch_id,
+       count(*) filter (where not is_spam),
+       count(response_seconds) filter (where not is_spam),
+       count(*) filter (where not is_spam and response_seconds <= {ANSWER_TARGET_SECONDS}),
+       round((percentile_cont(0.5) within group (order by response_seconds) {taken})::numeric, 1),
+       round((percentile_cont(0.9) within group (order by response_seconds) {taken})::numeric, 1),
+       round((percentile_cont(0.5) within group (order by load_lag_seconds) {taken})::numeric, 1),
+       round((percentile_cont(0.9) within group (order by load_lag_seconds) {taken})::numeric, 1),
+       count(*) filter (where is_open and not is_spam)
+  from report_build.lead_facts f
+ {days}
+ group by day, branch_id
+"""
+
+
+def _campaigns(campaigns: str) -> str:
+    return f"""
+insert into report.campaigns
+       (utm_campaign, utm_source, utm_medium, channel, first_day, last_day, {_MEASURE_COLUMNS})
+select utm_campaign, utm_source, utm_medium, channel, min(day), max(day),{_MEASURES}
+  from report_build.lead_facts f
+ where utm_campaign is not null {campaigns}
+ group by utm_campaign, utm_source, utm_medium, channel
+"""
+
+
+_DOCTOR_DEMAND = """
+insert into report.doctor_demand (week, doctor_id, leads, free_slots, leads_per_free_slot)
+select week, doctor_id, coalesce(d.leads, 0), coalesce(s.free_slots, 0),
+       round(coalesce(d.leads, 0)::numeric / nullif(s.free_slots, 0), 4)
+  from (select week, doctor_id, count(*) as leads
+          from report_build.lead_facts
+         where doctor_id is not null and not is_spam
+           and week in (select week from pg_temp.demand_weeks)
+         group by week, doctor_id) d
+  full join pg_temp.free_slots s using (week, doctor_id)
+"""
+
+_TOUCHED_DAYS = "where f.day in (select day from pg_temp.touched_days)"
+_TOUCHED_CAMPAIGNS = (
+    "and exists (select 1 from pg_temp.touched_campaigns t where "
+    + _CAMPAIGN_MATCH.format(a="t", b="f")
+    + ")"
+)
+SQL_TEXTS = (
+    _leads_daily(""),
+    _response_time(""),
+    _campaigns(""),
+    _DOCTOR_DEMAND,
+    _TOUCHED_DAYS,
+    _TOUCHED_CAMPAIGNS,
+)
+
+
+def rebuild_all(conn: psycopg.Connection) -> None:
+    """Replace the leads_daily, response_time and campaigns rows from every fact."""
+    for table in ("leads_daily", "response_time", "campaigns"):
+        conn.execute(f"delete from report.{table}")
+    conn.execute(_leads_daily(""))
+    conn.execute(_response_time(""))
+    conn.execute(_campaigns(""))
+
+
+def rebuild_touched(conn: psycopg.Connection) -> tuple[list, int]:
+    """Rebuild the days and campaigns of ``pg_temp.changed_facts``' versions.
+
+    Returns (the days rebuilt, sorted; the number of campaigns rebuilt).
+    """
+    conn.execute(
+        "create temp table touched_days on commit drop as"
+        " select distinct day from pg_temp.changed_facts"
+    )
+    conn.execute(
+        "create temp table touched_campaigns on commit drop as"
+        " select distinct utm_campaign, utm_source, utm_medium, channel"
+        " from pg_temp.changed_facts where utm_campaign is not null"
+    )
+    for table in ("leads_daily", "response_time"):
+        conn.execute(
+            f"delete from report.{table} where day in (select day from pg_temp.touched_days)"
+        )
+    conn.execute(_leads_daily(_TOUCHED_DAYS))
+    conn.execute(_response_time(_TOUCHED_DAYS))
+    conn.execute(
+        "delete from report.campaigns c using pg_temp.touched_campaigns t where "
+        + _CAMPAIGN_MATCH.format(a="c", b="t")
+    )
+    conn.execute(_campaigns(_TOUCHED_CAMPAIGNS))
+    days = [row[0] for row in conn.execute("select day from pg_temp.touched_days order by day")]
+    campaigns = conn.execute("select count(*) from pg_temp.touched_campaigns").fetchone()[0]
+    return days, campaigns
+
+
+def rebuild_doctor_demand(
+    conn: psycopg.Connection, weeks: list, free_slots: list[tuple], *, everything: bool
+) -> None:
+    """Replace the rows of ``weeks`` (every row when ``everything``) with lead counts from
+    the facts and the given ``(week, doctor_id, free_slots)``."""
+    conn.execute("create temp table demand_weeks (week date) on commit drop")
+    conn.execute(
+        "create temp table free_slots (week date, doctor_id text, free_slots int) on commit drop"
+    )
+    with conn.cursor() as cursor:
+        cursor.executemany("insert into pg_temp.demand_weeks values (%s)", [(w,) for w in weeks])
+    with conn.cursor().copy("copy pg_temp.free_slots from stdin") as copy:
+        for row in free_slots:
+            copy.write_row(row)
+    if everything:
+        conn.execute("delete from report.doctor_demand")
+    else:
+        conn.execute(
+            "delete from report.doctor_demand where week in (select week from pg_temp.demand_weeks)"
+        )
+    conn.execute(_DOCTOR_DEMAND)

@@ -1,0 +1,148 @@
+"""Weekly chart series for the reports page, read from the report tables.
+
+Three small queries (:func:`read_weekly_charts`) and pure functions that shape their rows
+into series aligned on the same weeks (Mondays, oldest first), so the page only draws:
+
+* leads by channel per week (``report.leads_daily``), one series per channel that had leads;
+* the share of leads answered within 5 minutes per week (``report.response_time``);
+* conversion by campaign over the whole period (``report.leads_daily``), the campaigns
+  with the most leads first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import psycopg
+
+from ident_hooks.reports.channels import CHANNELS
+
+DEFAULT_WEEKS = 12
+DEFAULT_CAMPAIGNS = 10
+
+
+@dataclass(frozen=True)
+class CampaignConversion:
+    utm_campaign: str
+    utm_source: str | None
+    utm_medium: str | None
+    leads: int
+    converted_leads: int
+    conversion_rate: float | None  # converted / leads, 4 places; None without leads
+
+
+@dataclass(frozen=True)
+class WeeklyCharts:
+    weeks: list[date]  # Mondays, oldest first: the x axis of the first two charts
+    leads_by_channel: dict[str, list[int]]  # channel -> leads per week
+    answered_in_5_min_share: list[float | None]  # per week; None when there were no leads
+    conversion_by_campaign: list[CampaignConversion]
+
+    def as_dict(self) -> dict:
+        """JSON-ready: dates as ISO strings."""
+        data = asdict(self)
+        data["weeks"] = [week.isoformat() for week in self.weeks]
+        return data
+
+
+def week_axis(today: date, count: int = DEFAULT_WEEKS) -> list[date]:
+    """The ``count`` weeks up to and including ``today``'s, as Mondays, oldest first."""
+    if count < 1:
+        raise ValueError("a chart needs at least one week")
+    this_week = today - timedelta(days=today.weekday())
+    return [this_week - timedelta(weeks=n) for n in range(count - 1, -1, -1)]
+
+
+def _share(part: int, whole: int) -> float | None:
+    if not whole:
+        return None
+    return float((Decimal(part) / Decimal(whole)).quantize(Decimal("0.0001"), ROUND_HALF_UP))
+
+
+def leads_by_channel(rows: Iterable[tuple[date, str, int]], weeks: list[date]) -> dict:
+    """``(week, channel, leads)`` rows -> ``{channel: [leads per week]}``.
+
+    Channels in the order of :data:`CHANNELS` (unknown ones after, by name); a channel
+    with no leads in these weeks is left out; rows outside the weeks are ignored.
+    """
+    position = {week: index for index, week in enumerate(weeks)}
+    series: dict[str, list[int]] = {}
+    for week, channel, leads in rows:
+        if week in position and leads:
+            series.setdefault(channel, [0] * len(weeks))[position[week]] += int(leads)
+    order = list(CHANNELS)
+
+    def rank(channel: str) -> tuple[int, str]:
+        return (order.index(channel) if channel in order else len(order), channel)
+
+    return {channel: series[channel] for channel in sorted(series, key=rank)}
+
+
+def answered_share(rows: Iterable[tuple[date, int, int]], weeks: list[date]) -> list:
+    """``(week, leads, answered_in_5_min)`` rows -> the share answered in 5 min per week."""
+    totals = {week: [0, 0] for week in weeks}
+    for week, leads, answered in rows:
+        if week in totals:
+            totals[week][0] += int(leads)
+            totals[week][1] += int(answered)
+    return [_share(totals[week][1], totals[week][0]) for week in weeks]
+
+
+def conversion_by_campaign(
+    rows: Iterable[tuple[str, str | None, str | None, int, int]],
+    limit: int = DEFAULT_CAMPAIGNS,
+) -> list[CampaignConversion]:
+    """``(utm_campaign, utm_source, utm_medium, leads, converted)`` rows -> the ``limit``
+    campaigns with the most leads (ties by name), with their conversion rate."""
+    totals: dict[tuple, list[int]] = {}
+    for campaign, source, medium, leads, converted in rows:
+        total = totals.setdefault((campaign, source, medium), [0, 0])
+        total[0] += int(leads)
+        total[1] += int(converted)
+    campaigns = [
+        CampaignConversion(campaign, source, medium, leads, converted, _share(converted, leads))
+        for (campaign, source, medium), (leads, converted) in totals.items()
+        if leads
+    ]
+    campaigns.sort(key=lambda c: (-c.leads, c.utm_campaign, c.utm_source or "", c.utm_medium or ""))
+    return campaigns[:limit]
+
+
+def read_weekly_charts(
+    conn: psycopg.Connection,
+    *,
+    today: date,
+    weeks: int = DEFAULT_WEEKS,
+    campaigns: int = DEFAULT_CAMPAIGNS,
+) -> WeeklyCharts:
+    """The three charts for the ``weeks`` weeks up to ``today``'s (clinic-local date)."""
+    axis = week_axis(today, weeks)
+    period = {"first": axis[0], "after": axis[-1] + timedelta(days=7)}
+    channel_rows = conn.execute(
+        "select date_trunc('week', day)::date, channel, sum(leads)"
+        "  from report.leads_daily where day >= %(first)s and day < %(after)s"
+        " group by 1, 2",
+        period,
+    ).fetchall()
+    answer_rows = conn.execute(
+        "select date_trunc('week', day)::date, sum(leads), sum(answered_in_5_min)"
+        "  from report.response_time where day >= %(first)s and day < %(after)s"
+        " group by 1",
+        period,
+    ).fetchall()
+    campaign_rows = conn.execute(
+        "select utm_campaign, utm_source, utm_medium, sum(leads), sum(converted_leads)"
+        "  from report.leads_daily"
+        " where day >= %(first)s and day < %(after)s and utm_campaign is not null"
+        " group by 1, 2, 3",
+        period,
+    ).fetchall()
+    return WeeklyCharts(
+        weeks=axis,
+        leads_by_channel=leads_by_channel(channel_rows, axis),
+        answered_in_5_min_share=answered_share(answer_rows, axis),
+        conversion_by_campaign=conversion_by_campaign(campaign_rows, campaigns),
+    )

@@ -1,0 +1,85 @@
+"""The channel rules: examples a marketer would check, and SQL that agrees with Python."""
+
+from __future__ import annotations
+
+import itertools
+
+import psycopg
+import pytest
+
+from ident_hooks.reports.channels import CHANNELS, channel_sql, classify
+
+# source, utm_source, utm_medium, referrer_host -> channel
+EXAMPLES = [
+    # An aggregator's own booking system: aggregator whatever the tags say.
+    ("napopravku", None, None, None, "aggregator"),
+    ("32top", "32top", "referral", "32top.ru", "aggregator"),
+    ("napopravku", "google", "cpc", "google.com", "aggregator"),
+    # UTM tags decide when utm_source or utm_medium is there.
+    ("site_main", "yandex", "cpc", "yandex.ru", "paid"),
+    ("uis", "vk", "cpc", None, "paid"),
+    ("uis", "Yandex", " CPC ", None, "paid"),
+    ("flexbe", "vk", "social", None, "social"),
+    ("flexbe", "telegram", None, None, "social"),
+    ("site_main", None, "smm", None, "social"),
+    ("site_main", "prodoctorov", "referral", None, "aggregator"),
+    ("site_main", "newsletter_nov", "email", None, "email"),
+    ("site_main", "google", "organic", None, "organic"),
+    ("site_main", "partner_site", "referral", None, "referral"),
+    ("site_main", "yandex", None, "yandex.ru", "other"),
+    ("site_main", "billboard", "offline", None, "other"),
+    # No tags: the referrer decides.
+    ("site_main", None, None, "yandex.ru", "organic"),
+    ("site_main", None, None, "yandex.com.tr", "organic"),
+    ("site_main", None, None, "ya.ru", "organic"),
+    ("site_main", None, None, "google.com", "organic"),
+    ("site_main", None, None, "google.co.uk", "organic"),
+    ("site_main", None, None, "go.mail.ru", "organic"),
+    ("site_main", None, None, "zen.yandex.ru", "social"),
+    ("site_main", None, None, "dzen.ru", "social"),
+    ("site_main", None, None, "vk.com", "social"),
+    ("site_main", None, None, "m.vk.com", "social"),
+    ("site_main", None, None, "away.vk.com", "social"),
+    ("site_main", None, None, "ok.ru", "social"),
+    ("site_main", None, None, "t.me", "social"),
+    ("site_main", None, None, "prodoctorov.ru", "aggregator"),
+    ("site_main", None, None, "spb.napopravku.ru", "aggregator"),
+    ("site_main", None, None, "sberzdorovie.ru", "aggregator"),
+    ("site_main", None, None, "docdoc.ru", "aggregator"),
+    ("site_main", None, None, "32top.ru", "aggregator"),
+    ("site_main", None, None, "notvk.com", "referral"),
+    ("site_main", None, None, "google.example.org", "referral"),
+    ("site_main", None, None, "stomatology-forum.ru", "referral"),
+    # Nothing known.
+    ("uis", None, None, None, "direct"),
+    ("site_main", "", " ", "", "direct"),
+    ("flexbe", None, None, None, "direct"),
+]
+
+
+@pytest.mark.parametrize(("source", "utm_source", "utm_medium", "host", "channel"), EXAMPLES)
+def test_examples(source, utm_source, utm_medium, host, channel):
+    assert classify(source, utm_source, utm_medium, host) == channel
+
+
+def test_every_channel_is_reachable_and_described():
+    assert {example[-1] for example in EXAMPLES} == set(CHANNELS)
+
+
+def test_sql_and_python_agree(clinic_db_url):
+    sources = ["uis", "napopravku", "site_main", "32TOP", None]
+    utm_sources = [None, "", "vk", "google", "Prodoctorov", "odd'value", "zen"]
+    utm_mediums = [None, "cpc", "Social", "email", "organic", "referral", "weird"]
+    hosts = [None, "yandex.ru", "zen.yandex.ru", "maps.google.com", "napopravku.ru", "x.org"]
+    rows = [*itertools.product(sources, utm_sources, utm_mediums, hosts)]
+    rows += [example[:4] for example in EXAMPLES]
+    with psycopg.connect(clinic_db_url) as conn:
+        conn.execute(
+            "create temp table samples (n int, source text, utm_source text,"
+            " utm_medium text, referrer_host text)"
+        )
+        with conn.cursor().copy("copy samples from stdin") as copy:
+            for n, row in enumerate(rows):
+                copy.write_row((n, *row))
+        from_sql = conn.execute(f"select n, {channel_sql('s')} from samples s order by n")
+        assert [channel for _, channel in from_sql] == [classify(*row) for row in rows]
