@@ -1,0 +1,235 @@
+"""The inbox web app, mounted by the plugin at ``/inbox``: the page, its JSON API, the actions.
+
+Routes (relative to the mount point):
+
+* ``GET /`` — the page (anonymous visitors are sent to Airflow's login page);
+* ``GET /api/leads?branch=&source=&q=`` — open leads, newest first;
+* ``POST /api/leads/{id}/take`` | ``/close`` | ``/spam`` — the front desk's actions,
+  JSON bodies (``{"comment": "..."}`` for close and spam), checked against cross-site
+  forgery (see ``security``);
+* ``GET /static/...`` — the page's script, styles and icon (no data in them).
+
+Everything but the static files needs an authenticated Airflow user, exactly as the
+Airflow UI does: the ``_token`` cookie of its login, or ``Authorization: Bearer <jwt>``.
+The clinic database is reached through the ``ident_db`` connection, one short-lived
+connection per request (a few milliseconds; the page polls every few seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import psycopg
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.auth.tokens import get_signing_key
+from airflow.api_fastapi.core_api.security import get_user
+from airflow.configuration import conf
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ident_hooks import db
+from ident_hooks.config import load_config
+from ident_hooks.inbox import store
+from ident_hooks.inbox.security import (
+    PAGE_CSP,
+    SECURITY_HEADERS,
+    csrf_problem,
+    csrf_token,
+)
+
+HERE = Path(__file__).resolve().parent
+CONFIG_SECTION = "ident_inbox"  # [ident_inbox] in airflow.cfg, or AIRFLOW__IDENT_INBOX__*
+DEFAULT_REFRESH_SECONDS = 10  # what IDENT's admin notifications use
+MIN_REFRESH_SECONDS = 2  # each open page queries the database this often at most
+RESPONSE_TARGET_SECONDS = 5 * 60  # every lead answered within 5 minutes
+SEARCH_MAX_CHARS = 100
+
+
+def refresh_seconds() -> int:
+    """How often the page asks for new leads: ``[ident_inbox] refresh_seconds``."""
+    configured = conf.getint(CONFIG_SECTION, "refresh_seconds", fallback=DEFAULT_REFRESH_SECONDS)
+    return max(MIN_REFRESH_SECONDS, configured)
+
+
+def _secret_key() -> str:
+    # The api-server's own key; with [api] secret_key set, all api-servers share it.
+    return get_signing_key("api", "secret_key")
+
+
+@cache
+def _templates() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+CurrentUser = Annotated[BaseUser, Depends(get_user)]
+
+
+def _trusted_hosts(request: Request) -> list[str]:
+    forwarded = request.headers.get("x-forwarded-host", "")
+    base_url_host = urlsplit(conf.get("api", "base_url", fallback="") or "").netloc
+    return [
+        request.headers.get("host", ""),
+        *(host.strip() for host in forwarded.split(",")),
+        base_url_host,
+    ]
+
+
+async def acting_user(request: Request, user: CurrentUser) -> BaseUser:
+    """The user behind an action, once it is known not to be a forged cross-site request."""
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        # A token in a header is never sent by a browser on its own: no forgery possible.
+        content_type = request.headers.get("content-type", "").split(";")[0].strip()
+        if content_type.lower() != "application/json":
+            raise HTTPException(415, "actions accept only application/json")
+        return user
+    problem = csrf_problem(
+        secret_key=_secret_key(),
+        username=user.get_name(),
+        headers={name.lower(): value for name, value in request.headers.items()},
+        trusted_hosts=_trusted_hosts(request),
+    )
+    if problem:
+        raise HTTPException(403, f"Запрос отклонён: {problem}")
+    return user
+
+
+ActingUser = Annotated[BaseUser, Depends(acting_user)]
+
+
+class CloseBody(BaseModel):
+    comment: str | None = Field(default=None, max_length=store.COMMENT_MAX_CHARS)
+
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse)
+def inbox_page(
+    request: Request,
+    user: CurrentUser,
+    branch: str | None = None,
+    source: str | None = None,
+    q: Annotated[str | None, Query(max_length=SEARCH_MAX_CHARS)] = None,
+) -> HTMLResponse:
+    with db.connect() as conn:
+        branches = store.branch_options(conn)
+        sources = store.source_options(conn, (s.name for s in load_config().lead_sources))
+    mount_path = request.scope.get("root_path", "").rstrip("/")
+    html = (
+        _templates()
+        .get_template("inbox.html")
+        .render(
+            user_name=user.get_name(),
+            csrf_token=csrf_token(_secret_key(), user.get_name()),
+            refresh_seconds=refresh_seconds(),
+            target_seconds=RESPONSE_TARGET_SECONDS,
+            list_limit=store.LIST_LIMIT,
+            branches=branches,
+            sources=sources,
+            selected=store.LeadFilter(branch, source, q),
+            airflow_url=mount_path.rsplit("/", 1)[0] + "/",
+        )
+    )
+    return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP})
+
+
+@router.get("/api/leads")
+def open_leads(
+    user: CurrentUser,
+    branch: str | None = None,
+    source: str | None = None,
+    q: Annotated[str | None, Query(max_length=SEARCH_MAX_CHARS)] = None,
+) -> JSONResponse:
+    with db.connect() as conn:
+        leads, total = store.list_open_leads(conn, store.LeadFilter(branch, source, q))
+    body = {
+        "user": user.get_name(),
+        # Renewed with every list: a restarted api-server without a configured
+        # [api] secret_key signs with a new key, and the open page keeps working.
+        "csrf_token": csrf_token(_secret_key(), user.get_name()),
+        "refresh_seconds": refresh_seconds(),
+        "total": total,
+        "leads": leads,
+    }
+    return JSONResponse(jsonable_encoder(body))
+
+
+def _state_json(state: store.LeadState) -> dict[str, Any]:
+    return jsonable_encoder(asdict(state))
+
+
+def _act(action: Callable[[psycopg.Connection], store.LeadState]) -> JSONResponse:
+    """Run one action in its own connection; refusals become 404 or 409 with a reason."""
+    try:
+        with db.connect() as conn:
+            state = action(conn)
+    except store.LeadNotFound:
+        return JSONResponse({"detail": "Заявка не найдена"}, status_code=404)
+    except store.LeadUnavailable as refused:
+        state = refused.state
+        if state.status == "in_progress":
+            message = f"Заявка уже в работе у {state.taken_by}"
+        elif state.status == "spam":
+            message = f"Заявка уже отмечена как спам или дубль ({state.closed_by})"
+        else:
+            message = f"Заявка уже обработана ({state.closed_by})"
+        return JSONResponse({"detail": message, "lead": _state_json(state)}, status_code=409)
+    return JSONResponse(_state_json(state))
+
+
+@router.post("/api/leads/{lead_id}/take")
+def take_lead(lead_id: int, user: ActingUser) -> JSONResponse:
+    return _act(lambda conn: store.take_lead(conn, lead_id, user.get_name()))
+
+
+@router.post("/api/leads/{lead_id}/close")
+def close_lead(lead_id: int, user: ActingUser, body: CloseBody | None = None) -> JSONResponse:
+    comment = body.comment if body else None
+    return _act(lambda conn: store.close_lead(conn, lead_id, user.get_name(), "done", comment))
+
+
+@router.post("/api/leads/{lead_id}/spam")
+def mark_spam(lead_id: int, user: ActingUser, body: CloseBody | None = None) -> JSONResponse:
+    comment = body.comment if body else None
+    return _act(lambda conn: store.close_lead(conn, lead_id, user.get_name(), "spam", comment))
+
+
+async def _login_or_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """Send a visitor of the page who is not logged in to Airflow's login page, then back."""
+    if exc.status_code in (401, 403) and request.scope.get("endpoint") is inbox_page:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(get_auth_manager().get_url_login(next_url=path), 303)
+    return await http_exception_handler(request, exc)
+
+
+async def _security_headers(request: Request, call_next) -> Response:
+    response = await call_next(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Заявки", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_exception_handler(StarletteHTTPException, _login_or_error)
+    app.middleware("http")(_security_headers)
+    return app

@@ -1,0 +1,548 @@
+// The leads inbox page: polls the open leads, keeps the waiting times live, announces new
+// leads (highlight, browser notification, a short chime) and sends the admin's actions.
+"use strict";
+
+(() => {
+  const page = document.body.dataset;
+  const config = {
+    refreshMs: Number(page.refreshSeconds) * 1000,
+    targetSeconds: Number(page.targetSeconds),
+    listLimit: Number(page.listLimit),
+    user: page.user,
+    csrfToken: page.csrfToken,
+  };
+  // A highlighted lead counts as seen once the page has been on screen this long after it came.
+  const SEEN_AFTER_MS = 30_000;
+  const STORAGE_LAST_SEEN = "identInbox.lastSeenLeadId";
+  const STORAGE_SOUND = "identInbox.sound";
+  const MAX_NOTIFICATIONS = 3;
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    status: $("status"),
+    summary: $("summary"),
+    banner: $("banner"),
+    rows: $("leads"),
+    empty: $("empty"),
+    filters: $("filters"),
+    branch: $("filter-branch"),
+    source: $("filter-source"),
+    search: $("filter-search"),
+    sound: $("sound"),
+    enableNotifications: $("enable-notifications"),
+    notificationsBlocked: $("notifications-blocked"),
+    dialog: $("close-dialog"),
+    dialogTitle: $("close-dialog-title"),
+    dialogLead: $("close-dialog-lead"),
+    dialogComment: $("close-dialog-comment"),
+    toast: $("toast"),
+    announcer: $("announcer"),
+  };
+
+  let leads = [];
+  let receivedAt = 0; // performance.now() when `leads` arrived: waiting times count from it
+  let knownMaxId = null; // the newest lead id this tab has shown; null before the first list
+  let lastSeenId = Number(localStorage.getItem(STORAGE_LAST_SEEN) || 0);
+  let pendingSeen = null; // {id, since}: the newest lead, on screen since `since`
+  let request = null; // the list request in flight, if any
+  let rowsById = new Map(); // lead id -> {row, signature}
+  let dialogAction = null; // {leadId, action} the open dialog will send
+
+  // ---- formatting -------------------------------------------------------------------------
+  const timeFormat = new Intl.DateTimeFormat("ru-RU", { hour: "2-digit", minute: "2-digit" });
+  const secondsFormat = new Intl.DateTimeFormat("ru-RU", {
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+  const dayTimeFormat = new Intl.DateTimeFormat("ru-RU", {
+    day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+  });
+  const browserTimeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+  function formatDuration(totalSeconds) {
+    const seconds = Math.max(0, Math.floor(totalSeconds));
+    const days = Math.floor(seconds / 86400);
+    const hours = Math.floor((seconds % 86400) / 3600);
+    const minutes = Math.floor((seconds % 3600) / 60);
+    if (days) return `${days} дн ${hours} ч`;
+    if (hours) return `${hours} ч ${minutes} мин`;
+    if (minutes) return `${minutes} мин ${String(seconds % 60).padStart(2, "0")} с`;
+    return `${seconds} с`;
+  }
+
+  function formatMoment(iso) {
+    const moment = new Date(iso);
+    const today = new Date().toDateString() === moment.toDateString();
+    return (today ? timeFormat : dayTimeFormat).format(moment);
+  }
+
+  function formatPhone(lead) {
+    const e164 = lead.phone_e164;
+    const russian = e164 && /^\+7(\d{3})(\d{3})(\d{2})(\d{2})$/.exec(e164);
+    if (russian) return `+7 ${russian[1]} ${russian[2]}-${russian[3]}-${russian[4]}`;
+    return e164 || lead.phone_raw || "";
+  }
+
+  // The requested time as the patient chose it: in the branch's time zone, which is named
+  // (GMT+5) when it is not the admin's own.
+  function formatRequested(lead) {
+    if (!lead.requested_start) return "";
+    const timeZone = lead.branch_timezone || browserTimeZone;
+    const zone = timeZone === browserTimeZone ? {} : { timeZoneName: "short" };
+    const day = { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", timeZone };
+    try {
+      if (!lead.requested_end) {
+        return new Intl.DateTimeFormat("ru-RU", { ...day, ...zone })
+          .format(new Date(lead.requested_start));
+      }
+      const start = new Intl.DateTimeFormat("ru-RU", day).format(new Date(lead.requested_start));
+      const end = new Intl.DateTimeFormat("ru-RU", {
+        hour: "2-digit", minute: "2-digit", timeZone, ...zone,
+      }).format(new Date(lead.requested_end));
+      return `${start}–${end}`;
+    } catch {
+      return dayTimeFormat.format(new Date(lead.requested_start)); // an unknown time zone
+    }
+  }
+
+  function waitingSeconds(lead) {
+    if (lead.status !== "new") return lead.waiting_seconds;
+    return lead.waiting_seconds + (performance.now() - receivedAt) / 1000;
+  }
+
+  // ---- rendering --------------------------------------------------------------------------
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  function button(label, action, leadId, style) {
+    const node = element("button", style || "", label);
+    node.type = "button";
+    node.dataset.action = action;
+    node.dataset.leadId = String(leadId);
+    return node;
+  }
+
+  function isUnseen(lead) {
+    return lead.lead_id > lastSeenId;
+  }
+
+  // What a row shows apart from the waiting time, which tick() keeps current in place:
+  // a row whose signature is unchanged is kept, with any focus inside it.
+  function signature(lead) {
+    const { waiting_seconds: _waiting, ...shown } = lead;
+    return JSON.stringify([shown, isUnseen(lead)]);
+  }
+
+  function buildRow(lead) {
+    const row = element("tr", "lead");
+    row.dataset.leadId = String(lead.lead_id);
+    row.dataset.status = lead.status;
+    row.classList.toggle("is-unseen", isUnseen(lead));
+    row.classList.toggle("is-taken", lead.status === "in_progress");
+
+    const wait = element("td", "wait");
+    const waitValue = element("span", "wait-value");
+    const overdueLabel = element("span", "overdue-label",
+      `дольше ${Math.round(config.targetSeconds / 60)} мин`);
+    if (lead.status !== "new") wait.append(element("span", "muted small", "ответ через"));
+    wait.append(waitValue, overdueLabel, element("span", "muted small",
+      `поступила ${formatMoment(lead.created_at)}`));
+
+    const source = element("td", "source");
+    source.append(element("span", "source-label", lead.source_label));
+    if (isUnseen(lead)) source.prepend(element("span", "badge badge-new", "Новая"));
+    if (lead.campaign) {
+      const campaign = element("span", "campaign", lead.campaign);
+      campaign.title = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"]
+        .filter((key) => lead[key]).map((key) => `${key}=${lead[key]}`).join("\n");
+      source.append(campaign);
+    } else if (lead.referrer_host) {
+      source.append(element("span", "campaign", lead.referrer_host));
+    }
+
+    const patient = element("td", "patient");
+    patient.append(element("span", "name", lead.name || "Без имени"));
+    const phone = formatPhone(lead);
+    if (phone) {
+      const link = element("a", "phone", phone);
+      link.href = `tel:${lead.phone_e164 || lead.phone_raw}`;
+      patient.append(link);
+    }
+    if (lead.comment) patient.append(element("span", "comment", lead.comment));
+
+    const doctor = element("td", "doctor");
+    if (lead.doctor_name) doctor.append(element("span", "", lead.doctor_name));
+    const requested = formatRequested(lead);
+    if (requested) doctor.append(element("span", "requested", requested));
+    if (!lead.doctor_name && !requested) doctor.append(element("span", "muted", "—"));
+
+    const branch = element("td", "branch", lead.branch_name || "—");
+
+    const actions = element("td", "actions");
+    if (lead.status === "in_progress") {
+      const mine = lead.taken_by === config.user;
+      const who = mine ? "у вас" : lead.taken_by;
+      actions.append(element("span", mine ? "badge badge-mine" : "badge badge-taken",
+        `В работе ${who} с ${formatMoment(lead.taken_at)}`));
+    } else {
+      actions.append(button("Взять в работу", "take", lead.lead_id));
+    }
+    actions.append(
+      button("Обработана", "close", lead.lead_id, "secondary"),
+      button("Спам / дубль", "spam", lead.lead_id, "secondary danger"),
+    );
+
+    row.append(wait, source, patient, doctor, branch, actions);
+    updateWait(row, lead);
+    return row;
+  }
+
+  function updateWait(row, lead) {
+    const seconds = waitingSeconds(lead);
+    row.querySelector(".wait-value").textContent = formatDuration(seconds);
+    row.classList.toggle("is-overdue", seconds >= config.targetSeconds);
+  }
+
+  function render(total) {
+    const wanted = leads.map((lead) => {
+      const key = signature(lead);
+      const known = rowsById.get(lead.lead_id);
+      if (known && known.signature === key) return known;
+      return { row: buildRow(lead), signature: key };
+    });
+    // Move only what changed, so a focused button keeps its focus across refreshes.
+    let cursor = ui.rows.firstElementChild;
+    for (const { row } of wanted) {
+      if (row === cursor) {
+        cursor = cursor.nextElementSibling;
+      } else {
+        ui.rows.insertBefore(row, cursor);
+      }
+    }
+    while (cursor) {
+      const next = cursor.nextElementSibling;
+      cursor.remove();
+      cursor = next;
+    }
+    rowsById = new Map(wanted.map((entry, index) => [leads[index].lead_id, entry]));
+    leads.forEach((lead, index) => updateWait(wanted[index].row, lead));
+
+    const filtered = Boolean(ui.branch.value || ui.source.value || ui.search.value.trim());
+    ui.empty.hidden = leads.length > 0;
+    ui.empty.textContent = filtered ? "Ничего не найдено." : "Открытых заявок нет.";
+    if (total !== undefined) renderSummary(total);
+    const unseen = leads.filter(isUnseen).length;
+    document.title = unseen ? `(${unseen}) Заявки` : "Заявки";
+  }
+
+  function renderSummary(total) {
+    const waiting = leads.filter((lead) => lead.status === "new").length;
+    const parts = [`Открытых заявок: ${total}`, `ждут ответа: ${waiting}`,
+      `в работе: ${leads.length - waiting}`];
+    if (total > leads.length) parts.push(`показаны ${config.listLimit} самых новых`);
+    ui.summary.textContent = parts.join(" · ");
+  }
+
+  function tick() {
+    for (const lead of leads) {
+      const entry = rowsById.get(lead.lead_id);
+      if (entry && lead.status === "new") updateWait(entry.row, lead);
+    }
+    markSeen();
+  }
+
+  // ---- "new since you last looked" -------------------------------------------------------
+  function markSeen() {
+    const newest = leads.reduce((max, lead) => Math.max(max, lead.lead_id), 0);
+    if (newest <= lastSeenId || document.visibilityState !== "visible") {
+      pendingSeen = null;
+      return;
+    }
+    if (!pendingSeen || pendingSeen.id !== newest) {
+      pendingSeen = { id: newest, since: Date.now() };
+    } else if (Date.now() - pendingSeen.since >= SEEN_AFTER_MS) {
+      lastSeenId = newest;
+      localStorage.setItem(STORAGE_LAST_SEEN, String(newest));
+      pendingSeen = null;
+      render();
+    }
+  }
+
+  // ---- loading ----------------------------------------------------------------------------
+  function filterQuery() {
+    const params = new URLSearchParams();
+    if (ui.branch.value) params.set("branch", ui.branch.value);
+    if (ui.source.value) params.set("source", ui.source.value);
+    if (ui.search.value.trim()) params.set("q", ui.search.value.trim());
+    return params.toString();
+  }
+
+  // `restart` replaces a request in flight; `baseline` takes the answer as the new normal
+  // (new filters), not as news to announce.
+  async function refresh({ restart = false, baseline = false } = {}) {
+    if (request) {
+      if (!restart) return; // still waiting for the previous answer
+      request.abort();
+    }
+    const controller = new AbortController();
+    request = controller;
+    const timeout = setTimeout(() => controller.abort(), Math.max(config.refreshMs, 5000));
+    try {
+      const response = await fetch(`api/leads?${filterQuery()}`, {
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+        cache: "no-store",
+        signal: controller.signal,
+      });
+      if (response.status === 401 || response.status === 403) {
+        showBanner("Сессия истекла. ", "Войти снова", window.location.href);
+        return;
+      }
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      receive(await response.json(), baseline);
+      hideBanner();
+      ui.status.textContent = `Обновлено в ${secondsFormat.format(new Date())}` +
+        ` · каждые ${config.refreshMs / 1000} с`;
+    } catch {
+      if (controller.signal.aborted && request !== controller) return; // replaced by a newer one
+      showBanner(`Нет связи с сервером, повтор через ${config.refreshMs / 1000} с.`);
+    } finally {
+      clearTimeout(timeout);
+      if (request === controller) request = null;
+    }
+  }
+
+  function receive(data, baseline) {
+    const newest = data.leads.reduce((max, lead) => Math.max(max, lead.lead_id), 0);
+    // The first list of this tab, or of new filters, is a baseline, not news.
+    if (knownMaxId !== null && !baseline) {
+      const arrived = data.leads.filter(
+        (lead) => lead.lead_id > knownMaxId && lead.status === "new");
+      if (arrived.length) announce(arrived);
+    }
+    knownMaxId = Math.max(knownMaxId || 0, newest);
+    leads = data.leads;
+    receivedAt = performance.now();
+    config.csrfToken = data.csrf_token;
+    render(data.total);
+  }
+
+  // ---- announcing new leads ---------------------------------------------------------------
+  let audio = null;
+
+  function unlockAudio() {
+    const AudioContextClass = window.AudioContext || window.webkitAudioContext;
+    if (!audio && AudioContextClass) audio = new AudioContextClass();
+    if (audio && audio.state === "suspended") audio.resume();
+  }
+
+  function chime() {
+    if (!ui.sound.checked) return;
+    unlockAudio();
+    if (!audio) return;
+    const start = audio.currentTime + 0.02;
+    [880, 1318.5].forEach((frequency, index) => {
+      const oscillator = audio.createOscillator();
+      const gain = audio.createGain();
+      const at = start + index * 0.18;
+      oscillator.type = "sine";
+      oscillator.frequency.value = frequency;
+      gain.gain.setValueAtTime(0.0001, at);
+      gain.gain.exponentialRampToValueAtTime(0.3, at + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, at + 0.16);
+      oscillator.connect(gain).connect(audio.destination);
+      oscillator.start(at);
+      oscillator.stop(at + 0.17);
+    });
+  }
+
+  function describe(lead) {
+    return [lead.name, formatPhone(lead), lead.branch_name].filter(Boolean).join(", ");
+  }
+
+  function announce(arrived) {
+    chime();
+    const first = arrived[0];
+    ui.announcer.textContent = arrived.length === 1
+      ? `Новая заявка: ${first.source_label}, ${describe(first)}`
+      : `Новых заявок: ${arrived.length}`;
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    const shown = arrived.slice(0, MAX_NOTIFICATIONS).map((lead) => ({
+      title: `Новая заявка · ${lead.source_label}`, body: describe(lead), tag: `lead-${lead.lead_id}`,
+    }));
+    if (arrived.length > MAX_NOTIFICATIONS) {
+      shown.push({
+        title: `И ещё заявок: ${arrived.length - MAX_NOTIFICATIONS}`, body: "", tag: "leads-more",
+      });
+    }
+    for (const { title, body, tag } of shown) {
+      const notification = new Notification(title, { body, tag, lang: "ru" });
+      notification.onclick = () => {
+        window.focus();
+        notification.close();
+      };
+    }
+  }
+
+  function showNotificationControls() {
+    const supported = "Notification" in window;
+    ui.enableNotifications.hidden = !supported || Notification.permission !== "default";
+    ui.notificationsBlocked.hidden = !supported || Notification.permission !== "denied";
+  }
+
+  // ---- actions ----------------------------------------------------------------------------
+  function post(leadId, action, comment) {
+    return fetch(`api/leads/${leadId}/${action}`, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        Accept: "application/json",
+        "Content-Type": "application/json",
+        "X-CSRF-Token": config.csrfToken,
+      },
+      body: JSON.stringify(comment ? { comment } : {}),
+    });
+  }
+
+  async function act(leadId, action, comment) {
+    let response;
+    let data = {};
+    try {
+      response = await post(leadId, action, comment);
+      if (response.status === 403) {
+        // The server's signing key changed (a restart): the next list brings a new token.
+        await refresh({ restart: true });
+        response = await post(leadId, action, comment);
+      }
+      data = await response.json().catch(() => ({}));
+    } catch {
+      showToast("Нет связи с сервером, действие не выполнено.", true);
+      return;
+    }
+    if (response.ok) {
+      const done = { take: "Заявка взята в работу", close: "Заявка обработана",
+        spam: "Заявка отмечена как спам или дубль" };
+      showToast(done[action]);
+    } else if (response.status === 409 && data.lead && data.lead.taken_at) {
+      const since = data.lead.status === "in_progress"
+        ? ` с ${formatMoment(data.lead.taken_at)}` : "";
+      showToast(`${data.detail}${since}`, true);
+    } else if (response.status === 401) {
+      showBanner("Сессия истекла. ", "Войти снова", window.location.href);
+    } else {
+      showToast(typeof data.detail === "string" ? data.detail : "Не удалось выполнить действие.",
+        true);
+    }
+    await refresh({ restart: true });
+  }
+
+  function openCloseDialog(lead, action) {
+    dialogAction = { leadId: lead.lead_id, action };
+    ui.dialogTitle.textContent = action === "spam"
+      ? "Отметить как спам или дубль" : "Заявка обработана";
+    const holder = lead.status === "in_progress" && lead.taken_by !== config.user
+      ? ` Заявку ведёт ${lead.taken_by}.` : "";
+    ui.dialogLead.textContent = `${lead.source_label}: ${describe(lead)}.${holder}`;
+    ui.dialogComment.value = "";
+    ui.dialog.showModal();
+    ui.dialogComment.focus();
+  }
+
+  ui.dialog.addEventListener("close", () => {
+    const chosen = dialogAction;
+    dialogAction = null;
+    if (chosen && ui.dialog.returnValue === "save") {
+      act(chosen.leadId, chosen.action, ui.dialogComment.value.trim());
+    }
+  });
+
+  ui.rows.addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-action]");
+    if (!target) return;
+    const leadId = Number(target.dataset.leadId);
+    const lead = leads.find((candidate) => candidate.lead_id === leadId);
+    if (!lead) return;
+    if (target.dataset.action === "take") {
+      target.disabled = true;
+      act(leadId, "take");
+    } else {
+      openCloseDialog(lead, target.dataset.action);
+    }
+  });
+
+  // ---- messages ---------------------------------------------------------------------------
+  let toastTimer = null;
+
+  function showToast(message, isError = false) {
+    ui.toast.textContent = message;
+    ui.toast.classList.toggle("is-error", isError);
+    ui.toast.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { ui.toast.hidden = true; }, 6000);
+  }
+
+  function showBanner(message, linkText, href) {
+    ui.banner.replaceChildren(message);
+    if (linkText) {
+      const link = element("a", "", linkText);
+      link.href = href;
+      ui.banner.append(link);
+    }
+    ui.banner.hidden = false;
+  }
+
+  function hideBanner() {
+    ui.banner.hidden = true;
+  }
+
+  // ---- filters ----------------------------------------------------------------------------
+  function filtersChanged() {
+    const query = filterQuery();
+    window.history.replaceState(null, "", query ? `?${query}` : window.location.pathname);
+    refresh({ restart: true, baseline: true });
+  }
+
+  let searchTimer = null;
+  ui.branch.addEventListener("change", filtersChanged);
+  ui.source.addEventListener("change", filtersChanged);
+  ui.search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(filtersChanged, 300);
+  });
+  ui.filters.addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearTimeout(searchTimer);
+    filtersChanged();
+  });
+  ui.filters.addEventListener("reset", () => setTimeout(filtersChanged));
+
+  // ---- start ------------------------------------------------------------------------------
+  ui.sound.checked = localStorage.getItem(STORAGE_SOUND) !== "off";
+  ui.sound.addEventListener("change", () => {
+    localStorage.setItem(STORAGE_SOUND, ui.sound.checked ? "on" : "off");
+  });
+  ui.enableNotifications.addEventListener("click", async () => {
+    unlockAudio();
+    await Notification.requestPermission();
+    showNotificationControls();
+  });
+  // Browsers start sound only after the user has touched the page once.
+  document.addEventListener("pointerdown", unlockAudio);
+  document.addEventListener("keydown", unlockAudio);
+  document.addEventListener("visibilitychange", markSeen);
+  showNotificationControls();
+
+  // Timers of a background tab are slowed to once a minute; a worker's are not.
+  try {
+    const ticker = new Worker("static/ticker.js");
+    ticker.onmessage = () => refresh();
+    ticker.postMessage(config.refreshMs);
+  } catch {
+    setInterval(refresh, config.refreshMs);
+  }
+  setInterval(tick, 1000);
+  refresh();
+})();

@@ -1,0 +1,220 @@
+"""Web fixtures: a real Airflow api-server with this project's plugins, and inbox data.
+
+``airflow_web`` starts ``airflow api-server`` once per session on a free loopback port,
+against the session's metadata and clinic databases, with SimpleAuthManager users
+``admin`` and ``anna`` whose passwords come from a file (as in production). Any plugin
+page can be tested through it: ``token(user)`` for API calls, ``cookie_session(user)``
+for requests that carry the UI's login cookie the way a browser does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+
+from ident_hooks.leads.normalise import normalise_phone
+
+USERS = {"admin": "admin-pass-1", "anna": "anna-pass-2"}
+INBOX_REFRESH_SECONDS = 3  # shorter than the default 10 s to keep the browser test quick
+STARTUP_TIMEOUT_SECONDS = 180
+
+
+@dataclass
+class AirflowWebServer:
+    base_url: str
+    log_path: Path
+    passwords: dict[str, str]
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def token(self, user: str = "admin") -> str:
+        """A JWT for ``user``, as ``POST /auth/token`` issues it to the UI's login form."""
+        if user not in self._tokens:
+            response = requests.post(
+                self.url("/auth/token"),
+                json={"username": user, "password": self.passwords[user]},
+                timeout=30,
+            )
+            response.raise_for_status()
+            self._tokens[user] = response.json()["access_token"]
+        return self._tokens[user]
+
+    def bearer_session(self, user: str = "admin") -> requests.Session:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.token(user)}"
+        return session
+
+    def cookie_session(self, user: str = "admin") -> requests.Session:
+        """Requests carrying the ``_token`` cookie the UI's login sets, and nothing else."""
+        session = requests.Session()
+        session.cookies.set("_token", self.token(user), domain="127.0.0.1", path="/")
+        return session
+
+    def page_headers(self, csrf_token: str) -> dict[str, str]:
+        """The headers a page of this server sends with its own JSON actions."""
+        return {
+            "Origin": self.base_url,
+            "Sec-Fetch-Site": "same-origin",
+            "X-CSRF-Token": csrf_token,
+        }
+
+    @staticmethod
+    def csrf_token_in(page_html: str) -> str:
+        """The anti-forgery token a page carries in ``data-csrf-token``."""
+        match = re.search(r'data-csrf-token="([^"]*)"', page_html)
+        assert match, "the page carries no data-csrf-token"
+        return match[1]
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_healthy(server: AirflowWebServer, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"airflow api-server exited ({process.returncode}):\n{server.log_tail()}")
+        try:
+            if requests.get(server.url("/api/v2/monitor/health"), timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"airflow api-server did not answer in time:\n{server.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def airflow_web(airflow_db, clinic_db_url, tmp_path_factory) -> Iterator[AirflowWebServer]:
+    """A running Airflow api-server serving the plugins in plugins/, for the session."""
+    folder = tmp_path_factory.mktemp("api_server")
+    passwords_file = folder / "passwords.json"
+    passwords_file.write_text(json.dumps(USERS), encoding="utf-8")
+    port = _free_port()
+    env = os.environ.copy()
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:admin" for u in USERS),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(24),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+            "AIRFLOW__IDENT_INBOX__REFRESH_SECONDS": str(INBOX_REFRESH_SECONDS),
+        }
+    )
+    server = AirflowWebServer(f"http://127.0.0.1:{port}", folder / "api-server.log", USERS)
+    with server.log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "airflow",
+                "api-server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_until_healthy(server, process)
+        yield server
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+# -- inbox data -----------------------------------------------------------------------------
+BRANCHES = [
+    ("msk", "Москва, Тверская", "Europe/Moscow"),
+    ("ekb", "Екатеринбург, Ленина", "Asia/Yekaterinburg"),
+]
+DOCTORS = [
+    ("doc-1", "Петров Геннадий Андреевич", "стоматолог-хирург"),
+    ("doc-2", "Иванова Мария Сергеевна", "ортодонт"),
+]
+
+
+@pytest.fixture
+def inbox_conn(clinic_conn: psycopg.Connection) -> psycopg.Connection:
+    """The clinic database with two branches, two doctors and no leads."""
+    clinic_conn.execute("truncate integration.leads")
+    with clinic_conn.cursor() as cursor:
+        cursor.executemany(
+            "insert into clinic.branches (branch_id, name, timezone) values (%s, %s, %s)",
+            BRANCHES,
+        )
+        cursor.executemany(
+            "insert into clinic.doctors (doctor_id, full_name, specialty) values (%s, %s, %s)",
+            DOCTORS,
+        )
+    clinic_conn.commit()
+    return clinic_conn
+
+
+@pytest.fixture
+def add_lead(inbox_conn: psycopg.Connection):
+    """``add_lead(minutes_ago=1, phone=..., **columns) -> lead_id``: store one lead (committed).
+
+    ``minutes_ago`` sets its creation time at the source; ``phone`` is the phone as received.
+    """
+
+    def add(*, minutes_ago: float = 1, phone: str = "+7 916 123-45-67", **columns: Any) -> int:
+        row = {
+            "source": "napopravku",
+            "external_id": uuid.uuid4().hex,
+            "created_at": datetime.now(UTC) - timedelta(minutes=minutes_ago),
+            "name": "Смирнова Ольга",
+            "phone_raw": phone,
+            "phone_e164": normalise_phone(phone),
+            "branch_id": "msk",
+            "raw": json.dumps({"id": "from-test"}),
+            **columns,
+        }
+        names = ", ".join(row)
+        values = ", ".join(f"%({name})s" for name in row)
+        lead_id = inbox_conn.execute(
+            f"insert into integration.leads ({names}) values ({values}) returning lead_id", row
+        ).fetchone()[0]
+        inbox_conn.commit()
+        return lead_id
+
+    return add
