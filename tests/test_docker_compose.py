@@ -42,6 +42,7 @@ def test_every_airflow_service_shares_the_essentials(compose):
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false", name
         assert "JWT_SECRET" in env["AIRFLOW__API_AUTH__JWT_SECRET"], name
+        assert "SECRET_KEY" in env["AIRFLOW__API__SECRET_KEY"], name
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].endswith("/execution/"), name
         assert "ident" in env["AIRFLOW_CONN_IDENT_DB"], name
         assert service["build"] == ".", name
@@ -72,6 +73,10 @@ def test_docker_compose_config_validates(tmp_path):
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={"AIRFLOW__API_AUTH__JWT_SECRET": "test-secret", "PATH": "/usr/bin:/bin"},
+        env={
+            "AIRFLOW__API_AUTH__JWT_SECRET": "test-secret",
+            "AIRFLOW__API__SECRET_KEY": "test-key",
+            "PATH": "/usr/bin:/bin",
+        },
     )
     assert result.returncode == 0, result.stderr
