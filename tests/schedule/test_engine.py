@@ -163,6 +163,23 @@ def test_the_cut_off_counts_from_now_and_keeps_the_slot_grid(clinic):
     assert clinic.labels(fractional.free)[0] == ("b1", "2026-12-01", "09:00-09:30")
 
 
+def test_busy_cells_clipped_at_now_span_whole_minutes(clinic):
+    # Found by the ПроДокторов simulator on the demo: an appointment running at 10:39:07
+    # became a busy cell 10:39-10:39, which no aggregator accepts.
+    today = "2026-12-01"
+    clinic.work("d1", "b1", f"{today} 08:00", f"{today} 12:00")
+    clinic.busy("d1", f"{today} 10:30", f"{today} 10:40")
+    clinic.busy("d1", f"{today} 11:00", f"{today} 11:00:20")
+    now = clinic.at(f"{today} 10:39:07").to_pydatetime()
+    schedule = clinic.schedule(now=now)
+    assert clinic.labels(schedule.busy) == [
+        ("b1", today, "10:39-10:40"),
+        ("b1", today, "11:00-11:01"),
+    ]
+    assert (schedule.busy["length_minutes"] >= 1).all()
+    assert (schedule.busy["starts_at"] <= pd.Timestamp(now)).any()
+
+
 def test_the_cut_off_applies_to_today_only(clinic):
     clinic.work("d1", "b1", "2026-12-01 22:00", "2026-12-02 02:00")
     schedule = clinic.schedule(now=clinic.at("2026-12-01 23:00"))

@@ -14,7 +14,7 @@ Rules implemented (issue 3):
 * Free slots are cut from the start of each free stretch; a remainder shorter
   than a slot is not offered. On the branch's today no slot starts before
   ``now + skip_hours_today``; nothing in the past is ever published (busy cells
-  are clipped to start at ``now``).
+  are clipped to start at the current minute and span whole minutes).
 
 Time is handled as int64 UTC seconds; ``(owner, seconds)`` pairs are packed into
 one int64 key (``owner * 2**34 + seconds since a base``) so that interval
@@ -482,8 +482,12 @@ def compute_schedule(
     keep = slot_start >= first_slot_start[piece_zone[slot_rows]]
     slot_rows, slot_start, slot_seconds = slot_rows[keep], slot_start[keep], slot_seconds[keep]
 
-    # 5. Busy cells: the occupied parts of work time that are not in the past.
+    # 5. Busy cells: the occupied parts of work time that are not in the past, on whole
+    #    minutes — every format sends HH:MM or whole LengthInMinutes, so a cell clipped at
+    #    10:39:07 becomes 10:39 and a sliver shorter than a minute would be an empty cell.
     occupied_start = np.maximum(occupied_start, now_seconds)
+    occupied_start = base + occupied_start - (base + occupied_start) % 60 - base
+    occupied_end = base + occupied_end + (-(base + occupied_end)) % 60 - base
     keep = occupied_end > occupied_start
     busy_rows, occupied_start, occupied_end = (
         busy_rows[keep],
