@@ -25,29 +25,21 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import psycopg
-from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.tokens import get_signing_key
 from airflow.api_fastapi.core_api.security import get_user
 from airflow.configuration import conf
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ident_hooks import db
 from ident_hooks.config import load_config
 from ident_hooks.inbox import store
-from ident_hooks.inbox.security import (
-    PAGE_CSP,
-    SECURITY_HEADERS,
-    csrf_problem,
-    csrf_token,
-)
+from ident_hooks.inbox.security import PAGE_CSP, csrf_problem, csrf_token, secure_app
 
 HERE = Path(__file__).resolve().parent
 CONFIG_SECTION = "ident_inbox"  # [ident_inbox] in airflow.cfg, or AIRFLOW__IDENT_INBOX__*
@@ -211,25 +203,9 @@ def mark_spam(lead_id: int, user: ActingUser, body: CloseBody | None = None) -> 
     return _act(lambda conn: store.close_lead(conn, lead_id, user.get_name(), "spam", comment))
 
 
-async def _login_or_error(request: Request, exc: StarletteHTTPException) -> Response:
-    """Send a visitor of the page who is not logged in to Airflow's login page, then back."""
-    if exc.status_code in (401, 403) and request.scope.get("endpoint") is inbox_page:
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(get_auth_manager().get_url_login(next_url=path), 303)
-    return await http_exception_handler(request, exc)
-
-
-async def _security_headers(request: Request, call_next) -> Response:
-    response = await call_next(request)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
-
-
 def create_app() -> FastAPI:
     app = FastAPI(title="Заявки", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.add_exception_handler(StarletteHTTPException, _login_or_error)
-    app.middleware("http")(_security_headers)
+    secure_app(app, pages=[inbox_page])
     return app

@@ -1,0 +1,132 @@
+"""The reports web app, mounted by the plugin at ``/reports``: weekly charts and CSV files.
+
+Routes (relative to the mount point):
+
+* ``GET /?weeks=12`` — the page (anonymous visitors are sent to Airflow's login page);
+* ``GET /api/weekly?weeks=12`` — the three charts' series for the last ``weeks`` weeks;
+* ``GET /csv/{table}`` — ``report.<table>`` as a CSV download (see ``csv_export``);
+* ``GET /static/...`` — the page's script, styles and icon (no data in them).
+
+Everything but the static files needs an authenticated Airflow user, as the inbox does
+(``ident_hooks.inbox.security``). Only schema ``report`` is read: numbers, no names or phones.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.core_api.security import get_user
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from ident_hooks import db
+from ident_hooks.config import load_config
+from ident_hooks.inbox.security import PAGE_CSP, secure_app
+from ident_hooks.reports.channels import CHANNELS
+from ident_hooks.reports.weekly import DEFAULT_WEEKS, read_weekly_charts
+from ident_hooks.reports_web.csv_export import TABLES, csv_chunks
+
+HERE = Path(__file__).resolve().parent
+WEEK_CHOICES = (4, 8, 12, 26, 52)
+MAX_WEEKS = 104
+# Short names for the charts' legend; CHANNELS says what each channel holds.
+CHANNEL_LABELS = {
+    "aggregator": "Агрегаторы",
+    "paid": "Реклама",
+    "social": "Соцсети",
+    "email": "E-mail",
+    "organic": "Поиск",
+    "referral": "Другие сайты",
+    "other": "Прочие метки",
+    "direct": "Прямые",
+}
+
+CurrentUser = Annotated[BaseUser, Depends(get_user)]
+Weeks = Annotated[int, Query(ge=1, le=MAX_WEEKS)]
+
+
+@cache
+def _templates() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def clinic_today() -> date:
+    """Today in the clinic's time zone: the report tables' days are the clinic's."""
+    return datetime.now(ZoneInfo(load_config().clinic_timezone)).date()
+
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse)
+def reports_page(request: Request, user: CurrentUser, weeks: Weeks = DEFAULT_WEEKS):
+    mount_path = request.scope.get("root_path", "").rstrip("/")
+    airflow_url = mount_path.rsplit("/", 1)[0] + "/"
+    html = (
+        _templates()
+        .get_template("reports.html")
+        .render(
+            user_name=user.get_name(),
+            weeks=weeks,
+            week_choices=sorted({*WEEK_CHOICES, weeks}),
+            tables=TABLES,
+            airflow_url=airflow_url,
+            inbox_url=airflow_url + "inbox/",
+        )
+    )
+    return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP})
+
+
+@router.get("/api/weekly")
+def weekly_charts(user: CurrentUser, weeks: Weeks = DEFAULT_WEEKS) -> JSONResponse:
+    today = clinic_today()
+    with db.connect() as conn:
+        charts = read_weekly_charts(conn, today=today, weeks=weeks)
+        state = conn.execute("select built_at from report.build_state").fetchone()
+    body = {
+        "today": today,
+        "built_at": state[0] if state else None,
+        "channels": {
+            code: {"label": CHANNEL_LABELS.get(code, code), "description": CHANNELS.get(code)}
+            for code in charts.leads_by_channel
+        },
+        **charts.as_dict(),
+    }
+    return JSONResponse(jsonable_encoder(body))
+
+
+@router.get("/csv/{table}")
+def download_csv(table: str, user: CurrentUser) -> StreamingResponse:
+    if table not in TABLES:
+        raise HTTPException(404, f"Нет такого отчёта: {table}")
+    chunks = csv_chunks(table)
+    # Connects and starts the copy here, so a database error is a 500, not a cut-off file.
+    first = next(chunks)
+    filename = f"report_{table}_{clinic_today().isoformat()}.csv"
+    return StreamingResponse(
+        itertools.chain([first], chunks),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Отчёты", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    secure_app(app, pages=[reports_page])
+    return app
