@@ -11,7 +11,8 @@ DOC = """
 ### Pull leads from `{name}` ({kind})
 
 Every {minutes} min asks **{name}** for the leads (заявки) created from 00:00 (clinic
-time, {tz}) of the day of the newest lead loaded so far until now, and upserts them
+time, {tz}) of the day of the newest lead loaded so far (or two hours before that lead,
+if earlier: just after midnight) until now, and upserts them
 into `integration.leads` — one row per (source, external id), so the overlap with the
 previous run is harmless. Records that cannot be read (no id, bad time, wrong types)
 land in `integration.lead_rejects` with the reason; the rest are stored.

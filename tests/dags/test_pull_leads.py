@@ -93,8 +93,10 @@ def test_overlapping_runs_store_exactly_the_expected_set(source, services, clini
 
 
 def test_failure_between_storing_and_moving_the_cursor_loses_and_duplicates_nothing(
-    services, clinic_conn
+    services, clinic_conn, clinic_db_url
 ):
+    import psycopg
+
     from ident_hooks.db import connect
     from ident_hooks.http_client import ServiceClient
     from ident_hooks.leads.pull import pull_source
@@ -107,21 +109,36 @@ def test_failure_between_storing_and_moving_the_cursor_loses_and_duplicates_noth
     class CrashedBeforeCursor(RuntimeError):
         pass
 
+    seen_when_cursor_written = []
+
     def crash(_value: str) -> None:
+        # What another session sees at the moment the cursor would move: committed rows only.
+        with psycopg.connect(clinic_db_url) as other:
+            seen_when_cursor_written.append(
+                other.execute(
+                    "select count(*) from integration.leads where source = 'site_main'"
+                ).fetchone()[0]
+            )
         raise CrashedBeforeCursor
 
     client = ServiceClient("site_main", auth=adapter_for("site_main").auth)
-    with connect() as conn, pytest.raises(CrashedBeforeCursor):
-        pull_source(
-            "site_main",
-            conn=conn,
-            client=client,
-            clinic_timezone="Europe/Moscow",
-            now=datetime.now(UTC),
-            read_cursor=lambda: None,
-            write_cursor=crash,
-        )
-    assert len(_stored(clinic_conn, "site_main")) == 4  # committed before the crash
+    conn = connect()
+    try:
+        with pytest.raises(CrashedBeforeCursor):
+            pull_source(
+                "site_main",
+                conn=conn,
+                client=client,
+                clinic_timezone="Europe/Moscow",
+                now=datetime.now(UTC),
+                read_cursor=lambda: None,
+                write_cursor=crash,
+            )
+    finally:
+        conn.rollback()  # a crash: whatever was not committed is gone
+        conn.close()
+    assert seen_when_cursor_written == [4]  # committed before the cursor was touched
+    assert len(_stored(clinic_conn, "site_main")) == 4
     assert _cursor("site_main") is None  # ... and the cursor did not move
 
     simulator.add_lead(_today_at(7, 30))
@@ -225,6 +242,31 @@ def test_napopravku_bookings_are_acknowledged_once_and_only_after_storing(servic
 
     assert _run("pull_leads_napopravku").state == "success"
     assert len(simulator.acknowledgements) == 3  # nothing acknowledged twice
+
+
+def test_a_booking_that_cannot_be_stored_is_answered_not_left_to_expire(services, clinic_conn):
+    simulator = services["napopravku"].server
+    good = simulator.add_lead(datetime.now(UTC) - timedelta(minutes=2))
+    broken = simulator.add_lead(datetime.now(UTC) - timedelta(minutes=2), start_time="когда-нибудь")
+    assert _run("pull_leads_napopravku").state == "success"
+
+    assert set(_stored(clinic_conn, "napopravku")) == {good["uuid"]}
+    answers = {ack["appointment_uuid"]: ack for ack in simulator.acknowledgements}
+    assert answers[good["uuid"]]["success"] is True
+    assert answers[broken["uuid"]]["success"] is False
+    assert "start_time" in answers[broken["uuid"]]["message"]
+    assert simulator.booking(broken["uuid"])["is_cancelled"] is False
+
+
+def test_a_branch_the_clinic_does_not_know_is_kept_as_sent(services, clinic_conn):
+    simulator = services["napopravku"].server
+    booking = simulator.add_lead(datetime.now(UTC) - timedelta(minutes=1))
+    booking["clinic"] = {"mis_clinic_id": "branch-from-elsewhere"}
+    assert _run("pull_leads_napopravku").state == "success"
+    branch = clinic_conn.execute(
+        "select branch_id from integration.leads where external_id = %s", (booking["uuid"],)
+    ).fetchone()[0]
+    assert branch == "branch-from-elsewhere"
 
 
 WITH_TAGS = {

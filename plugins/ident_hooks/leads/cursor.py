@@ -33,15 +33,22 @@ def parse_cursor(value: str | None) -> datetime | None:
     return moment
 
 
+# A lead stamped shortly before midnight may show up at the source after one stamped just
+# past it; asking this far back from the cursor as well still finds it the next day.
+LATE_LEAD_MARGIN = timedelta(hours=2)
+
+
 def period_start(
     cursor: datetime | None, now: datetime, clinic_tz: tzinfo, initial_days: int
 ) -> datetime:
-    """00:00 clinic time of the cursor's date, or of today minus ``initial_days``."""
+    """00:00 clinic time of the cursor's date (or of today minus ``initial_days``), moved
+    back to ``cursor - LATE_LEAD_MARGIN`` when that is earlier (just after midnight)."""
     if cursor is None:
         day = now.astimezone(clinic_tz).date() - timedelta(days=initial_days)
-    else:
-        day = min(cursor, now).astimezone(clinic_tz).date()
-    return datetime.combine(day, datetime.min.time(), clinic_tz)
+        return datetime.combine(day, datetime.min.time(), clinic_tz)
+    cursor = min(cursor, now)
+    midnight = datetime.combine(cursor.astimezone(clinic_tz).date(), datetime.min.time(), clinic_tz)
+    return min(midnight, (cursor - LATE_LEAD_MARGIN).astimezone(clinic_tz))
 
 
 def advanced(cursor: datetime | None, newest: datetime | None, now: datetime) -> datetime | None:

@@ -15,7 +15,12 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from ident_hooks.http_client import ServiceClient, ServiceRejected, ServiceUnavailable
+from ident_hooks.http_client import (
+    ServiceClient,
+    ServiceError,
+    ServiceRejected,
+    ServiceUnavailable,
+)
 from ident_hooks.leads.cursor import advanced, parse_cursor, period_start
 from ident_hooks.leads.normalise import DoctorMatcher
 from ident_hooks.leads.sources import SourceError, SourceSettings, adapter_for, parse_records
@@ -68,18 +73,28 @@ def pull_source(
     settings = SourceSettings(source=source, timezone=tz)
     # The whole period is fetched before anything is stored: a failure half-way through
     # the pages stores nothing and the retry starts clean.
-    records = list(adapter.fetch(client, period_from, now, settings=settings))
+    try:
+        records = list(adapter.fetch(client, period_from, now, settings=settings))
+    except SourceError as error:
+        # A source's message may quote its reply, and a proxy's error page the URL with a key.
+        error.args = tuple(client.redact(str(arg)) for arg in error.args)
+        raise
     matcher = DoctorMatcher(conn.execute("select doctor_id, full_name from clinic.doctors"))
     batch = parse_records(adapter, records, settings=settings, matcher=matcher)
-    with conn.transaction():
-        result = store_leads(conn, batch.leads, ack_required=adapter.acknowledge is not None)
-        store_rejects(conn, batch.rejects)
+    result = store_leads(conn, batch.leads, ack_required=adapter.acknowledge is not None)
+    store_rejects(conn, batch.rejects)
+    conn.commit()
+    # The cursor may only ever point at committed leads.
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise RuntimeError("leads are not committed; the cursor stays where it is")
     for reject in batch.rejects:
         log.warning("%s: record rejected: %s", source, reject.reason)
 
     moved = advanced(cursor, result.newest_created_at, now)
     if moved is not None and moved != cursor:
         write_cursor(moved.isoformat())
+    if adapter.acknowledge is not None:
+        _refuse_rejected(source, batch.rejects, adapter.acknowledge, client)
     summary = PullSummary(
         source=source,
         period_from=period_from.isoformat(),
@@ -94,6 +109,31 @@ def pull_source(
     )
     log.info("%s", summary)
     return summary
+
+
+def _refuse_rejected(
+    source: str, rejects: list, acknowledge: Callable[..., object], client: ServiceClient
+) -> None:
+    """Answer bookings we could not store with ``success=False`` and the reason.
+
+    Unanswered, НаПоправку would cancel them silently after 10 minutes; answered, the
+    service knows the clinic did not get them. One that fails is fetched and answered
+    again on the next run, since the service still lists it as not received.
+    """
+    for reject in rejects:
+        external_id = reject.raw.get("uuid") if isinstance(reject.raw, dict) else None
+        if not isinstance(external_id, str) or not external_id:
+            continue
+        log.error("%s: booking %s could not be stored: %s", source, external_id, reject.reason)
+        try:
+            acknowledge(
+                client,
+                external_id,
+                success=False,
+                message=f"Клиника не смогла принять заявку: {reject.reason}"[:500],
+            )
+        except (ServiceError, SourceError) as failure:
+            log.warning("%s: could not report booking %s: %s", source, external_id, failure)
 
 
 def acknowledge_stored(

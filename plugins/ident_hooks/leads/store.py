@@ -20,7 +20,6 @@ _KEY = ("source", "external_id")
 _SOURCE_FIELDS = tuple(c for c in LEAD_COLUMNS if c not in _KEY)
 _COLUMN_LIST = ", ".join(LEAD_COLUMNS)
 _DOCTOR = LEAD_COLUMNS.index("doctor_id")
-_BRANCH = LEAD_COLUMNS.index("branch_id")
 _UPDATE_CHANGED = f"""
 update integration.leads l
    set {", ".join(f"{c} = s.{c}" for c in _SOURCE_FIELDS)},
@@ -91,16 +90,14 @@ def store_leads(
             (source, ids),
         )
         stored.update((source, external_id) for (external_id,) in rows)
-    # Ids the clinic does not know are dropped here rather than failing the batch.
+    # doctor_id means "matched to clinic.doctors" (the name as received is kept aside);
+    # a branch id the clinic does not know is kept as the source sent it.
     doctors = {r[0] for r in conn.execute("select doctor_id from clinic.doctors")}
-    branches = {r[0] for r in conn.execute("select branch_id from clinic.branches")}
 
     def row(lead: Lead) -> list[Any]:
         values = list(lead.row())  # raw stays a dict: the binary COPY encodes it once
         if values[_DOCTOR] not in doctors:
             values[_DOCTOR] = None
-        if values[_BRANCH] not in branches:
-            values[_BRANCH] = None
         return values
 
     new = [row(lead) + [ack_required] for key, lead in latest.items() if key not in stored]
