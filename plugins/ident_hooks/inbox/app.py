@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -33,12 +32,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from ident_hooks import db
 from ident_hooks.config import load_config
 from ident_hooks.inbox import store
+from ident_hooks.inbox.pages import airflow_root_url, page_templates
 from ident_hooks.inbox.security import PAGE_CSP, csrf_problem, csrf_token, secure_app
 
 HERE = Path(__file__).resolve().parent
@@ -58,16 +57,6 @@ def refresh_seconds() -> int:
 def _secret_key() -> str:
     # The api-server's own key; with [api] secret_key set, all api-servers share it.
     return get_signing_key("api", "secret_key")
-
-
-@cache
-def _templates() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(HERE / "templates"),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 CurrentUser = Annotated[BaseUser, Depends(get_user)]
@@ -123,9 +112,8 @@ def inbox_page(
     with db.connect() as conn:
         branches = store.branch_options(conn)
         sources = store.source_options(conn, (s.name for s in load_config().lead_sources))
-    mount_path = request.scope.get("root_path", "").rstrip("/")
     html = (
-        _templates()
+        page_templates(HERE / "templates")
         .get_template("inbox.html")
         .render(
             user_name=user.get_name(),
@@ -136,7 +124,7 @@ def inbox_page(
             branches=branches,
             sources=sources,
             selected=store.LeadFilter(branch, source, q),
-            airflow_url=mount_path.rsplit("/", 1)[0] + "/",
+            airflow_url=airflow_root_url(request),
         )
     )
     return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP})

@@ -47,10 +47,6 @@ class PullSummary:
     cursor_before: str | None
     cursor_after: str | None
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.inserted or self.updated)
-
     def as_dict(self) -> dict:
         return asdict(self)
 

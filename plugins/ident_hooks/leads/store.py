@@ -38,10 +38,6 @@ class StoreResult:
     unchanged: int
     newest_created_at: datetime | None
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.inserted or self.updated)
-
 
 def _json(value: Any, *, canonical: bool = False) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=canonical, default=str)

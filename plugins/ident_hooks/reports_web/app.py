@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 from datetime import date, datetime
-from functools import cache
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -26,10 +25,10 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ident_hooks import db
 from ident_hooks.config import load_config
+from ident_hooks.inbox.pages import airflow_root_url, page_templates
 from ident_hooks.inbox.security import PAGE_CSP, secure_app
 from ident_hooks.reports.channels import CHANNELS
 from ident_hooks.reports.weekly import DEFAULT_WEEKS, read_weekly_charts
@@ -54,16 +53,6 @@ CurrentUser = Annotated[BaseUser, Depends(get_user)]
 Weeks = Annotated[int, Query(ge=1, le=MAX_WEEKS)]
 
 
-@cache
-def _templates() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(HERE / "templates"),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def clinic_today() -> date:
     """Today in the clinic's time zone: the report tables' days are the clinic's."""
     return datetime.now(ZoneInfo(load_config().clinic_timezone)).date()
@@ -74,10 +63,9 @@ router = APIRouter()
 
 @router.get("/", response_class=HTMLResponse)
 def reports_page(request: Request, user: CurrentUser, weeks: Weeks = DEFAULT_WEEKS):
-    mount_path = request.scope.get("root_path", "").rstrip("/")
-    airflow_url = mount_path.rsplit("/", 1)[0] + "/"
+    airflow_url = airflow_root_url(request)
     html = (
-        _templates()
+        page_templates(HERE / "templates")
         .get_template("reports.html")
         .render(
             user_name=user.get_name(),

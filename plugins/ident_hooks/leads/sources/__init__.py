@@ -66,13 +66,12 @@ class SourceSettings:
     """What an adapter needs to know about one configured source.
 
     ``timezone`` reads naive times (UIS account time, naive НаПоправку times);
-    ``page_size`` 0 means the adapter's default; ``clinic_id`` filters НаПоправку bookings.
+    ``page_size`` 0 means the adapter's default.
     """
 
     source: str
     timezone: tzinfo = MOSCOW
     page_size: int = 0
-    clinic_id: str | None = None
 
 
 @dataclass(frozen=True)

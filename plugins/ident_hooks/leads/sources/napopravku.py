@@ -49,8 +49,6 @@ def _pages(client: Any, period_from: datetime, settings: SourceSettings):
         "sorting[sort_by]": "created_at",
         "sorting[sort_dir]": "asc",
     }
-    if settings.clinic_id:
-        params["mis_clinic_id"] = settings.clinic_id
     page = 1
     while True:
         result = _result(
