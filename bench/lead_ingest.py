@@ -24,6 +24,7 @@ def main() -> None:
     import psycopg
 
     from ident_hooks import demo
+    from ident_hooks.config import load_config
     from ident_hooks.leads.normalise import DoctorMatcher
     from ident_hooks.leads.sources import SourceSettings, adapter_for, parse_records
     from ident_hooks.leads.store import store_leads, store_rejects
@@ -44,7 +45,7 @@ def main() -> None:
         simulator.stop()
         made = time.perf_counter() - started
 
-        adapter = adapter_for(args.source)
+        adapter = adapter_for(load_config().lead_source(args.source).kind)
         settings = SourceSettings(source=args.source)
         with psycopg.connect(url) as conn:
             conn.execute("create unlogged table plain_copy (raw jsonb)")

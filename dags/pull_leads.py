@@ -83,11 +83,12 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             from ident_hooks.task_errors import fail_without_retry_on
 
             key = cursor_variable(source.name)
-            client = ServiceClient(source.connection, auth=adapter_for(source.name).auth)
+            client = ServiceClient(source.connection, auth=adapter_for(source.kind).auth)
             refused = (ServiceRejected, ServiceMisconfigured, SourceError, BadCursor)
             with fail_without_retry_on(*refused), connect() as conn:
                 summary = pull_source(
                     source.name,
+                    kind=source.kind,
                     conn=conn,
                     client=client,
                     clinic_timezone=clinic_timezone,
@@ -119,9 +120,11 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
                 from ident_hooks.leads.pull import acknowledge_stored
                 from ident_hooks.leads.sources import adapter_for
 
-                client = ServiceClient(source.connection, auth=adapter_for(source.name).auth)
+                client = ServiceClient(source.connection, auth=adapter_for(source.kind).auth)
                 with connect() as conn:
-                    return acknowledge_stored(source.name, conn=conn, client=client)
+                    return acknowledge_stored(
+                        source.name, kind=source.kind, conn=conn, client=client
+                    )
 
             summary >> acknowledge_bookings()
 

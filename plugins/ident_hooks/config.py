@@ -5,6 +5,7 @@ Read at DAG parse time, so it must stay cheap: one small file, no database, no n
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,7 +15,9 @@ from typing import Any
 
 import yaml
 
-CONFIG_PATH = Path(__file__).resolve().parents[2] / "include" / "integrations.yaml"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "include" / "integrations.yaml"
+# A deployment (or a test) may keep its own file elsewhere.
+CONFIG_PATH_VARIABLE = "IDENT_INTEGRATIONS_CONFIG"
 KNOWN_AGGREGATORS = ("prodoctorov", "napopravku", "sberzdorovie", "32top")
 LEAD_SOURCE_KINDS = ("uis", "flexbe", "napopravku", "ident_tickets")
 _NAME = re.compile(r"^[a-z0-9_]+$")
@@ -121,8 +124,18 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
     )
 
 
-@lru_cache(maxsize=1)
-def load_config(path: Path = CONFIG_PATH) -> IntegrationsConfig:
+def config_path() -> Path:
+    return Path(os.environ.get(CONFIG_PATH_VARIABLE) or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: Path | None = None) -> IntegrationsConfig:
+    """The integrations config from ``path``, else ``$IDENT_INTEGRATIONS_CONFIG``, else
+    ``include/integrations.yaml``; read once per process and file."""
+    return _load_config(path or config_path())
+
+
+@lru_cache(maxsize=4)
+def _load_config(path: Path) -> IntegrationsConfig:
     return parse_config(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
 
 

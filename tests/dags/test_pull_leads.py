@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 from ident_hooks import demo
 from ident_hooks.simulators.base import Fault
@@ -14,6 +15,35 @@ from ident_hooks.simulators.catalog import SimulatedService, build_simulators
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 SOURCES = ["uis", "flexbe", "napopravku", "32top", "site_main"]
+# Every test here runs on a pinned clock (the DAG, the simulators and the assertions all see
+# it), so the suite means the same at any hour. The default is the hour that once broke CI:
+# 02:57 Moscow, when "today at 08:00" was still in the future.
+DEFAULT_MOMENT = datetime(2026, 12, 2, 2, 57, tzinfo=MOSCOW)
+# Moments around which a day, a month or a year turns over in clinic time.
+TURNING_MOMENTS = {
+    "after_midnight": datetime(2026, 12, 2, 0, 3, tzinfo=MOSCOW),
+    "before_midnight": datetime(2026, 12, 1, 23, 58, tzinfo=MOSCOW),
+    "new_years_eve": datetime(2026, 12, 31, 23, 58, tzinfo=MOSCOW),
+    "first_of_march": datetime(2027, 3, 1, 0, 3, tzinfo=MOSCOW),
+    "daytime": datetime(2026, 12, 2, 14, 0, tzinfo=MOSCOW),
+}
+
+REAL_CLOCK = object()
+
+
+@pytest.fixture
+def clock(request):
+    """The pinned clock (ticking from the moment a test asks for, else DEFAULT_MOMENT).
+
+    ``REAL_CLOCK`` is for the rare test that compares our times with PostgreSQL's own
+    ``now()``, which no Python clock reaches, and that does not depend on the hour.
+    """
+    moment = getattr(request, "param", DEFAULT_MOMENT)
+    if moment is REAL_CLOCK:
+        yield None
+        return
+    with time_machine.travel(moment, tick=True) as traveller:
+        yield traveller
 
 
 def _today_at(hour: int, minute: int = 0) -> datetime:
@@ -21,6 +51,10 @@ def _today_at(hour: int, minute: int = 0) -> datetime:
     now = datetime.now(MOSCOW)
     moment = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
     return min(moment, now - timedelta(minutes=1))
+
+
+def _minutes_ago(minutes: float) -> datetime:
+    return datetime.now(MOSCOW) - timedelta(minutes=minutes)
 
 
 @pytest.fixture
@@ -33,7 +67,7 @@ def small_clinic(clinic_conn):
 
 
 @pytest.fixture
-def services(small_clinic, monkeypatch, airflow_db) -> Iterator[dict[str, SimulatedService]]:
+def services(clock, small_clinic, monkeypatch, airflow_db) -> Iterator[dict[str, SimulatedService]]:
     from airflow.models.variable import Variable
 
     doctors = [(doctor_id, name) for doctor_id, name, *_ in small_clinic.doctors]
@@ -70,17 +104,34 @@ def _cursor(source: str) -> str | None:
     return Variable.get(f"leads_cursor_{source}", default_var=None)
 
 
-@pytest.mark.parametrize("source", SOURCES)
-def test_overlapping_runs_store_exactly_the_expected_set(source, services, clinic_conn):
+# Each source at the turn of a day; the other turning moments spread over the sources.
+OVERLAP_CASES = [(source, "before_midnight") for source in SOURCES] + [
+    (source, moment)
+    for index, moment in enumerate(("after_midnight", "new_years_eve", "first_of_march", "daytime"))
+    for source in (SOURCES[index], SOURCES[(index + 2) % len(SOURCES)])
+]
+
+
+@pytest.mark.parametrize(
+    ("source", "clock"),
+    [(source, TURNING_MOMENTS[moment]) for source, moment in OVERLAP_CASES],
+    ids=[f"{source}-{moment}" for source, moment in OVERLAP_CASES],
+    indirect=["clock"],
+)
+def test_overlapping_runs_store_exactly_the_expected_set(source, clock, services, clinic_conn):
     simulator = services[source].server
-    first = [simulator.add_lead(_today_at(8, n)) for n in range(5)]
+    # 50..46 minutes ago: across midnight, the month or the year when the clock says so.
+    first = [simulator.add_lead(_minutes_ago(50 - n)) for n in range(5)]
+    newest_first = _minutes_ago(46)
     assert _run(f"pull_leads_{source}").state == "success"
     assert len(_stored(clinic_conn, source)) == 5
     cursor = _cursor(source)
     assert cursor is not None
-    assert datetime.fromisoformat(cursor).date() == _today_at(8).date()
+    assert abs(datetime.fromisoformat(cursor) - newest_first) < timedelta(minutes=1)
 
-    later = [simulator.add_lead(_today_at(9, n)) for n in range(3)]
+    # Five minutes on (past midnight for the "before" moments), three more leads.
+    clock.shift(timedelta(minutes=5))
+    later = [simulator.add_lead(_minutes_ago(3 - n)) for n in range(3)]
     assert _run(f"pull_leads_{source}").state == "success"
     stored = _stored(clinic_conn, source)
     assert len(stored) == len(first) + len(later)
@@ -121,12 +172,13 @@ def test_failure_between_storing_and_moving_the_cursor_loses_and_duplicates_noth
             )
         raise CrashedBeforeCursor
 
-    client = ServiceClient("site_main", auth=adapter_for("site_main").auth)
+    client = ServiceClient("site_main", auth=adapter_for("ident_tickets").auth)
     conn = connect()
     try:
         with pytest.raises(CrashedBeforeCursor):
             pull_source(
                 "site_main",
+                kind="ident_tickets",
                 conn=conn,
                 client=client,
                 clinic_timezone="Europe/Moscow",
@@ -208,7 +260,11 @@ def test_malformed_records_are_quarantined_and_the_rest_stored(services, clinic_
     assert seen == (3, 2)
 
 
-def test_napopravku_bookings_are_acknowledged_once_and_only_after_storing(services, clinic_conn):
+# loaded_at is PostgreSQL's now(); the acknowledgement times are the simulator's.
+@pytest.mark.parametrize("clock", [REAL_CLOCK], ids=["real_clock"], indirect=True)
+def test_napopravku_bookings_are_acknowledged_once_and_only_after_storing(
+    clock, services, clinic_conn
+):
     simulator = services["napopravku"].server
     bookings = [simulator.add_lead(datetime.now(UTC) - timedelta(minutes=3)) for _ in range(3)]
     uuids = {booking["uuid"] for booking in bookings}
@@ -343,3 +399,71 @@ def test_run_with_new_leads_updates_the_leads_asset(services, clinic_conn):
     run = _run("pull_leads_32top")  # nothing new: no asset event
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states["announce_leads"] == "skipped"
+
+
+SEVERAL_OF_A_KIND = """
+clinic_timezone: Europe/Moscow
+lead_sources:
+  flexbe:
+    kind: flexbe
+    connection: flexbe
+    interval_minutes: 2
+  flexbe_promo:
+    kind: flexbe
+    connection: flexbe_promo
+    interval_minutes: 2
+sites:
+  - name: main
+    interval_minutes: 2
+  - name: promo
+    interval_minutes: 2
+"""
+
+
+def test_several_sources_of_one_kind_from_configuration_alone(
+    clock, small_clinic, monkeypatch, airflow_db, clinic_conn, tmp_path
+):
+    """Two Flexbe landings and two IDENT-protocol sites: a YAML entry and a connection each."""
+    from airflow.models.variable import Variable
+
+    from ident_hooks.simulators.catalog import SimulatedService
+    from ident_hooks.simulators.flexbe import FlexbeSimulator
+    from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
+
+    config = tmp_path / "integrations.yaml"
+    config.write_text(SEVERAL_OF_A_KIND)
+    monkeypatch.setenv("IDENT_INTEGRATIONS_CONFIG", str(config))
+    doctors = [(doctor_id, name) for doctor_id, name, *_ in small_clinic.doctors]
+    keys = {name: f"{name}-key" for name in ("flexbe", "flexbe_promo", "site_main", "site_promo")}
+    services = {
+        "flexbe": FlexbeSimulator(api_key=keys["flexbe"], seed=1, doctors=doctors),
+        "flexbe_promo": FlexbeSimulator(api_key=keys["flexbe_promo"], seed=2, doctors=doctors),
+        "site_main": IdentTicketsSimulator(
+            key=keys["site_main"], style="site", seed=3, doctors=doctors
+        ),
+        "site_promo": IdentTicketsSimulator(
+            key=keys["site_promo"], style="site", seed=4, doctors=doctors
+        ),
+    }
+    made = {}
+    try:
+        for number, (name, server) in enumerate(services.items()):
+            server.start()
+            service = SimulatedService(name, server, keys[name])
+            monkeypatch.setenv(service.env_var, service.airflow_connection)
+            Variable.delete(f"leads_cursor_{name}")
+            made[name] = {
+                str(lead.get("id", lead.get("Id")))
+                for lead in (server.add_lead(_minutes_ago(30 - m)) for m in range(number + 1))
+            }
+        for name in services:
+            assert _run(f"pull_leads_{name}").state == "success", name
+    finally:
+        for server in services.values():
+            server.stop()
+
+    for name, external_ids in made.items():
+        assert set(_stored(clinic_conn, name)) == external_ids, name
+        assert _cursor(name) is not None, name
+    cursors = {name: datetime.fromisoformat(_cursor(name)) for name in services}
+    assert len(set(cursors.values())) == len(services)  # each at its own newest lead

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ident_hooks.config import load_config
 from ident_hooks.http_client import ServiceClient
 from ident_hooks.leads.normalise import DoctorMatcher
 from ident_hooks.leads.sources import adapter_for
@@ -78,7 +79,10 @@ def client_for(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Servic
         connection = {"conn_type": "http", "host": simulator.base_url + path, "password": secret}
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
         client = ServiceClient(
-            conn_id, auth=adapter_for(source).auth, backoff_seconds=0, sleep=lambda _: None
+            conn_id,
+            auth=adapter_for(load_config().lead_source(source).kind).auth,
+            backoff_seconds=0,
+            sleep=lambda _: None,
         )
         clients.append(client)
         return client

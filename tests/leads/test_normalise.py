@@ -219,7 +219,7 @@ def test_normalising_100k_leads_is_fast(doctors):
         simulator.render(simulator.factory.make(start - timedelta(seconds=i)), i + 1)
         for i in range(100_000)
     ]
-    adapter = adapter_for("site_main")
+    adapter = adapter_for("ident_tickets")
     began = time.perf_counter()
     batch = parse_records(
         adapter,

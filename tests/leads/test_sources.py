@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ident_hooks.config import load_config
 from ident_hooks.http_client import ServiceRejected
 from ident_hooks.leads.sources import (
     SourceError,
@@ -15,7 +16,6 @@ from ident_hooks.leads.sources import (
     SourceSettings,
     adapter_for,
     parse_records,
-    source_kind,
 )
 from ident_hooks.leads.sources.uis import split_period
 from ident_hooks.simulators.base import Fault
@@ -30,22 +30,19 @@ DAY_START = datetime(2026, 11, 26, tzinfo=MOSCOW)  # 00:00 clinic time of the la
 
 
 def pull(simulator, client, source, matcher, *, period=(DAY_START, NOW), page_size=0):
-    adapter = adapter_for(source)
+    adapter = adapter_for(load_config().lead_source(source).kind)
     settings = SourceSettings(source=source, page_size=page_size)
     records = list(adapter.fetch(client, *period, settings=settings))
     return records, parse_records(adapter, records, settings=settings, matcher=matcher)
 
 
-def test_registry_maps_sources_to_adapters():
-    assert source_kind("32top") == source_kind("site_main") == "ident_tickets"
-    assert [source_kind(name) for name in ("uis", "flexbe", "napopravku")] == [
-        "uis",
-        "flexbe",
-        "napopravku",
-    ]
-    for unknown in ("site_", "tilda", "ident_tickets"):
-        with pytest.raises(KeyError):
-            source_kind(unknown)
+def test_configured_sources_name_their_adapter_by_kind():
+    config = load_config()
+    assert config.lead_source("32top").kind == config.lead_source("site_main").kind
+    assert adapter_for(config.lead_source("site_main").kind).kind == "ident_tickets"
+    for unknown in ("site_main", "tilda", "32top"):
+        with pytest.raises(KeyError, match="unknown lead source kind"):
+            adapter_for(unknown)
     assert adapter_for("napopravku").acknowledge is not None
     assert adapter_for("uis").acknowledge is None
 

@@ -54,6 +54,7 @@ class PullSummary:
 def pull_source(
     source: str,
     *,
+    kind: str,
     conn: psycopg.Connection,
     client: ServiceClient,
     clinic_timezone: str,
@@ -65,7 +66,7 @@ def pull_source(
     tz = ZoneInfo(clinic_timezone)
     cursor = parse_cursor(read_cursor())
     period_from = period_start(cursor, now, tz, initial_days)
-    adapter = adapter_for(source)
+    adapter = adapter_for(kind)
     settings = SourceSettings(source=source, timezone=tz)
     # The whole period is fetched before anything is stored: a failure half-way through
     # the pages stores nothing and the retry starts clean.
@@ -133,7 +134,7 @@ def _refuse_rejected(
 
 
 def acknowledge_stored(
-    source: str, *, conn: psycopg.Connection, client: ServiceClient
+    source: str, *, kind: str, conn: psycopg.Connection, client: ServiceClient
 ) -> dict[str, int]:
     """Tell the source about every committed lead it is waiting to hear about.
 
@@ -141,7 +142,7 @@ def acknowledge_stored(
     network failure leaves the lead pending for the next run; a refusal (4xx, e.g. the
     booking was already cancelled) is recorded and not retried.
     """
-    acknowledge = adapter_for(source).acknowledge
+    acknowledge = adapter_for(kind).acknowledge
     if acknowledge is None:
         return {"acknowledged": 0, "refused": 0, "pending": 0}
     counts = {"acknowledged": 0, "refused": 0, "pending": 0}

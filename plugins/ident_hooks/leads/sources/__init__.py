@@ -9,8 +9,9 @@ nothing about retries, the database or Airflow. It provides
 * optionally ``acknowledge(client, external_id, *, success=True, message="")`` — to be
   called only after the lead is committed (НаПоправку cancels unacknowledged bookings).
 
-Source names: ``uis``, ``flexbe``, ``napopravku``, ``32top`` and ``site_<name>`` (a clinic
-website speaking IDENT ``GetTickets``).
+Kinds: ``uis``, ``flexbe``, ``napopravku`` and ``ident_tickets`` (IDENT ``GetTickets``:
+32top and clinic websites). A configured source names its kind in integrations.yaml, so
+any number of sources may share one.
 """
 
 from __future__ import annotations
@@ -101,19 +102,10 @@ SOURCE_KINDS: dict[str, tuple[str, AuthStyle]] = {
 }
 
 
-def source_kind(source: str) -> str:
-    """``32top`` and ``site_<name>`` speak IDENT GetTickets; others are named by their kind."""
-    if source == "32top" or (source.startswith("site_") and len(source) > len("site_")):
-        return "ident_tickets"
-    if source in SOURCE_KINDS and source != "ident_tickets":
-        return source
-    raise KeyError(
-        f"unknown lead source {source!r}: expected uis, flexbe, napopravku, 32top or site_<name>"
-    )
-
-
-def adapter_for(source: str) -> SourceAdapter:
-    kind = source_kind(source)
+def adapter_for(kind: str) -> SourceAdapter:
+    """The adapter of a source kind (the ``kind`` of a lead source in integrations.yaml)."""
+    if kind not in SOURCE_KINDS:
+        raise KeyError(f"unknown lead source kind {kind!r}; known: {', '.join(SOURCE_KINDS)}")
     module_name, auth = SOURCE_KINDS[kind]
     return SourceAdapter(kind=kind, auth=auth, module=importlib.import_module(module_name))
 
