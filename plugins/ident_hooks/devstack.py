@@ -24,7 +24,8 @@ import requests
 from ident_hooks import embedded_pg
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL = ROOT / ".local"
+# Where the run keeps its data; IDENT_LOCAL_DIR lets a second platform (or a test) run beside.
+LOCAL = Path(os.environ.get("IDENT_LOCAL_DIR") or ROOT / ".local")
 PGDATA = LOCAL / "pgdata"
 AIRFLOW_HOME = LOCAL / "airflow"
 ADMIN_USER = "admin"
@@ -58,6 +59,8 @@ def airflow_environment(clinic_conn: str, metadata_url: str, port: int) -> dict[
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(LOCAL / "admin-password.json"),
             "AIRFLOW__API__PORT": str(port),
+            # Task processes report to the api-server; its default assumes port 8080.
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
             "AIRFLOW_CONN_IDENT_DB": clinic_conn,
         }
     )
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-demo", action="store_true", help="do not load the demo clinic")
     args = parser.parse_args(argv)
 
-    LOCAL.mkdir(exist_ok=True)
+    LOCAL.mkdir(parents=True, exist_ok=True)
     server = None
     stack: list[subprocess.Popen] = []
     clinic_conn = os.environ.get("AIRFLOW_CONN_IDENT_DB")

@@ -1,0 +1,110 @@
+"""The run command for real: the whole platform on a non-default port runs a DAG to success.
+
+Starts ``python -m ident_hooks.devstack`` (what ``scripts/run.sh`` runs) with its own data
+folder and its own embedded PostgreSQL, as a user would, then triggers a pull through the
+REST API and waits for the task to finish in a real task process. On a port other than
+8080 every task used to be killed at start: the workers called the execution API on 8080.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+DAG_ID = "pull_leads_site_main"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait(condition, timeout: float, what: str, process: subprocess.Popen, log: Path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(
+                f"the run command exited ({process.returncode}):\n{log.read_text()[-3000:]}"
+            )
+        value = condition()
+        if value:
+            return value
+        time.sleep(2)
+    tail = (log.parent / "airflow.log").read_text(errors="replace")[-3000:]
+    pytest.fail(f"timed out waiting for {what}; airflow.log ends:\n{tail}")
+
+
+@pytest.mark.slow
+def test_run_command_on_another_port_runs_a_dag_to_success(tmp_path):
+    port = _free_port()
+    local = tmp_path / "local"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        # The test session's own Airflow and clinic databases are not the platform's.
+        if not key.startswith(("AIRFLOW", "IDENT_"))
+    }
+    env.update(IDENT_LOCAL_DIR=str(local), IDENT_DEMO_LEAD_GAP_SECONDS="5")
+    output = tmp_path / "run.out"
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ident_hooks.devstack", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait(lambda: b"Airflow UI:" in output.read_bytes(), 300, "the UI", process, output)
+        password = json.loads((local / "admin-password.json").read_text())["admin"]
+        token = requests.post(
+            f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=10
+        ).json()["access_token"]
+        api = requests.Session()
+        api.headers["Authorization"] = f"Bearer {token}"
+        _wait(
+            lambda: api.get(f"{base}/api/v2/dags/{DAG_ID}", timeout=10).ok,
+            120,
+            "the DAG to be parsed",
+            process,
+            local / "airflow.log",
+        )
+        triggered = api.post(
+            f"{base}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None}, timeout=10
+        )
+        assert triggered.ok, triggered.text
+        run_id = triggered.json()["dag_run_id"]
+
+        def finished():
+            run = api.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", timeout=10).json()
+            return run["state"] if run["state"] in ("success", "failed") else None
+
+        state = _wait(finished, 240, "the run to finish", process, local / "airflow.log")
+        tasks = api.get(
+            f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", timeout=10
+        ).json()["task_instances"]
+        states = {task["task_id"]: task["state"] for task in tasks}
+        assert state == "success", states
+        assert states["pull_and_store"] == "success"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 0, output.read_text()[-2000:]
