@@ -1,10 +1,11 @@
 """The one place for the rules that turn a source's record into a stored lead.
 
 Pure functions, no I/O: phone numbers to E.164, UTM tags (the source's own fields, else the
-landing URL's query string), the referrer's host, doctor matching and the checks that reject a
-malformed record with a reason. Text is kept verbatim — odd Unicode, huge values and
-SQL-looking strings included — except NUL characters, which are removed because PostgreSQL
-``text`` and ``jsonb`` cannot hold ``\\x00``.
+landing URL's query string), the referrer's host, doctor matching, the lead's state at its
+source (active, cancelled or deleted there) and the checks that reject a malformed record
+with a reason. Text is kept verbatim — odd Unicode, huge values and SQL-looking strings
+included — except NUL characters, which are removed because PostgreSQL ``text`` and
+``jsonb`` cannot hold ``\\x00``.
 
 Per-record work is kept to about ten microseconds (a regex fast path for Russian phones,
 caches for repeated phones, URLs and doctor names): 100 000 leads take 1–2 s on one core.
@@ -24,6 +25,10 @@ from urllib.parse import parse_qsl, urlsplit
 import phonenumbers
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+# A lead's state at its source (column integration.leads.source_state, migration 0009):
+# None = active there; these two take it out of the inbox. Never the admins' status.
+SOURCE_CANCELLED, SOURCE_DELETED = "cancelled", "deleted"
+SOURCE_STATES = (SOURCE_CANCELLED, SOURCE_DELETED)
 _REASON_VALUE_CHARS = 80  # enough to recognise a bad value; huge fields stay out of reasons
 
 
@@ -70,6 +75,7 @@ class Lead:
     referrer: str | None = None
     referrer_host: str | None = None
     landing_url: str | None = None
+    source_state: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> tuple[Any, ...]:
@@ -372,8 +378,14 @@ def make_lead(
     utm: Mapping[str, str | None] | None = None,
     referrer: str | None = None,
     landing_url: str | None = None,
+    source_state: str | None = None,
 ) -> Lead:
-    """A lead from cleaned source fields; derives E.164, referrer host and missing UTM tags."""
+    """A lead from cleaned source fields; derives E.164, referrer host and missing UTM tags.
+
+    ``source_state`` is None for a lead active at its source, else one of ``SOURCE_STATES``.
+    """
+    if source_state is not None and source_state not in SOURCE_STATES:
+        raise ValueError(f"source_state must be None or one of {SOURCE_STATES}")
     tags = dict.fromkeys(UTM_KEYS) if utm is None else {key: utm.get(key) for key in UTM_KEYS}
     if landing_url and not all(tags.values()):
         for key, value in utm_from_url(landing_url).items():
@@ -402,5 +414,6 @@ def make_lead(
         referrer=referrer,
         referrer_host=referrer_host(referrer),
         landing_url=landing_url,
+        source_state=source_state,
         raw=raw,
     )

@@ -1,7 +1,10 @@
 """Storing leads: one set-based upsert per batch, rejects with reasons, acknowledgements.
 
 A lead seen again updates only what the source changed; what admins did with it
-(status and the inbox's fields) is never touched by a reload.
+(status and the inbox's fields) is never touched by a reload. The source's own state of the
+lead (``source_state``: cancelled or deleted there, or active again after a restore) is a
+source field like the others, so a reload does update it, and only it decides whether the
+lead is still in the inbox's view (migration 0009).
 """
 
 from __future__ import annotations

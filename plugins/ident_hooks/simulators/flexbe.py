@@ -1,12 +1,27 @@
 """Flexbe simulator: ``GET /mod/api/?api_key=…&method=getLeads`` on a landing site.
 
-Replies ``{"status":1,"data":{"leads":…,"total":N}}``; errors are HTTP 200 with
-``{"status":0,"error":{"code","msg"}}`` (0 invalid key, 1 limit exceeded, 2 unknown method).
-``leads_as`` chooses how ``data.leads`` looks: ``"object"`` keyed by id or ``"list"``.
-Paging by ``start``/``count`` (``count`` silently capped at ``max_count``). The period
-filter ``date_from``/``date_to`` (Unix seconds, inclusive) is applied only when
-``honour_dates`` — the real parameter names are uncertain, so a connector must cope with a
-service that ignores them.
+Where each behaviour comes from:
+
+* Replies ``{"status":1,"data":{"leads":…,"total":N}}``; errors are HTTP 200 with
+  ``{"status":0,"error":{"code","msg"}}`` (0 invalid key, 1 limit exceeded, 2 unknown method)
+  — integrations.md "Flexbe" and ``segakgd/flexbe_api_client`` ``src/Enum/ErrorCodeEnum.php``.
+  ``error_status=False`` leaves ``status`` out of error replies: that client decides by
+  ``error`` alone (``src/Client/Response/Response.php``), so a connector must too.
+  ``data.total`` (the count the filter matches) is this simulator's assumption; ``send_total``
+  False leaves it out.
+* Each lead carries ``status{code,name}``: 0 new, 1 in work, 2 done, 10 cancelled, 11 deleted
+  (``src/Enum/LeadStatusEnum.php``; integrations.md Corrections). ``cancel``, ``delete`` and
+  ``restore`` change a stored lead the way the clinic does in Flexbe's panel; a deleted lead
+  is still listed with code 11 and a restored one gets its earlier status back. The names
+  shown next to the codes are assumed. ``status`` in the query filters by code
+  (``src/Dto/Request/LeadFilterRequest.php``).
+* ``leads_as`` chooses how ``data.leads`` looks: ``"object"`` keyed by id or ``"list"``.
+* Paging by ``start``/``count``; ``count`` is silently capped at ``max_count`` (the server
+  cap, reportedly 1000 — integrations.md Corrections). ``ignore_start`` plays a server that
+  answers every page from the first lead.
+* The period filter ``date_from``/``date_to`` (Unix seconds, inclusive) is applied only when
+  ``honour_dates`` — the real parameter names are uncertain, so a connector must cope with a
+  service that ignores them.
 """
 
 from __future__ import annotations
@@ -17,6 +32,15 @@ from ident_hooks.simulators.base import SimRequest, SimResponse
 from ident_hooks.simulators.fake_leads import FakeLead, LeadServingSimulator
 
 INVALID_KEY, LIMIT_EXCEEDED, UNKNOWN_METHOD = 0, 1, 2
+NEW, IN_WORK, DONE, CANCELLED, DELETED = 0, 1, 2, 10, 11
+STATUS_NAMES = {
+    NEW: "Новый",
+    IN_WORK: "В работе",
+    DONE: "Выполнен",
+    CANCELLED: "Отменён",
+    DELETED: "Удалён",
+}
+SERVER_PAGE_CAP = 1000
 
 
 class FlexbeSimulator(LeadServingSimulator):
@@ -31,7 +55,10 @@ class FlexbeSimulator(LeadServingSimulator):
         api_key: str = "flexbe-key",
         leads_as: str = "object",
         honour_dates: bool = True,
-        max_count: int = 100,
+        max_count: int = SERVER_PAGE_CAP,
+        ignore_start: bool = False,
+        error_status: bool = True,
+        send_total: bool = True,
         **kwargs: Any,
     ) -> None:
         if leads_as not in ("object", "list"):
@@ -41,14 +68,51 @@ class FlexbeSimulator(LeadServingSimulator):
         self.leads_as = leads_as
         self.honour_dates = honour_dates
         self.max_count = max_count
+        self.ignore_start = ignore_start
+        self.error_status = error_status
+        self.send_total = send_total
         self._scripted_errors: list[tuple[int, str]] = []
+        self._status_before_delete: dict[str, int] = {}
         self.route("GET", "/mod/api", self._api)
 
     def inject_api_error(self, code: int, msg: str = "", *, times: int = 1) -> None:
-        """Answer the next ``times`` calls with ``status`` 0 and this error."""
+        """Answer the next ``times`` calls with this error."""
         with self._data_lock:
             self._scripted_errors.extend([(code, msg or f"error {code}")] * times)
 
+    # -- what the clinic does in Flexbe's panel ---------------------------
+    def set_status(self, lead_id: Any, code: int) -> dict[str, Any]:
+        """Give the stored lead ``lead_id`` the status ``code``; returns the lead."""
+        if code not in STATUS_NAMES:
+            raise ValueError(f"unknown Flexbe lead status {code!r}")
+        with self._data_lock:
+            lead = self._lead(lead_id)
+            current = lead["status"]["code"]
+            if code == DELETED and current != DELETED:
+                self._status_before_delete[str(lead_id)] = current
+            lead["status"] = {"code": code, "name": STATUS_NAMES[code]}
+            return lead
+
+    def cancel(self, lead_id: Any) -> dict[str, Any]:
+        return self.set_status(lead_id, CANCELLED)
+
+    def delete(self, lead_id: Any) -> dict[str, Any]:
+        return self.set_status(lead_id, DELETED)
+
+    def restore(self, lead_id: Any) -> dict[str, Any]:
+        """Undelete a lead: it gets back the status it had before it was deleted."""
+        with self._data_lock:
+            if self._lead(lead_id)["status"]["code"] != DELETED:
+                raise ValueError(f"lead {lead_id} is not deleted")
+            return self.set_status(lead_id, self._status_before_delete.pop(str(lead_id), NEW))
+
+    def _lead(self, lead_id: Any) -> dict[str, Any]:
+        for _, _, record in self._records:
+            if isinstance(record, dict) and str(record.get("id")) == str(lead_id):
+                return record
+        raise KeyError(f"no Flexbe lead {lead_id!r}")
+
+    # -- the API ---------------------------------------------------------
     def render(self, lead: FakeLead, serial: int) -> dict[str, Any]:
         serial = serial or self.next_serial()
         tags = lead.utm if lead.tags_in_fields else {}
@@ -56,7 +120,7 @@ class FlexbeSimulator(LeadServingSimulator):
             "id": 300_000 + serial,
             "num": serial,
             "time": int(lead.created_at.timestamp()),
-            "status": {"code": 0, "name": "Новая"},
+            "status": {"code": NEW, "name": STATUS_NAMES[NEW]},
             "client": {"name": lead.name, "phone": lead.phone, "email": lead.email or ""},
             "note": lead.comment or "",
             "form_name": lead.form_name,
@@ -80,7 +144,9 @@ class FlexbeSimulator(LeadServingSimulator):
         }
 
     def _error(self, code: int, msg: str) -> SimResponse:
-        return SimResponse(200, {"status": 0, "error": {"code": code, "msg": msg}})
+        body: dict[str, Any] = {"status": 0} if self.error_status else {}
+        body["error"] = {"code": code, "msg": msg}
+        return SimResponse(200, body)
 
     def _api(self, request: SimRequest) -> SimResponse:
         if request.arg("api_key") != self.api_key:
@@ -91,16 +157,21 @@ class FlexbeSimulator(LeadServingSimulator):
         if request.arg("method") != "getLeads":
             return self._error(UNKNOWN_METHOD, "Unknown method")
         try:
-            start = int(request.arg("start", "0"))
-            count = min(int(request.arg("count", "20")), self.max_count)
+            start = 0 if self.ignore_start else max(int(request.arg("start", "0")), 0)
+            count = max(min(int(request.arg("count", "20")), self.max_count), 0)
             date_from, date_to = request.arg("date_from"), request.arg("date_to")
             bounds = (int(date_from) if date_from else None, int(date_to) if date_to else None)
+            status = request.arg("status")
+            status_code = int(status) if status not in (None, "") else None
         except ValueError:
             return self._error(UNKNOWN_METHOD, "Invalid parameters")
-        rows = self.records_between(None, None)
-        if self.honour_dates:
-            rows = [row for row in rows if _within(row, *bounds)]
-        page = rows[max(start, 0) : max(start, 0) + max(count, 0)]
+        with self._data_lock:
+            rows = self.records_between(None, None)
+            if self.honour_dates:
+                rows = [row for row in rows if _within(row, *bounds)]
+            if status_code is not None:
+                rows = [row for row in rows if _status_code(row) == status_code]
+            page = _copies(rows[start : start + count])
         if self.leads_as == "list":
             leads: Any = page
         else:
@@ -108,7 +179,21 @@ class FlexbeSimulator(LeadServingSimulator):
                 str(row["id"]) if isinstance(row, dict) and "id" in row else f"n{start + i}": row
                 for i, row in enumerate(page)
             }
-        return SimResponse(200, {"status": 1, "data": {"leads": leads, "total": len(rows)}})
+        data = {"leads": leads, "total": len(rows)} if self.send_total else {"leads": leads}
+        return SimResponse(200, {"status": 1, "data": data})
+
+
+def _copies(rows: list[Any]) -> list[Any]:
+    """Rows as they are now: a later status change must not alter a reply already built."""
+    return [{**row, "status": dict(row["status"])} if _has_status(row) else row for row in rows]
+
+
+def _has_status(row: Any) -> bool:
+    return isinstance(row, dict) and isinstance(row.get("status"), dict)
+
+
+def _status_code(row: Any) -> Any:
+    return row["status"].get("code") if _has_status(row) else None
 
 
 def _within(row: Any, date_from: int | None, date_to: int | None) -> bool:

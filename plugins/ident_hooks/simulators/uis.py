@@ -1,12 +1,21 @@
 """UIS (CoMagic) Data API simulator: JSON-RPC 2.0 ``get.offline_messages_report``.
 
-``POST /v2.0``. Every JSON-RPC error is HTTP 200 with ``error{code,message,data{mnemonic}}``
-(a wrong token is ``access_token_invalid``). Periods are ``YYYY-MM-DD hh:mm:ss`` in the
-account's time zone, both ends inclusive, at most 3 months apart
-(``date_interval_limit_reached``). Only the requested ``fields`` are returned; pages by
-``limit`` (≤ 10000) and ``offset`` with ``metadata.total_items`` and ``metadata.limits``.
-``minute_limit`` calls per clock minute are allowed, then ``limit_exceeded``;
-``inject_rpc_error`` scripts any other error.
+Follows the vendor's Data API documentation as its white-label copies publish it
+(``novofon/novofon.github.io`` and ``callgear/callgear.github.io``: ``data_api/index.html``
+and ``data_api/report/get_offline_messages_report/index.html``) and integrations.md "UIS":
+
+* ``POST /v2.0``. Every JSON-RPC error is HTTP 200 with ``error{code,message,data{mnemonic}}``
+  (a wrong token is ``access_token_invalid``).
+* Periods are ``YYYY-MM-DD hh:mm:ss`` in the account's time zone, both ends inclusive, at most
+  3 months apart (``date_interval_limit_reached``).
+* ``fields`` may name only fields the report documents (``REPORT_FIELDS``); any other name is
+  ``unexpected_parameters`` (-32602), as is an undocumented parameter. Only the requested
+  fields are returned (fields this simulator does not invent come back null).
+* Pages by ``limit`` (1..10 000) and ``offset`` (0..``max_offset``, 100 000 by default; beyond
+  it ``invalid_parameter_value``) with ``metadata.total_items`` and ``metadata.limits``.
+* ``minute_limit`` calls per clock minute are allowed, then ``limit_exceeded``;
+  ``inject_rpc_error`` scripts any other error. The request's headers are kept in
+  ``requests`` (the documented ``Content-Type`` is ``application/json; charset=UTF-8``).
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from ident_hooks.simulators.fake_leads import FakeLead, LeadServingSimulator
 
 METHOD = "get.offline_messages_report"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# The fields this simulator fills in, and the wider set the report documents (the top-level
+# names both documentation copies list; nested ones such as ``tag_id`` are not fields here).
 ALL_FIELDS = (
     "id",
     "date_time",
@@ -53,6 +64,71 @@ ALL_FIELDS = (
     "ym_client_id",
     "tags",
 )
+REPORT_FIELDS = frozenset(
+    (
+        *ALL_FIELDS,
+        "communication_number",
+        "communication_type",
+        "communication_id",
+        "ua_client_id",
+        "sale_date",
+        "sale_cost",
+        "process_time",
+        "ymclid",
+        "ef_id",
+        "group_id",
+        "group_name",
+        "employee_id",
+        "employee_full_name",
+        "employee_answer_message",
+        "employee_comment",
+        "visit_other_campaign",
+        "person_id",
+        "visitor_type",
+        "visits_count",
+        "visitor_first_campaign_id",
+        "visitor_first_campaign_name",
+        "visitor_city",
+        "visitor_country",
+        "visitor_region",
+        "visitor_device",
+        "visitor_custom_properties",
+        "segments",
+        "openstat_ad",
+        "openstat_campaign",
+        "openstat_service",
+        "openstat_source",
+        "attributes",
+        "eq_utm_source",
+        "eq_utm_medium",
+        "eq_utm_term",
+        "eq_utm_content",
+        "eq_utm_campaign",
+        "eq_utm_referrer",
+        "eq_utm_expid",
+        "source_id",
+        "source_name",
+        "source_new",
+        "channel_new",
+        "channel_code",
+        "ext_id",
+    )
+)
+REPORT_PARAMETERS = frozenset(
+    (
+        "access_token",
+        "user_id",
+        "limit",
+        "offset",
+        "filter",
+        "fields",
+        "sort",
+        "date_from",
+        "date_till",
+        "include_tech_offline_messages",
+    )
+)
+MAX_LIMIT, MAX_OFFSET = 10_000, 100_000
 ERROR_CODES = {
     "parse_error": -32700,
     "invalid_request": -32600,
@@ -65,6 +141,7 @@ ERROR_CODES = {
     "required_parameter_missed": -32602,
     "invalid_parameter_value": -32602,
     "unexpected_parameters": -32602,
+    "data_type_error": -32602,
     "date_interval_limit_reached": -32602,
 }
 
@@ -79,9 +156,11 @@ def _add_months(moment: datetime, months: int) -> datetime:
 
 
 class _RpcError(Exception):
-    def __init__(self, mnemonic: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, mnemonic: str, message: str, field: str | None = None, value: Any = None
+    ) -> None:
         super().__init__(message)
-        self.mnemonic, self.message, self.field = mnemonic, message, field
+        self.mnemonic, self.message, self.field, self.value = mnemonic, message, field, value
 
 
 class UisSimulator(LeadServingSimulator):
@@ -96,10 +175,12 @@ class UisSimulator(LeadServingSimulator):
         access_token: str = "uis-token",
         minute_limit: int = 1000,
         day_limit: int = 100_000,
+        max_offset: int = MAX_OFFSET,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.access_token = access_token
+        self.max_offset = max_offset
         self.minute_limit = minute_limit
         self.day_limit = day_limit
         self._scripted_errors: list[tuple[str, str]] = []
@@ -118,7 +199,8 @@ class UisSimulator(LeadServingSimulator):
         referrer = lead.referrer
         host = referrer.split("/")[2].removeprefix("www.") if referrer else None
         search = host in ("yandex.ru", "google.com")
-        channel = "direct" if not referrer else ("ad" if lead.utm.get("utm_medium") else "")
+        # The report's documented channel values: direct, paid, organic, referral, social…
+        channel = "direct" if not referrer else ("paid" if lead.utm.get("utm_medium") else "")
         tags = lead.utm if lead.tags_in_fields else {}
         return {
             "id": 5_000_000 + serial,
@@ -140,7 +222,7 @@ class UisSimulator(LeadServingSimulator):
             "referrer_domain": host,
             "search_engine": {"yandex.ru": "Яндекс", "google.com": "Google"}.get(host or ""),
             "search_query": None,
-            "channel": channel or ("search" if search else "referral"),
+            "channel": channel or ("organic" if search else "referral"),
             "campaign_id": 101 if lead.utm else None,
             "campaign_name": lead.utm.get("utm_campaign"),
             "utm_source": tags.get("utm_source"),
@@ -177,7 +259,7 @@ class UisSimulator(LeadServingSimulator):
         except _RpcError as error:
             data: dict[str, Any] = {"mnemonic": error.mnemonic}
             if error.field:
-                data.update(field=error.field, value=None)
+                data.update(field=error.field, value=error.value)
             rpc_error = {"code": ERROR_CODES[error.mnemonic], "message": error.message}
             reply = {"jsonrpc": "2.0", "id": request_id, "error": {**rpc_error, "data": data}}
             return SimResponse(200, reply)
@@ -218,9 +300,7 @@ class UisSimulator(LeadServingSimulator):
             ) from None
 
     def _report(self, params: dict[str, Any]) -> dict[str, Any]:
-        known = {"access_token", "date_from", "date_till", "limit", "offset", "fields"}
-        known |= {"filter", "sort", "user_id"}
-        unexpected = set(params) - known
+        unexpected = set(params) - REPORT_PARAMETERS
         if unexpected:
             raise _RpcError("unexpected_parameters", f"Unexpected {sorted(unexpected)}")
         date_from, date_till = self._local(params, "date_from"), self._local(params, "date_till")
@@ -229,13 +309,24 @@ class UisSimulator(LeadServingSimulator):
         if date_till > _add_months(date_from, 3):
             raise _RpcError("date_interval_limit_reached", "Period exceeds 3 months", "date_till")
         limit, offset = params.get("limit", 1000), params.get("offset", 0)
-        if not isinstance(limit, int) or not 0 < limit <= 10000:
-            raise _RpcError("invalid_parameter_value", "limit must be 1..10000", "limit")
-        if not isinstance(offset, int) or offset < 0:
-            raise _RpcError("invalid_parameter_value", "offset must be >= 0", "offset")
-        fields = params.get("fields") or list(ALL_FIELDS)
-        if not isinstance(fields, list) or set(fields) - set(ALL_FIELDS):
-            raise _RpcError("invalid_parameter_value", "unknown field in fields", "fields")
+        if type(limit) is not int or not 0 < limit <= MAX_LIMIT:
+            raise _RpcError(
+                "invalid_parameter_value", f"limit must be 1..{MAX_LIMIT}", "limit", limit
+            )
+        if type(offset) is not int or not 0 <= offset <= self.max_offset:
+            raise _RpcError(
+                "invalid_parameter_value", f"offset must be 0..{self.max_offset}", "offset", offset
+            )
+        fields = params.get("fields")
+        if fields is None:
+            fields = list(ALL_FIELDS)
+        if not isinstance(fields, list) or not all(isinstance(name, str) for name in fields):
+            raise _RpcError("data_type_error", "fields must be a list of names", "fields")
+        unknown = [name for name in fields if name not in REPORT_FIELDS]
+        if unknown:
+            raise _RpcError(
+                "unexpected_parameters", "Unexpected method parameter(s)", "fields", unknown
+            )
         rows = self.records_between(date_from, date_till, end_inclusive=True)
         page = [
             {name: row.get(name) for name in fields} if isinstance(row, dict) else row

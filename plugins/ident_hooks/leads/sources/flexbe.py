@@ -1,20 +1,40 @@
 """Flexbe landing pages: ``GET mod/api/?method=getLeads`` on the site's own domain.
 
-The key travels as ``api_key`` in the query string (the client's auth style adds it).
-Pages are walked with ``start``/``count`` until a short page. The period is sent as
-``date_from``/``date_to`` (Unix seconds — the parameter names are uncertain, so the period
-is also enforced on each lead's ``time``).
-``data.leads`` may be an object keyed by lead id or a list. ``status`` 0 is an error
-``error{code,msg}``: code 1 (limit exceeded) is retryable, others are not.
+Where each fact comes from:
+
+* Endpoint ``mod/api/`` on the site's domain, ``api_key`` and ``method`` in the query, GET or
+  POST, a JSON reply with the content in ``data`` — Flexbe's own API page
+  (help.flexbe.ru/api-documentation) and integrations.md "Flexbe". The key travels as
+  ``api_key`` in the query string (the client's auth style adds it).
+* A reply is an error when it has ``error{code,msg}``, whatever ``status`` says (the client
+  ``segakgd/flexbe_api_client`` decides by ``error`` alone, ``src/Client/Response/Response.php``);
+  ``status`` 0 without ``error`` is an error too. Codes 0 invalid key, 1 limit exceeded,
+  2 unknown method (``src/Enum/ErrorCodeEnum.php``); code 1 is retryable, the others are not.
+* ``status.code`` of a lead: 0 new, 1 in work, 2 done, 10 cancelled, 11 deleted
+  (``src/Enum/LeadStatusEnum.php``; integrations.md "Corrections, December 2026 → Flexbe");
+  a deleted lead can be restored there. 10 and 11 become ``source_state`` cancelled/deleted,
+  anything else (also a missing or unknown code) an active lead: a lead is hidden only when
+  the source clearly says so.
+* Paging by ``start``/``count`` (``src/Dto/Request/LeadFilterRequest.php``). The server may cap
+  the page size (reportedly at 1000 — integrations.md Corrections), so ``start`` advances by
+  what came back, and the walk ends on an empty page or when ``start`` reaches the reply's
+  ``data.total`` (when it gives one — assumed name, our simulator's) — never on a short page.
+  A page holding nothing new (a server that ignores ``start``) ends the walk too.
+* ``data.leads`` is an object keyed by lead id or a list; the period filter
+  ``date_from``/``date_to`` (Unix seconds) has uncertain names, so the period is also enforced
+  on each lead's ``time`` (integrations.md "Flexbe", low confidence).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from ident_hooks.leads.normalise import (
+    SOURCE_CANCELLED,
+    SOURCE_DELETED,
     UTM_KEYS,
     DoctorMatcher,
     Lead,
@@ -33,31 +53,57 @@ from ident_hooks.leads.sources import (
 )
 
 ENDPOINT = "mod/api/"
-DEFAULT_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 1000  # the reported server cap; a lower cap is followed by what came back
 LIMIT_EXCEEDED = 1
+STATUS_CANCELLED, STATUS_DELETED = 10, 11
+_SOURCE_STATES = {STATUS_CANCELLED: SOURCE_CANCELLED, STATUS_DELETED: SOURCE_DELETED}
 _CONTACT_FIELD_WORDS = ("name", "phone", "email", "имя", "телефон", "почта")
 
 
-def _page(client: Any, params: dict[str, Any]) -> list[Any]:
+def _raise_for_error(body: dict[str, Any]) -> None:
+    error = body.get("error")
+    if not error and body.get("status") not in (0, "0"):
+        return
+    if not error:
+        raise SourceError("flexbe", f"status 0 without an error: {str(body)[:200]!r}")
+    if isinstance(error, dict):
+        code, message = error.get("code"), error.get("msg", "")
+    else:
+        code, message = None, str(error)
+    if code in (LIMIT_EXCEEDED, str(LIMIT_EXCEEDED)):
+        raise SourceLimitReached("flexbe", f"limit exceeded ({code}): {message}", code=code)
+    raise SourceError("flexbe", f"error {code}: {message}", code=code)
+
+
+def _total(data: dict[str, Any]) -> int | None:
+    total = data.get("total")
+    if isinstance(total, bool):
+        return None
+    try:
+        return int(total)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _page(client: Any, params: dict[str, Any]) -> tuple[list[Any], int | None]:
+    """The page's leads and the reply's total (None when it gives none)."""
     body = read_json(client.request("GET", ENDPOINT, params=params), "flexbe")
     if not isinstance(body, dict):
         raise SourceError("flexbe", f"unexpected reply {str(body)[:200]!r}")
-    if body.get("status") != 1:
-        error = body.get("error") or {}
-        code, message = error.get("code"), error.get("msg", "")
-        if code == LIMIT_EXCEEDED:
-            raise SourceLimitReached("flexbe", f"limit exceeded ({code}): {message}", code=code)
-        raise SourceError("flexbe", f"error {code}: {message}", code=code)
-    leads = (body.get("data") or {}).get("leads") or []
+    _raise_for_error(body)
+    data = body.get("data") or {}
+    if not isinstance(data, dict):
+        raise SourceError("flexbe", f"data is not an object: {str(data)[:200]!r}")
+    leads = data.get("leads") or []
     if isinstance(leads, dict):
         # Keyed by lead id: a lead that omits its own id still has the key.
-        return [
+        leads = [
             {"id": key, **lead} if isinstance(lead, dict) and "id" not in lead else lead
             for key, lead in leads.items()
         ]
-    if isinstance(leads, list):
-        return leads
-    raise SourceError("flexbe", f"data.leads is neither object nor list: {str(leads)[:200]!r}")
+    elif not isinstance(leads, list):
+        raise SourceError("flexbe", f"data.leads is neither object nor list: {str(leads)[:200]!r}")
+    return leads, _total(data)
 
 
 def _in_period(lead: Any, period_start: float, period_end: float) -> bool:
@@ -72,11 +118,19 @@ def _in_period(lead: Any, period_start: float, period_end: float) -> bool:
     return period_start <= seconds < period_end
 
 
+def _identity(lead: Any) -> Any:
+    """What tells two records apart: the id, else (a broken record) its whole content."""
+    if isinstance(lead, dict) and isinstance(lead.get("id"), int | str) and lead["id"] != "":
+        return ("id", str(lead["id"]))
+    return ("record", json.dumps(lead, sort_keys=True, ensure_ascii=False, default=str))
+
+
 def _pages(client: Any, period_from: datetime, period_to: datetime, settings: SourceSettings):
     count = settings.page_size or DEFAULT_PAGE_SIZE
     start = 0
+    seen: set[Any] = set()
     while True:
-        page = _page(
+        page, total = _page(
             client,
             {
                 "method": "getLeads",
@@ -86,10 +140,14 @@ def _pages(client: Any, period_from: datetime, period_to: datetime, settings: So
                 "date_to": int(period_to.timestamp()),
             },
         )
+        identities = {_identity(lead) for lead in page}
+        if not identities - seen:
+            return  # empty, or only leads already seen: a server that ignores ``start``
+        seen |= identities
         yield from page
-        if len(page) < count:
+        start += len(page)
+        if total is not None and start >= total:
             return
-        start += count
 
 
 def fetch(
@@ -103,6 +161,21 @@ def fetch(
         if _in_period(lead, period_start, period_end)
     )
     return unique_by(records, lambda lead: lead.get("id"))
+
+
+def source_state(raw: dict[str, Any]) -> str | None:
+    """``cancelled``/``deleted`` for status codes 10/11, else None (active at Flexbe).
+
+    ``status`` is ``{code, name}``; a bare code is accepted too.
+    """
+    status = raw.get("status")
+    code = status.get("code") if isinstance(status, dict) else status
+    if isinstance(code, bool):
+        return None
+    try:
+        return _SOURCE_STATES.get(int(code))
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
@@ -145,4 +218,5 @@ def parse(raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher) -> Lead
         form_name=clean_text(raw.get("form_name"), "form_name"),
         utm={key: clean_text(utm.get(key), f"utm.{key}") for key in UTM_KEYS},
         landing_url=landing_url,
+        source_state=source_state(raw),
     )

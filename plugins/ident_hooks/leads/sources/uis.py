@@ -1,15 +1,29 @@
 """UIS (CoMagic) Data API: site requests from ``get.offline_messages_report``.
 
-JSON-RPC 2.0 over ``POST v2.0`` (connection host ``https://dataapi.uiscom.ru``); the access
-token travels in ``params.access_token``. Periods are the account's local time
-``YYYY-MM-DD hh:mm:ss`` (``settings.timezone``), at most 3 months per request, so longer
-periods are split; pages are walked by ``offset`` until ``metadata.total_items``.
-JSON-RPC errors come with HTTP 200 and are raised as ``SourceError`` named by mnemonic.
+Where each fact comes from (the vendor's Data API documentation, as published in its
+white-label copies ``novofon/novofon.github.io`` and ``callgear/callgear.github.io``, files
+``data_api/index.html`` and ``data_api/report/get_offline_messages_report/index.html``;
+integrations.md "UIS" and "Corrections, December 2026 → UIS Data API"):
+
+* JSON-RPC 2.0 over ``POST v2.0`` (connection host ``https://dataapi.uiscom.ru``), always with
+  ``Content-Type: application/json; charset=UTF-8`` (``data_api/index.html``, "Соглашения");
+  the access token travels in ``params.access_token``.
+* Periods are the account's local time ``YYYY-MM-DD hh:mm:ss`` (``settings.timezone``), at most
+  3 months per request (``date_interval_limit_reached``), so longer periods are split.
+* Pages: ``limit`` at most 10 000 and ``offset`` at most 100 000 ("Постраничный вывод"), walked
+  until ``metadata.total_items``. A period holding more than 100 000 requests is halved (by
+  time, repeatedly) until each part holds no more, so every offset stays within the limit; a
+  part shorter than two seconds that still holds more fails with a clear error. Halving
+  needs no sort order (``date_time`` is not sortable in this report).
+* ``fields``: only names the report documents (every name in ``FIELDS`` is in its reply table);
+  an unknown one is ``unexpected_parameters`` (-32602).
+* JSON-RPC errors come with HTTP 200 and are raised as ``SourceError`` named by mnemonic.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +50,9 @@ ENDPOINT = "v2.0"
 METHOD = "get.offline_messages_report"
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10000
+MAX_OFFSET = 100_000
 MAX_PERIOD_MONTHS = 3
+JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
 FIELDS = (
     "id",
     "date_time",
@@ -101,7 +117,13 @@ def _account_time(moment: datetime, settings: SourceSettings) -> datetime:
 
 def _call(client: Any, params: dict[str, Any]) -> dict[str, Any]:
     payload = {"jsonrpc": "2.0", "id": next(_request_ids), "method": METHOD, "params": params}
-    body = read_json(client.request("POST", ENDPOINT, json=payload), "uis")
+    response = client.request(
+        "POST",
+        ENDPOINT,
+        data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+        headers={"Content-Type": JSON_CONTENT_TYPE},
+    )
+    body = read_json(response, "uis")
     if not isinstance(body, dict):
         raise SourceError("uis", f"unexpected reply {str(body)[:200]!r}")
     error = body.get("error")
@@ -122,27 +144,65 @@ def _call(client: Any, params: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _page(
+    client: Any, chunk_from: datetime, chunk_to: datetime, settings: SourceSettings, offset: int
+) -> tuple[list[Any], int | None]:
+    """One page of ``[chunk_from, chunk_till]`` and ``metadata.total_items`` (None if absent)."""
+    result = _call(
+        client,
+        {
+            "access_token": client.secret,
+            "date_from": _account_time(chunk_from, settings).isoformat(sep=" "),
+            "date_till": _account_time(chunk_to, settings).isoformat(sep=" "),
+            "limit": _page_size(settings),
+            "offset": offset,
+            "fields": list(FIELDS),
+        },
+    )
+    total = (result.get("metadata") or {}).get("total_items")
+    return result["data"], total if isinstance(total, int) else None
+
+
+def _page_size(settings: SourceSettings) -> int:
+    return min(settings.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def _halves(chunk_from: datetime, chunk_to: datetime) -> tuple[datetime, datetime, datetime]:
+    """The chunk cut in two at a whole second (date_till is inclusive: the halves share it)."""
+    half = timedelta(seconds=int((chunk_to - chunk_from).total_seconds()) // 2)
+    return chunk_from, chunk_from + half, chunk_to
+
+
+def _too_many(chunk_from: datetime, chunk_to: datetime, total: int, settings) -> SourceError:
+    return SourceError(
+        "uis",
+        f"{total} site requests between {_account_time(chunk_from, settings)} and "
+        f"{_account_time(chunk_to, settings)}: more than the Data API's largest offset "
+        f"({MAX_OFFSET}) lets one period be read, and the period cannot be narrowed further",
+    )
+
+
 def _pages(client: Any, chunk_from: datetime, chunk_to: datetime, settings: SourceSettings):
-    page_size = min(settings.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    records, total = _page(client, chunk_from, chunk_to, settings, 0)
+    if total is not None and total > MAX_OFFSET:
+        # Not every record can be reached by offset: read the two halves instead.
+        start, middle, end = _halves(chunk_from, chunk_to)
+        if middle == start:
+            raise _too_many(chunk_from, chunk_to, total, settings)
+        yield from _pages(client, start, middle, settings)
+        yield from _pages(client, middle, end, settings)
+        return
     offset = 0
     while True:
-        result = _call(
-            client,
-            {
-                "access_token": client.secret,
-                "date_from": _account_time(chunk_from, settings).isoformat(sep=" "),
-                "date_till": _account_time(chunk_to, settings).isoformat(sep=" "),
-                "limit": page_size,
-                "offset": offset,
-                "fields": list(FIELDS),
-            },
-        )
-        records = result["data"]
         yield from records
         offset += len(records)
-        total = (result.get("metadata") or {}).get("total_items")
-        if not records or not isinstance(total, int) or offset >= total:
+        if not records or total is None or offset >= total:
             return
+        if offset > MAX_OFFSET:  # the period grew past the limit while it was being read
+            failure = _too_many(chunk_from, chunk_to, total, settings)
+            failure.retryable = True  # the next run measures it again and halves it
+            raise failure
+        records, total = _page(client, chunk_from, chunk_to, settings, offset)
 
 
 def fetch(

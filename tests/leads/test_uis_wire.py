@@ -1,0 +1,113 @@
+"""UIS Data API details over real loopback HTTP: fields, offsets, the request's Content-Type.
+
+Facts under test come from the vendor's documentation copies named in the adapter's
+docstring: an unknown name in ``fields`` is ``unexpected_parameters`` (-32602), ``offset``
+is at most 100 000 and the body is sent as ``application/json; charset=UTF-8``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+
+from ident_hooks.leads.sources import SourceError, SourceSettings, adapter_for
+from ident_hooks.leads.sources import uis as uis_adapter
+from ident_hooks.simulators.uis import REPORT_FIELDS, UisSimulator
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+NOW = datetime(2026, 12, 2, 11, 0, tzinfo=UTC)
+DAY_START = datetime(2026, 12, 2, tzinfo=MOSCOW)
+PERIOD = {"access_token": "uis-token", "date_from": "2026-12-02 00:00:00"}
+
+
+def rpc(simulator: UisSimulator, params: dict) -> dict:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "get.offline_messages_report", "params": params}
+    return requests.post(f"{simulator.base_url}/v2.0", json=body, timeout=5).json()
+
+
+def fetch(client, *, page_size: int = 0) -> list:
+    settings = SourceSettings(source="uis", page_size=page_size)
+    return list(adapter_for("uis").fetch(client, DAY_START, NOW, settings=settings))
+
+
+@pytest.fixture
+def uis(running, doctors) -> UisSimulator:
+    return running(UisSimulator(doctors=doctors, seed=41, clock=lambda: NOW))
+
+
+def test_an_unknown_field_is_unexpected_parameters_and_our_fields_pass(uis, client_for):
+    uis.add_lead(NOW - timedelta(hours=1))
+    params = {**PERIOD, "date_till": "2026-12-02 14:00:00"}
+
+    refused = rpc(uis, {**params, "fields": ["id", "visitor_phone", "date_time"]})
+
+    assert refused["error"]["code"] == -32602
+    assert refused["error"]["data"] == {
+        "mnemonic": "unexpected_parameters",
+        "field": "fields",
+        "value": ["visitor_phone"],
+    }
+    assert set(uis_adapter.FIELDS) <= REPORT_FIELDS
+    records = fetch(client_for(uis, "uis", "uis-token"))
+    assert len(records) == 1 and set(records[0]) == set(uis_adapter.FIELDS)
+
+
+def test_requests_declare_json_in_utf8(uis, client_for):
+    uis.add_lead(NOW - timedelta(hours=1), visitor_name="Ёлкина Дарья")
+
+    records = fetch(client_for(uis, "uis", "uis-token"))
+
+    assert records[0]["visitor_name"] == "Ёлкина Дарья"
+    calls = uis.received("/v2.0")
+    assert {call.headers["content-type"] for call in calls} == {"application/json; charset=UTF-8"}
+    assert calls[0].json()["params"]["fields"] == list(uis_adapter.FIELDS)
+
+
+def test_the_simulator_refuses_offsets_past_100000(uis):
+    params = {**PERIOD, "date_till": "2026-12-02 14:00:00"}
+    assert rpc(uis, {**params, "offset": 100_000})["result"]["data"] == []
+    refused = rpc(uis, {**params, "offset": 100_001})["error"]
+    assert refused["code"] == -32602
+    assert refused["data"] == {
+        "mnemonic": "invalid_parameter_value",
+        "field": "offset",
+        "value": 100_001,
+    }
+    assert rpc(uis, {**params, "limit": 10_001})["error"]["data"]["field"] == "limit"
+
+
+def test_a_period_past_the_offset_limit_is_read_in_narrower_periods(
+    running, client_for, doctors, monkeypatch
+):
+    monkeypatch.setattr(uis_adapter, "MAX_OFFSET", 100)  # 100 000 scaled down with the server
+    small = running(UisSimulator(doctors=doctors, seed=42, max_offset=100))
+    created = [small.add_lead(NOW - timedelta(seconds=37 * i + 1)) for i in range(250)]
+
+    records = fetch(client_for(small, "uis", "uis-token"), page_size=50)
+
+    assert sorted(r["id"] for r in records) == sorted(r["id"] for r in created)
+    calls = [call.json()["params"] for call in small.received("/v2.0")]
+    assert max(params["offset"] for params in calls) <= 100
+    windows = {(params["date_from"], params["date_till"]) for params in calls}
+    assert ("2026-12-02 00:00:00", "2026-12-02 14:00:00") in windows  # measured first
+    assert len(windows) > 2  # then read in halves, and halves of halves
+
+
+def test_more_requests_in_one_second_than_the_offset_reaches_fail_clearly(
+    running, client_for, doctors, monkeypatch
+):
+    monkeypatch.setattr(uis_adapter, "MAX_OFFSET", 100)
+    small = running(UisSimulator(doctors=doctors, seed=43, max_offset=100))
+    moment = NOW - timedelta(minutes=3)
+    for _ in range(150):
+        small.add_lead(moment)
+
+    with pytest.raises(SourceError, match="cannot be narrowed further") as failure:
+        fetch(client_for(small, "uis", "uis-token"), page_size=50)
+
+    assert "150 site requests" in str(failure.value)
+    assert not failure.value.retryable
+    assert max(call.json()["params"]["offset"] for call in small.received("/v2.0")) == 0
