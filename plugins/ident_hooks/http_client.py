@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import requests
+import tenacity
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,18 @@ class ServiceUnavailable(ServiceError):
 
 class ServiceMisconfigured(ServiceError):
     """The Airflow connection lacks what the service needs (e.g. no token)."""
+
+
+class _TransientFailure(Exception):
+    """One attempt failed in a way that another attempt may fix (network, 5xx, 429)."""
+
+    def __init__(
+        self, problem: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -197,11 +210,6 @@ class ServiceClient:
         self._connect()
         return self._hook.base_url
 
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
     def redact(self, text: str) -> str:
         """``text`` with every spelling of the secret replaced by ``***``."""
         secret = self._secret
@@ -235,97 +243,122 @@ class ServiceClient:
         query = dict(params or {})
         if self.auth.query_param:
             query[self.auth.query_param] = self._secret
-        shown_endpoint = self.redact(endpoint)
-        last_problem = ""
-        last_status: int | None = None
-        for attempt in range(1, self.max_attempts + 1):
-            started = time.monotonic()
-            try:
-                response = session.request(
-                    method,
-                    url,
-                    params=query or None,
-                    json=json,
-                    data=data,
-                    headers=dict(headers or {}),
-                    timeout=self.timeout,
-                )
-            except TRANSIENT_NETWORK_ERRORS as exc:
-                # The exception text may hold the full URL (and a query-string key).
-                last_problem = self.redact(f"{type(exc).__name__}: {exc}")
-                last_status = None
-                log.warning(
-                    "%s %s failed on attempt %d/%d after %.2f s: %s",
-                    method,
-                    shown_endpoint,
-                    attempt,
-                    self.max_attempts,
-                    time.monotonic() - started,
-                    type(exc).__name__,
-                )
-                wait = self._backoff(attempt)
-            except requests.RequestException as exc:
-                # A malformed URL or similar: repeating it cannot help.
-                raise ServiceMisconfigured(
-                    self.redact(f"{method} {shown_endpoint} could not be sent: {exc}"),
-                    method=method,
-                    endpoint=shown_endpoint,
-                    attempts=attempt,
-                ) from None
-            else:
-                sent = len(response.request.body or b"")
-                log.info(
-                    "%s %s -> %d (attempt %d/%d, %d bytes sent, %d bytes received, %.2f s)",
-                    method,
-                    shown_endpoint,
-                    response.status_code,
-                    attempt,
-                    self.max_attempts,
-                    sent,
-                    len(response.content),
-                    time.monotonic() - started,
-                )
-                status = response.status_code
-                if 200 <= status < 300:
-                    return response
-                service_message = self._service_message(response)
-                if status != 429 and status < 500:
-                    raise ServiceRejected(
-                        f"{method} {shown_endpoint} rejected with HTTP {status}: {service_message}",
-                        method=method,
-                        endpoint=shown_endpoint,
-                        status=status,
-                        service_message=service_message,
-                        attempts=attempt,
-                    )
-                last_problem = f"HTTP {status}: {service_message}"
-                last_status = status
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                if retry_after is not None and retry_after > self.max_backoff_seconds:
-                    raise ServiceUnavailable(
-                        f"{method} {shown_endpoint} failed with {last_problem}; the service asks "
-                        f"to retry after {retry_after:.0f} s, longer than the "
-                        f"{self.max_backoff_seconds:.0f} s this client waits",
-                        method=method,
-                        endpoint=shown_endpoint,
-                        status=status,
-                        service_message=service_message,
-                        attempts=attempt,
-                    )
-                wait = retry_after if retry_after is not None else self._backoff(attempt)
-            if attempt < self.max_attempts:
-                self._sleep(wait)
+        shown = self.redact(endpoint)
+
+        def send_once() -> requests.Response:
+            return self._send_once(
+                session,
+                method,
+                url,
+                shown,
+                retrying.statistics.get("attempt_number", 1),
+                params=query or None,
+                json=json,
+                data=data,
+                headers=dict(headers or {}),
+            )
+
+        # Only a _TransientFailure is retried; a refusal or a long Retry-After ends at once.
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_TransientFailure),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(send_once)
+        except ServiceError as failure:
+            failure.attempts = retrying.statistics.get("attempt_number", 1)
+            raise
+        except _TransientFailure as failure:
+            last = failure
+        # Raised outside the except block: no chained exception carries the URL (and a key).
         raise ServiceUnavailable(
-            f"{method} {shown_endpoint} failed after {self.max_attempts} attempts: {last_problem}",
+            f"{method} {shown} failed after {self.max_attempts} attempts: {last.problem}",
             method=method,
-            endpoint=shown_endpoint,
-            status=last_status,
-            service_message=last_problem,
+            endpoint=shown,
+            status=last.status,
+            service_message=last.problem,
             attempts=self.max_attempts,
         )
 
-    def _backoff(self, attempt: int) -> float:
-        return min(self.backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """The service's ``Retry-After`` when it gave one, else exponential backoff."""
+        failure = state.outcome.exception() if state.outcome else None
+        if isinstance(failure, _TransientFailure) and failure.retry_after is not None:
+            return failure.retry_after
+        return min(self.backoff_seconds * 2 ** (state.attempt_number - 1), self.max_backoff_seconds)
+
+    def _send_once(
+        self,
+        session: requests.Session,
+        method: str,
+        url: str,
+        shown: str,
+        attempt: int,
+        **options: Any,
+    ) -> requests.Response:
+        """One attempt; ``shown`` is the redacted endpoint for messages."""
+        started = time.monotonic()
+        try:
+            response = session.request(method, url, timeout=self.timeout, **options)
+        except TRANSIENT_NETWORK_ERRORS as exc:
+            log.warning(
+                "%s %s failed on attempt %d/%d after %.2f s: %s",
+                method,
+                shown,
+                attempt,
+                self.max_attempts,
+                time.monotonic() - started,
+                type(exc).__name__,
+            )
+            # The exception text may hold the full URL (and a query-string key).
+            raise _TransientFailure(self.redact(f"{type(exc).__name__}: {exc}")) from None
+        except requests.RequestException as exc:
+            # A malformed URL or similar: repeating it cannot help.
+            raise ServiceMisconfigured(
+                self.redact(f"{method} {shown} could not be sent: {exc}"),
+                method=method,
+                endpoint=shown,
+            ) from None
+        status = response.status_code
+        log.info(
+            "%s %s -> %d (attempt %d/%d, %d bytes sent, %d bytes received, %.2f s)",
+            method,
+            shown,
+            status,
+            attempt,
+            self.max_attempts,
+            len(response.request.body or b""),
+            len(response.content),
+            time.monotonic() - started,
+        )
+        if 200 <= status < 300:
+            return response
+        service_message = self._service_message(response)
+        if status != 429 and status < 500:
+            raise ServiceRejected(
+                f"{method} {shown} rejected with HTTP {status}: {service_message}",
+                method=method,
+                endpoint=shown,
+                status=status,
+                service_message=service_message,
+            )
+        problem = f"HTTP {status}: {service_message}"
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if retry_after is not None and retry_after > self.max_backoff_seconds:
+            # Sleeping through it would hold a worker slot; the task retries later instead.
+            raise ServiceUnavailable(
+                f"{method} {shown} failed with {problem}; the service asks to retry after "
+                f"{retry_after:.0f} s, longer than the {self.max_backoff_seconds:.0f} s this "
+                "client waits",
+                method=method,
+                endpoint=shown,
+                status=status,
+                service_message=service_message,
+            )
+        raise _TransientFailure(problem, status=status, retry_after=retry_after)
 
     def _service_message(self, response: requests.Response) -> str:
         """The service's own explanation, from common JSON error shapes or plain text."""

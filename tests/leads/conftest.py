@@ -70,7 +70,7 @@ def running() -> Iterator[Callable[[SimulatorServer], SimulatorServer]]:
 
 
 @pytest.fixture
-def client_for(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ServiceClient]]:
+def client_for(monkeypatch: pytest.MonkeyPatch) -> Callable[..., ServiceClient]:
     """``client_for(simulator, source, secret, path="")``: a ServiceClient for the source."""
     clients: list[ServiceClient] = []
 
@@ -87,6 +87,4 @@ def client_for(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Servic
         clients.append(client)
         return client
 
-    yield make
-    for client in clients:
-        client.close()
+    return make
