@@ -5,17 +5,28 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
-# The leads inbox's browser test drives Debian's Chromium; install it where it is missing.
-# Without root or apt-get the test skips and says why; under CI (root) it must run.
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages some tests drive; each is installed where it is missing. Without root or
+# apt-get those tests skip and say why; under CI (root) they must run.
+#   chromium        the leads inbox's browser test
+#   redis-server    the broker of the Celery executor test (tests/dags/test_celery_executor.py)
+#   docker-compose  `docker-compose config` validates docker-compose.yaml
+apt_updated=no
+install_missing() {  # install_missing <command> <package> <what it is for>
+  command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing chromium (for the browser test)"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
-      >/dev/null || echo "could not install chromium; the browser test cannot run"
+    echo "== installing $2 (for $3)"
+    if [ "$apt_updated" = no ]; then
+      apt-get update -qq >/dev/null && apt_updated=yes
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null \
+      || echo "could not install $2; $3 cannot run"
   else
-    echo "chromium not found and cannot be installed here; the browser test will skip"
+    echo "$1 not found and cannot be installed here; $3 will skip"
   fi
-fi
+}
+install_missing chromium chromium "the browser test"
+install_missing redis-server redis-server "the Celery executor test"
+install_missing docker-compose docker-compose "the docker-compose config check"
 echo "== ruff"
 ruff check .
 ruff format --check .
