@@ -90,7 +90,9 @@ needs_compose = pytest.mark.skipif(
 @needs_compose
 def test_docker_compose_config_validates():
     result = _compose_config(
-        AIRFLOW__API_AUTH__JWT_SECRET="test-secret", AIRFLOW__API__SECRET_KEY="test-key"
+        AIRFLOW__API_AUTH__JWT_SECRET="test-secret",
+        AIRFLOW__API__SECRET_KEY="test-key",
+        IDENT_DB_URL="postgresql://airflow:pw@postgres:5432/ident",
     )
     assert result.returncode == 0, result.stderr
 
