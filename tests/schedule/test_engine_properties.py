@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ident_hooks.schedule.aggregators import AGGREGATORS
 from ident_hooks.schedule.engine import compute_schedule, resolve_settings
 
 ZONES = {"msk": "Europe/Moscow", "ekb": "Asia/Yekaterinburg"}
+UTC_OFFSET_MINUTES = {"msk": 180, "ekb": 300}  # neither zone has DST
 DOCTORS = ("d1", "d2")
 BASE = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 SPAN_MINUTES = 4 * 24 * 60
+BRANCHES = pd.DataFrame(
+    {"branch_id": list(ZONES), "name": ["Москва", "Екатеринбург"], "address": ["", ""]}
+)
 
 
 def minute(value: int) -> pd.Timestamp:
@@ -37,7 +43,11 @@ def clinics(draw):
     work = []
     for doctor, start, length in draw(spans(6)):
         branch = draw(st.sampled_from(sorted(ZONES)))
-        work.append((doctor, branch, start, min(start + length, SPAN_MINUTES + 24 * 60)))
+        end = start + length
+        if draw(st.booleans()):  # a shift from a whole hour to the local midnight
+            start -= start % 60
+            end = start + 24 * 60 - (start + UTC_OFFSET_MINUTES[branch]) % (24 * 60)
+        work.append((doctor, branch, start, min(end, SPAN_MINUTES + 24 * 60)))
     busy = [(doctor, start, start + length // 4 + 1) for doctor, start, length in draw(spans(12))]
     row = {
         "days_ahead": draw(st.integers(0, 3)),
@@ -78,7 +88,8 @@ def reference(work, busy, row, now_minute, excluded):
                         run_start = m
                     elif not free and run_start is not None:
                         for start in range(run_start, m - slot + 1, slot):
-                            if start >= cut_off:
+                            # A slot ending at the local midnight is not offered.
+                            if start >= cut_off and start + slot != day_end:
                                 expected.add((doctor, branch, start, start + slot))
                         run_start = None
     return expected
@@ -173,3 +184,31 @@ def test_busy_cells_are_work_time_taken_by_busy_time_from_now_on(clinic):
             strict=True,
         ):
             assert all(e <= ts or te <= s for ts, te in taken)
+
+
+@settings(max_examples=60, deadline=None)
+@given(clinics())
+def test_nothing_ends_at_midnight_or_at_or_before_its_start(clinic):
+    work, busy, row, now, excluded = clinic
+    schedule = compute_schedule(
+        *as_frames(work, busy, excluded),
+        resolve_settings("prodoctorov", row),
+        BASE + dt.timedelta(minutes=now),
+    )
+    cells = schedule.cells
+    start, end = cells["local_start"].astype(str), cells["local_end"].astype(str)
+    assert (cells["ends_at"] > cells["starts_at"]).all()
+    assert (end > start).all() and not end.eq("24:00").any()
+    for zone_name, ends in cells.groupby("timezone", observed=True)["ends_at"]:
+        local = ends.dt.tz_convert(zone_name)
+        assert not ((local.dt.hour == 0) & (local.dt.minute == 0) & (local.dt.second == 0)).any()
+    # ... and so in the HH:MM payloads built from them. (НаПоправку's builder raises
+    # IndexError on a schedule without any free slot, so it is asked only when there is one.)
+    aggregators = ["prodoctorov", "napopravku"] if len(schedule.free) else ["prodoctorov"]
+    for aggregator in aggregators:
+        for request in AGGREGATORS[aggregator].build_requests(schedule, BRANCHES):
+            assert b"24:00" not in request.body
+            for begin, finish in re.findall(
+                rb'"(?:time_start|from)":"([^"]+)","(?:time_end|to)":"([^"]+)"', request.body
+            ):
+                assert begin < finish

@@ -15,6 +15,20 @@ Rules implemented (issue 3):
   than a slot is not offered. On the branch's today no slot starts before
   ``now + skip_hours_today``; nothing in the past is ever published (busy cells
   are clipped to start at the current minute and span whole minutes).
+* The day ends before midnight (issue 9): no slot or cell ends at 24:00 of its day,
+  which no HH:MM format is known to accept (and ``00:00`` would be an end before the
+  start). A free slot that would end at the local
+  midnight is not offered; a busy cell that would end there ends at 23:59 (and is
+  dropped when that leaves nothing). So every ``local_end`` is a real ``HH:MM``
+  (at most ``23:59``) after ``local_start``, in every aggregator's payload. Why:
+  the public ПроДокторов client ``mkv/prodoctorov`` writes times with Go's
+  ``15:04`` layout (a midnight end becomes ``00:00``) and skips every cell whose
+  ``time_start >= time_end`` (``internal/service/prodoctorov/schedule.go``,
+  ``AddTimeCell``; the skip in ``internal/service/uploadsession.go``): the slot
+  ending at midnight is never offered there either, and no public client writes
+  ``24:00``; whether ПроДокторов or НаПоправку would accept ``24:00`` is not public
+  (integrations.md, Corrections). Keeping the busy cell, shortened by a minute,
+  still shows the doctor's evening as taken where busy cells are sent.
 
 Time is handled as int64 UTC seconds; ``(owner, seconds)`` pairs are packed into
 one int64 key (``owner * 2**34 + seconds since a base``) so that interval
@@ -47,10 +61,9 @@ SLOT_MINUTES_RANGE = (5, 480)
 
 SECONDS_PER_DAY = 86_400
 _KEY_SPAN = 2**34  # seconds per owner in a packed key: ~544 years
-# "HH:MM" for minute-of-day 0..1440; 1440 ("24:00") is an end at the next midnight.
-MINUTE_LABELS = np.array(
-    [f"{m // 60:02d}:{m % 60:02d}" for m in range(24 * 60)] + ["24:00"], dtype=object
-)
+# "HH:MM" for minute-of-day 0..1439. There is no label for 1440: nothing ends at 24:00
+# (see the module docstring), and indexing past 23:59 fails instead of writing "24:00".
+MINUTE_LABELS = np.array([f"{m // 60:02d}:{m % 60:02d}" for m in range(24 * 60)], dtype=object)
 
 CELL_COLUMNS = (
     "doctor_id",
@@ -161,8 +174,8 @@ class Schedule:
     * ``length_minutes`` — int; for free slots the doctor's slot length;
     * ``is_free`` — True for a free slot, False for a busy cell;
     * ``timezone`` — the branch's IANA zone; ``utc_offset_minutes`` — its offset at ``starts_at``;
-    * ``local_date`` (``YYYY-MM-DD``), ``local_start``, ``local_end`` (``HH:MM``, an
-      end at the next midnight is ``24:00``) — branch-local wall clock.
+    * ``local_date`` (``YYYY-MM-DD``), ``local_start``, ``local_end`` (``HH:MM``, the
+      end always after the start and at most ``23:59``) — branch-local wall clock.
 
     The text columns (ids, ``timezone``, ``local_*``) are string categoricals:
     a million rows share a few thousand labels, which keeps the frame small and fast.
@@ -262,6 +275,18 @@ def _subtract(owner, start, end, cut_owner, cut_start, cut_end):
     return gaps, (rows[keep], over_start[keep], over_end[keep])
 
 
+def _at_midnight(zone: np.ndarray, instants: np.ndarray, midnights: np.ndarray) -> np.ndarray:
+    """Whether each instant is one of its zone's local midnights (a row of ``midnights``)."""
+    midnight_keys = (
+        np.arange(len(midnights), dtype=np.int64)[:, None] * _KEY_SPAN + midnights
+    ).ravel()
+    if len(midnight_keys) == 0:
+        return np.zeros(len(instants), dtype=bool)
+    keys = zone * _KEY_SPAN + instants
+    found = np.minimum(np.searchsorted(midnight_keys, keys), len(midnight_keys) - 1)
+    return midnight_keys[found] == keys
+
+
 @dataclass(frozen=True)
 class _Calendar:
     """Per time zone: local midnights (UTC seconds) bounding each horizon day, and the cut-off."""
@@ -331,7 +356,7 @@ def _local_labels(
     local_start = start + offset
     local_end = end + _utc_offsets(zone_names, zone, end)
     day = local_start // SECONDS_PER_DAY
-    end_minute = (local_end - day * SECONDS_PER_DAY) // 60  # 1440 when it ends at midnight
+    end_minute = (local_end - day * SECONDS_PER_DAY) // 60  # below 1440: nothing ends at midnight
     day_codes, unique_days = pd.factorize(day, sort=True)
     return {
         "utc_offset_minutes": offset // 60,
@@ -341,9 +366,7 @@ def _local_labels(
         "local_start": pd.Categorical.from_codes(
             (local_start % SECONDS_PER_DAY) // 60, categories=MINUTE_LABELS
         ),
-        "local_end": pd.Categorical.from_codes(
-            np.clip(end_minute, 0, 24 * 60), categories=MINUTE_LABELS
-        ),
+        "local_end": pd.Categorical.from_codes(end_minute, categories=MINUTE_LABELS),
     }
 
 
@@ -468,7 +491,8 @@ def compute_schedule(
         piece_doctor, day_start, day_end, *merged
     )
 
-    # 4. Cut free stretches into slots; drop remainders and slots before the cut-off.
+    # 4. Cut free stretches into slots; drop remainders, slots before the cut-off and
+    #    slots that would end at the local midnight (24:00 cannot be written).
     minutes_by_doctor = dict(zip(published["doctor_id"], published["slot_minutes"], strict=True))
     doctor_slot_seconds = np.array(
         [60 * minutes_by_doctor.get(d, settings.slot_minutes) for d in doctor_index], np.int64
@@ -479,15 +503,20 @@ def compute_schedule(
     slot_seconds = stretch_slot[stretch]
     slot_start = free_start[stretch] + _positions_in_groups(slot_count) * slot_seconds
     slot_rows = free_rows[stretch]
-    keep = slot_start >= first_slot_start[piece_zone[slot_rows]]
+    slot_zone = piece_zone[slot_rows]
+    keep = (slot_start >= first_slot_start[slot_zone]) & ~_at_midnight(
+        slot_zone, slot_start + slot_seconds, midnights
+    )
     slot_rows, slot_start, slot_seconds = slot_rows[keep], slot_start[keep], slot_seconds[keep]
 
     # 5. Busy cells: the occupied parts of work time that are not in the past, on whole
     #    minutes — every format sends HH:MM or whole LengthInMinutes, so a cell clipped at
     #    10:39:07 becomes 10:39 and a sliver shorter than a minute would be an empty cell.
+    #    One that would end at the local midnight ends at 23:59 instead.
     occupied_start = np.maximum(occupied_start, now_seconds)
     occupied_start = base + occupied_start - (base + occupied_start) % 60 - base
     occupied_end = base + occupied_end + (-(base + occupied_end)) % 60 - base
+    occupied_end = occupied_end - 60 * _at_midnight(piece_zone[busy_rows], occupied_end, midnights)
     keep = occupied_end > occupied_start
     busy_rows, occupied_start, occupied_end = (
         busy_rows[keep],

@@ -1,15 +1,51 @@
-"""ПроДокторов: ``POST v2/doctors/send_schedule/`` with free and busy cells.
+"""ПроДокторов: ``POST v2/doctors/send_schedule/`` with free and busy cells, one branch a request.
 
-Body (integrations.md)::
+Body, one branch in each request::
 
-    {"schedule": {"data": {"<branch id>": {"<doctor id>": {
-        "efio": "<full name>", "espec": "<specialty>",
-        "cells": [{"dt": "YYYY-MM-DD", "time_start": "HH:MM", "time_end": "HH:MM",
-                   "free": true}]}}}}}
+    {"schedule": {"<branch id>": "<branch name>",
+                  "data": {"<branch id>": {"<doctor id>": {
+                      "efio": "<full name>", "espec": "<specialty>",
+                      "cells": [{"dt": "YYYY-MM-DD", "time_start": "HH:MM",
+                                 "time_end": "HH:MM", "free": true}]}}}}}
 
-Times are branch-local. Every assigned doctor is listed, with ``cells: []`` when
-nothing of theirs is left in the horizon, so a stale schedule is replaced.
-``room`` is optional and not sent: the clinic database keeps no rooms.
+Where each fact comes from:
+
+* The body shape, ``efio``/``espec``, ``cells`` with ``dt``, ``time_start``,
+  ``time_end``, ``free`` and optional ``room``, dates ``YYYY-MM-DD`` and times
+  ``HH:MM`` branch-local: integrations.md (ПроДокторов) and the Go client
+  ``mkv/prodoctorov`` (``internal/service/prodoctorov/schedule.go``: ``timeCellDto``
+  and the formats ``2006-01-02`` / ``15:04``; ``schedule_test.go``: a whole body).
+* The branch name beside ``data``, under the branch id: integrations.md
+  (Corrections, December 2026 → ПроДокторов) and every public v2 client. The Go
+  client requires it (``internal/service/prodoctorov/config.go``: ``ErrNoFilialName``);
+  the TypeScript MedFlex client ``ClawedRex555-creator/dental-mental``
+  (``lib/medflex/schedule.server.ts``) sends ``{[filialId]: filialName, data: …}``; a
+  Python exporter in the public code index (repository not identified by the index)
+  sends the id as the name, ``{"1": "1", "data": {"1": …}}`` — what we send when the
+  clinic left a branch's name blank.
+* One branch per request, the whole branch: the Go client sends its one branch
+  (``schedule.go``: ``NewSchedule(filialID)``), the TypeScript client re-sends the
+  full schedule every 15 minutes (``docs/MEDFLEX-INTEGRATION.md``,
+  ``lib/medflex/push.server.ts``), a PHP client sends every branch in one body;
+  none splits a branch. A
+  receiver that keeps one schedule document per branch would be left with only the
+  last part of a split branch, so a branch is never split here, whatever
+  ``max_request_bytes`` says: that limit is our own margin for an unknown server
+  limit (a 30-doctor, 30-day branch is about 430 kB), not something the service
+  documents. A body the service finds too large fails the run with its HTTP status.
+* A cell's end is after its start and never ``24:00`` (the Go client skips any cell
+  with ``time_start >= time_end``): guaranteed by the slot engine
+  (:mod:`ident_hooks.schedule.engine`), whose ``MINUTE_LABELS`` stop at ``23:59``.
+* Success is any 2xx (Go: ``internal/service/prodoctorov/upload.go``; TypeScript:
+  ``lib/medflex/client.server.ts``); the HTTP client treats every 2xx as success.
+
+Every assigned doctor is listed, with ``cells: []`` when nothing of theirs is left
+in the horizon. ``room`` is optional (the PHP and TypeScript clients leave it out)
+and not sent: the clinic database keeps no rooms. ``espec`` is sent although the
+TypeScript client omits it. Newer accounts may use the host
+``https://mis-api.medflex.ru`` with the same paths (integrations.md Corrections; the
+TypeScript client's default, and a commented-out alternative in the PHP client): it
+is the connection's Host, not decided here.
 """
 
 from __future__ import annotations
@@ -20,11 +56,11 @@ import pandas as pd
 from ident_hooks.schedule.aggregators import (
     OutgoingRequest,
     branch_doctors,
+    branch_names,
     doctor_days,
     doctor_names,
     json_text,
     local_minutes,
-    pack_branch,
     render_distinct,
 )
 from ident_hooks.schedule.engine import MINUTE_LABELS, Schedule, day_label
@@ -35,7 +71,11 @@ ENDPOINT = "v2/doctors/send_schedule/"
 def build_requests(
     schedule: Schedule, branches: pd.DataFrame, *, max_request_bytes: int
 ) -> list[OutgoingRequest]:
-    """One request per branch, or several when the branch exceeds ``max_request_bytes``."""
+    """One request per branch with a doctor in the horizon, the whole branch in it.
+
+    ``max_request_bytes`` is part of every builder's signature; ПроДокторов bodies
+    are not split by it (see the module docstring).
+    """
     cells = schedule.cells
     day, start, end = local_minutes(cells)
     free = cells["is_free"].to_numpy()
@@ -50,6 +90,7 @@ def build_requests(
     fragments = render_distinct(keys, render_cell)
     days = doctor_days(cells, fragments, lambda _branch, _doctor, _date, parts: b",".join(parts))
     names = doctor_names(schedule)
+    titles = branch_names(branches)
 
     def render_doctor(doctor_id: str, rendered_days: list[bytes]) -> bytes:
         full_name, specialty = names[doctor_id]
@@ -66,26 +107,21 @@ def build_requests(
             ]
         )
 
-    def render_request(branch_id: str, blocks: list[tuple[str, bytes]]) -> bytes:
-        return b"".join(
+    requests = []
+    for branch_id, doctors in branch_doctors(schedule, days):
+        branch_key = json_text(branch_id)
+        body = b"".join(
             [
-                b'{"schedule":{"data":{',
-                json_text(branch_id),
+                b'{"schedule":{',
+                branch_key,
+                b":",
+                json_text(titles.get(branch_id, "").strip() or branch_id),
+                b',"data":{',
+                branch_key,
                 b":{",
-                b",".join(block for _, block in blocks),
+                b",".join(render_doctor(d, rendered) for d, rendered in doctors),
                 b"}}}}",
             ]
         )
-
-    requests = []
-    for branch_id, doctors in branch_doctors(schedule, days):
-        for body, doctor_count in pack_branch(
-            branch_id,
-            doctors,
-            render_doctor=render_doctor,
-            render_request=render_request,
-            doctor_overhead=lambda _doctor: 0,
-            max_request_bytes=max_request_bytes,
-        ):
-            requests.append(OutgoingRequest(ENDPOINT, body, "schedule", (branch_id,), doctor_count))
+        requests.append(OutgoingRequest(ENDPOINT, body, "schedule", (branch_id,), len(doctors)))
     return requests
