@@ -184,7 +184,7 @@ class Schedule:
     intervals, the horizon and ``now``), one row per occupied stretch.
 
     ``doctors``: the published doctors (``doctor_id, full_name, specialty,
-    slot_minutes``). ``assignments``: every ``(doctor_id, branch_id)`` of a
+    slot_minutes`` and any other column the caller gave). ``assignments``: every ``(doctor_id, branch_id)`` of a
     published doctor with work time in the horizon, so payloads can name a
     doctor whose time is all booked (an empty schedule replaces a stale one).
     """
@@ -326,7 +326,8 @@ def _published_doctors(
                 f"must be a whole number in {low}..{high}"
             )
     active = doctors[doctors["is_active"].fillna(False).astype(bool)]
-    published = active[~active["doctor_id"].isin(excluded)][["doctor_id", "full_name", "specialty"]]
+    # Every column the reader gave is kept (e.g. ``ident_id``, the IDENT protocol's alias).
+    published = active[~active["doctor_id"].isin(excluded)].drop(columns="is_active")
     minutes = published["doctor_id"].map(
         dict(zip(overrides["doctor_id"], overrides["slot_minutes"].astype(int), strict=True))
     )
@@ -416,7 +417,7 @@ def compute_schedule(
     * ``work``: ``doctor_id, branch_id, starts_at, ends_at, timezone`` (branch's IANA zone);
     * ``busy``: ``doctor_id, starts_at, ends_at`` — appointments that are not
       cancelled, in any branch, plus open leads holding a doctor's time;
-    * ``doctors``: ``doctor_id, full_name, specialty, is_active``;
+    * ``doctors``: ``doctor_id, full_name, specialty, is_active`` (other columns are kept);
     * ``rules``: ``doctor_id, publish, slot_minutes`` (NULL = aggregator's) for this aggregator;
     * ``now``: a time-zone-aware instant.
 

@@ -4,6 +4,15 @@ A fixed handful of set-based queries per run, whatever the number of doctors:
 settings, branches, doctors with this aggregator's rules, work time in the horizon,
 and busy time (appointments not cancelled, plus open leads holding a doctor's time).
 Times come out as epoch seconds, which pandas turns into UTC timestamps cheaply.
+
+Branches and doctors come with ``ident_id``, their integer alias for the IDENT HTTP
+protocol (СберЗдоровье, 32top), whose ids are integers — real IDENT sends ``"Id": 2129``,
+``"BranchId": 1`` and partner receivers answer 400 to anything else (``brearey/smmikod``,
+``src/index.ts`` and ``__tests__/posttimetable.json``; integrations.md, Corrections,
+"IDENT HTTP protocol"). The clinic's ids are text, so each one gets a number in
+``integration.ident_ids`` the first time it is read (one set-based insert of the missing
+ones); the number never changes and is never reused, also after the doctor is deleted.
+The payload builders stay pure: they only read the column.
 """
 
 from __future__ import annotations
@@ -46,6 +55,30 @@ select doctor_id,
        > %(window_start)s
    and requested_start < %(window_end)s
 """
+# Missing aliases only: a conflicting insert would still use up a sequence number, and
+# receivers keep ids as 32-bit INT (brearey/smmikod, src/database/init.sql). Ordered, so
+# two runs adding the same new doctors take the row locks in the same order.
+ASSIGN_IDENT_IDS_SQL = """
+insert into integration.ident_ids (entity, clinic_id)
+select entity, clinic_id
+  from (select 'branch' as entity, branch_id as clinic_id from clinic.branches
+        union all
+        select 'doctor', doctor_id from clinic.doctors) clinic
+ where not exists (select 1 from integration.ident_ids i
+                    where i.entity = clinic.entity and i.clinic_id = clinic.clinic_id)
+ order by entity, clinic_id
+on conflict (entity, clinic_id) do nothing
+"""
+BRANCHES_SQL = """
+select b.branch_id, b.name, b.timezone, b.address, i.ident_id
+  from clinic.branches b
+  join integration.ident_ids i on i.entity = 'branch' and i.clinic_id = b.branch_id
+"""
+DOCTORS_SQL = """
+select d.doctor_id, d.full_name, d.specialty, d.is_active, i.ident_id
+  from clinic.doctors d
+  join integration.ident_ids i on i.entity = 'doctor' and i.clinic_id = d.doctor_id
+"""
 
 
 @dataclass
@@ -53,8 +86,8 @@ class ClinicSnapshot:
     """Everything one aggregator's export reads, as DataFrames with UTC timestamps."""
 
     settings_row: dict[str, Any] | None
-    branches: pd.DataFrame  # branch_id, name, timezone, address
-    doctors: pd.DataFrame  # doctor_id, full_name, specialty, is_active
+    branches: pd.DataFrame  # branch_id, name, timezone, address, ident_id
+    doctors: pd.DataFrame  # doctor_id, full_name, specialty, is_active, ident_id
     rules: pd.DataFrame  # doctor_id, publish, slot_minutes
     work: pd.DataFrame  # doctor_id, branch_id, starts_at, ends_at, timezone
     busy: pd.DataFrame  # doctor_id, starts_at, ends_at
@@ -88,19 +121,17 @@ def read_snapshot(
     """Read the clinic for an export of ``days_ahead`` days from ``now``.
 
     The window reaches a day either side of the horizon so that branch-local dates in
-    any time zone are covered; the engine cuts the exact horizon.
+    any time zone are covered; the engine cuts the exact horizon. Missing IDENT aliases
+    are inserted in the caller's transaction (committed with the run's next commit).
     """
     window = {
         "window_start": now - timedelta(days=1),
         "window_end": now + timedelta(days=days_ahead + 2),
         "hold": LEAD_HOLD_MINUTES,
     }
-    branches = _frame(
-        conn.execute("select branch_id, name, timezone, address from clinic.branches")
-    )
-    doctors = _frame(
-        conn.execute("select doctor_id, full_name, specialty, is_active from clinic.doctors")
-    )
+    conn.execute(ASSIGN_IDENT_IDS_SQL)
+    branches = _frame(conn.execute(BRANCHES_SQL))
+    doctors = _frame(conn.execute(DOCTORS_SQL))
     rules = _frame(
         conn.execute(
             "select doctor_id, publish, slot_minutes from clinic.export_rules"

@@ -1,4 +1,30 @@
-"""IDENT ``GetTickets`` simulator: what 32top and clinic websites serve."""
+"""IDENT ``GetTickets`` simulator: what 32top and clinic websites serve.
+
+Follows integrations.md ("The IDENT HTTP integration protocol" and Corrections) and the
+public receivers:
+
+* A JSON array of tickets for ``dateTimeFrom <= DateAndTime < dateTimeTo``, oldest
+  first, ``limit`` tickets from ``offset``; past the end an empty array
+  (``brearey/smmikod`` ``src/index.ts`` and ``.cursor/rules/ident-rules.mdc``).
+* ``clamp_limit``: a partner serves at most this many tickets per page whatever
+  ``limit`` asks, silently (``ArayikK/Kleomed_web`` ``server/leads.py`` clamps at 1000,
+  the default here; ``None`` honours any limit). ``ignore_offset=True`` plays a broken
+  server that always answers from the first ticket.
+* The patient's name: ``name_style="full"`` sends ``ClientFullName``; ``"split"`` sends
+  ``ClientSurname``, ``ClientName``, ``ClientPatronymic`` and no ``ClientFullName``
+  (never both: the Bitrix module ``Kontur\\Ident``, ``TicketTable::getMap``).
+* Ids: ``int_ids=True`` sends ``Id`` as a JSON integer; ``DoctorId`` is whatever id the
+  simulator's doctors carry (integers, as IDENT's are, or the clinic's text ids).
+* A wrong or missing key: ``bad_key="text"`` answers 401 (missing) / 403 (wrong) with a
+  plain-text reason; ``"json"`` answers 401 ``{"error": "bad integration key"}`` to both,
+  as ``ArayikK/Kleomed_web`` ``server/leads.py`` does (``brearey/smmikod``
+  ``src/middlewares/auth.ts`` answers 403 «Доступ запрещен»; integrations.md: 401 or
+  403, text or JSON).
+
+``style="32top"`` sends only the doctor's surname and the start time; ``"site"`` sends
+``DoctorId``, the full name and both times. ``path_prefix`` serves the endpoint below a
+path (a site's ``/ident/GetTickets``).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +34,11 @@ from typing import Any
 from ident_hooks.simulators.base import SimRequest, SimResponse
 from ident_hooks.simulators.fake_leads import FakeLead, LeadServingSimulator
 
+PARTNER_LIMIT = 1000  # ArayikK/Kleomed_web, server/leads.py: min(limit, 1000)
+
 
 class IdentTicketsSimulator(LeadServingSimulator):
-    """A partner system answering IDENT ``GET GetTickets`` (32top or a clinic website).
-
-    ``style="32top"`` sends only the doctor's surname and the start time; ``"site"`` sends
-    ``DoctorId``, the full name and both times. ``path_prefix`` serves the endpoint below a
-    path (a site's ``/ident/GetTickets``). Wrong or missing key: 403 / 401, plain text.
-    """
+    """A partner system answering IDENT ``GET GetTickets`` (32top or a clinic website)."""
 
     name = "ident_tickets"
     id_field = "Id"
@@ -28,42 +51,67 @@ class IdentTicketsSimulator(LeadServingSimulator):
         key: str = "ident-key",
         style: str = "site",
         path_prefix: str = "",
-        max_limit: int = 1000,
+        clamp_limit: int | None = PARTNER_LIMIT,
+        ignore_offset: bool = False,
+        name_style: str = "full",
+        int_ids: bool = False,
+        bad_key: str = "text",
         **kwargs: Any,
     ) -> None:
         if style not in ("site", "32top"):
             raise ValueError("style is 'site' or '32top'")
+        if name_style not in ("full", "split"):
+            raise ValueError("name_style is 'full' or 'split'")
+        if bad_key not in ("text", "json"):
+            raise ValueError("bad_key is 'text' or 'json'")
         super().__init__(**kwargs)
         self.key = key
         self.style = style
-        self.max_limit = max_limit
+        self.clamp_limit = clamp_limit
+        self.ignore_offset = ignore_offset
+        self.name_style = name_style
+        self.int_ids = int_ids
+        self.bad_key = bad_key
+        if name_style == "split":
+            self.text_field = "ClientSurname"
         self.route("GET", f"{path_prefix.rstrip('/')}/GetTickets", self._get_tickets)
 
     def authorize(self, request: SimRequest) -> SimResponse | None:
         given = request.headers.get("ident-integration-key")
+        if given == self.key:
+            return None
+        if self.bad_key == "json":
+            return SimResponse(401, {"error": "bad integration key"})
         if given is None:
             return SimResponse(401, "IDENT-Integration-Key header is required")
-        if given != self.key:
-            return SimResponse(403, "Invalid IDENT-Integration-Key")
-        return None
+        return SimResponse(403, "Invalid IDENT-Integration-Key")
 
     def render(self, lead: FakeLead, serial: int) -> dict[str, Any]:
         serial = serial or self.next_serial()
         ticket: dict[str, Any] = {
-            "Id": f"{self.style}-{serial}",
+            "Id": serial if self.int_ids else f"{self.style}-{serial}",
             "DateAndTime": lead.created_at.astimezone(self.tz).isoformat(timespec="seconds"),
-            "ClientFullName": lead.name,
-            "ClientPhone": lead.phone,
-            "ClientEmail": lead.email,
-            "FormName": lead.form_name,
-            "Comment": lead.comment,
-            "UtmSource": lead.utm.get("utm_source"),
-            "UtmMedium": lead.utm.get("utm_medium"),
-            "UtmCampaign": lead.utm.get("utm_campaign"),
-            "UtmTerm": lead.utm.get("utm_term"),
-            "UtmContent": lead.utm.get("utm_content"),
-            "HttpReferer": lead.referrer,
         }
+        if self.name_style == "split":
+            ticket["ClientSurname"] = lead.surname
+            ticket["ClientName"] = lead.first_name
+            ticket["ClientPatronymic"] = lead.patronymic
+        else:
+            ticket["ClientFullName"] = lead.name
+        ticket.update(
+            {
+                "ClientPhone": lead.phone,
+                "ClientEmail": lead.email,
+                "FormName": lead.form_name,
+                "Comment": lead.comment,
+                "UtmSource": lead.utm.get("utm_source"),
+                "UtmMedium": lead.utm.get("utm_medium"),
+                "UtmCampaign": lead.utm.get("utm_campaign"),
+                "UtmTerm": lead.utm.get("utm_term"),
+                "UtmContent": lead.utm.get("utm_content"),
+                "HttpReferer": lead.referrer,
+            }
+        )
         if lead.plan_start is not None:
             ticket["PlanStart"] = lead.plan_start.isoformat(timespec="seconds")
             if self.style == "32top":
@@ -82,8 +130,12 @@ class IdentTicketsSimulator(LeadServingSimulator):
             offset = int(request.arg("offset", "0"))
         except ValueError as exc:
             return SimResponse(400, f"Bad request: {exc}")
-        if not 0 < limit <= self.max_limit or offset < 0:
-            return SimResponse(400, f"Bad request: limit 1..{self.max_limit}, offset >= 0")
+        if limit < 0 or offset < 0:
+            return SimResponse(400, "Bad request: limit and offset must not be negative")
+        if self.clamp_limit is not None:
+            limit = max(1, min(limit, self.clamp_limit))
+        if self.ignore_offset:
+            offset = 0
         tickets = self.records_between(start, end)
         return SimResponse(200, tickets[offset : offset + limit])
 

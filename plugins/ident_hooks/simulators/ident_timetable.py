@@ -1,24 +1,39 @@
 """IDENT ``POST PostTimeTable`` receiver, as СберЗдоровье or 32top would run it.
 
-Follows integrations.md: header ``IDENT-Integration-Key`` (missing: 401, wrong:
-403, plain-text reason), JSON body ``{"Doctors": [{"Id", "Name"}], "Branches":
-[{"Id", "Name"}], "Intervals": [{"DoctorId", "BranchId", "StartDateTime",
-"LengthInMinutes", "IsBusy"}]}``; any 2xx is success (this one answers 200 with
-an empty body). A wrong shape is answered 400 with a plain-text list of
-problems (the protocol page names no error format), a body over
-``max_body_bytes`` 413.
+What it follows, and where from:
 
-Checked beyond the shape: every interval names a doctor and a branch listed in
-the same request, ``StartDateTime`` carries a UTC offset, and a doctor's
-intervals do not overlap. Accepted data is kept in ``doctors``, ``branches`` and
-``timetable[(branch_id, doctor_id)][local date]`` (a list of intervals); a
-request replaces the dates it sends for each listed doctor and branch, and a
-listed doctor with no intervals there is cleared.
+* Header ``IDENT-Integration-Key``: missing 401, wrong 403, plain-text reason
+  (integrations.md; receivers answer 401 or 403, text or JSON — ``brearey/smmikod``
+  ``src/middlewares/auth.ts`` answers 403 «Доступ запрещен» to both).
+* Body ``{"Doctors": [{"Id", "Name"}], "Branches": [{"Id", "Name"}], "Intervals":
+  [{"DoctorId", "BranchId", "StartDateTime", "LengthInMinutes", "IsBusy"}]}``. **Every id
+  is a JSON integer**: ``brearey/smmikod`` ``src/index.ts`` answers 400 with a plain-text
+  reason unless ``Id``, ``DoctorId``, ``BranchId`` are numbers and ``IsBusy`` a boolean,
+  and keeps the ids in 32-bit ``INT`` columns (``src/database/init.sql``). Here an id
+  that is a string, a boolean, a JSON number written with a fraction or exponent
+  (``2129.0``) or outside 1..2,147,483,647 is answered 400. Stricter than that receiver
+  on purpose: it would fail storing ``2129.5`` or an overflowing number with a 500, and
+  JavaScript reads ``2129.0`` as ``2129``; a JSON integer is what IDENT sends.
+* **Each accepted POST is the whole timetable and replaces the previous one**
+  (integrations.md, Corrections: public receivers keep each POST as the latest snapshot);
+  :attr:`snapshot` is the latest, :attr:`accepted` counts them. A timetable split into
+  several requests therefore leaves only its last part here, as it would there.
+* A body over ``max_body_bytes`` is answered 413; the default is 50 MiB, the limit of
+  ``bodyParser.json({ limit: '50mb' })`` in ``brearey/smmikod`` ``src/index.ts``.
+* Any 2xx is success; this one answers 200 with a short text, as that receiver does.
+
+Checked beyond those receivers (each answered 400 with a plain-text list of problems,
+and assumed to be what a careful receiver refuses): exactly the keys above; an id listed
+twice in ``Doctors`` or ``Branches`` (``brearey/smmikod`` would fail its upsert with a
+500); every interval names a doctor and a branch listed in the same request (there a
+foreign key, so a 500); ``StartDateTime`` carries a UTC offset; ``LengthInMinutes`` is a
+positive integer; a doctor's intervals do not overlap.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,22 +41,41 @@ from ident_hooks.simulators.base import SimRequest, SimResponse, SimulatorServer
 
 _TOP_KEYS = {"Doctors", "Branches", "Intervals"}
 _INTERVAL_KEYS = {"DoctorId", "BranchId", "StartDateTime", "LengthInMinutes", "IsBusy"}
+_INT_MAX = 2**31 - 1  # an INT column (brearey/smmikod, src/database/init.sql)
+RECEIVER_BODY_LIMIT = 50 * 1024 * 1024  # bodyParser.json({ limit: '50mb' })
 
 
 def _is_id(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, str | int) and value != ""
+    return type(value) is int and 1 <= value <= _INT_MAX
+
+
+@dataclass(frozen=True)
+class TimetableSnapshot:
+    """One accepted PostTimeTable: what the receiver now shows, keyed by IDENT ids."""
+
+    doctors: dict[int, str]
+    branches: dict[int, str]
+    intervals: list[dict[str, Any]] = field(repr=False)
+    body_bytes: int = 0
 
 
 def _reference_errors(body: dict[str, Any], key: str) -> list[str]:
     entries = body[key]
     if not isinstance(entries, list):
         return [f"{key} must be a list"]
-    errors = []
+    errors, seen = [], set()
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or set(entry) != {"Id", "Name"}:
             errors.append(f"{key}[{index}] must be {{Id, Name}}")
         elif not _is_id(entry["Id"]) or not isinstance(entry["Name"], str):
-            errors.append(f"{key}[{index}]: Id must be a string or integer, Name a string")
+            errors.append(
+                f"{key}[{index}]: expected {{Id: integer, Name: string}},"
+                f" got Id {json.dumps(entry['Id'], ensure_ascii=False)}"
+            )
+        elif entry["Id"] in seen:
+            errors.append(f"{key}[{index}]: Id {entry['Id']} is listed twice")
+        else:
+            seen.add(entry["Id"])
     return errors
 
 
@@ -53,20 +87,24 @@ def _timetable_errors(body: Any) -> list[str]:
         errors.append("Intervals must be a list")
     if errors:
         return errors
-    doctors = {str(d["Id"]) for d in body["Doctors"]}
-    branches = {str(b["Id"]) for b in body["Branches"]}
-    spans: dict[str, list[tuple[datetime, datetime]]] = {}
+    doctors = {d["Id"] for d in body["Doctors"]}
+    branches = {b["Id"] for b in body["Branches"]}
+    spans: dict[int, list[tuple[datetime, datetime]]] = {}
     for index, interval in enumerate(body["Intervals"]):
         at = f"Intervals[{index}]"
         if not isinstance(interval, dict) or set(interval) != _INTERVAL_KEYS:
             errors.append(f"{at} must have exactly {', '.join(sorted(_INTERVAL_KEYS))}")
             continue
-        if not _is_id(interval["DoctorId"]) or str(interval["DoctorId"]) not in doctors:
-            errors.append(f"{at}.DoctorId is not among Doctors")
-        if not _is_id(interval["BranchId"]) or str(interval["BranchId"]) not in branches:
-            errors.append(f"{at}.BranchId is not among Branches")
+        for key, listed, among in (
+            ("DoctorId", doctors, "Doctors"),
+            ("BranchId", branches, "Branches"),
+        ):
+            if not _is_id(interval[key]):
+                errors.append(f"{at}.{key} must be an integer, got {json.dumps(interval[key])}")
+            elif interval[key] not in listed:
+                errors.append(f"{at}.{key} is not among {among}")
         length = interval["LengthInMinutes"]
-        if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
+        if type(length) is not int or length <= 0:
             errors.append(f"{at}.LengthInMinutes must be a positive integer")
             continue
         if not isinstance(interval["IsBusy"], bool):
@@ -78,9 +116,10 @@ def _timetable_errors(body: Any) -> list[str]:
         if start is None or start.tzinfo is None:
             errors.append(f"{at}.StartDateTime must be ISO 8601 with a UTC offset")
             continue
-        spans.setdefault(str(interval["DoctorId"]), []).append(
-            (start, start + timedelta(minutes=length))
-        )
+        if _is_id(interval["DoctorId"]):
+            spans.setdefault(interval["DoctorId"], []).append(
+                (start, start + timedelta(minutes=length))
+            )
     for doctor_id, doctor_spans in spans.items():
         doctor_spans.sort()
         for (_, previous_end), (start, _) in zip(doctor_spans, doctor_spans[1:], strict=False):
@@ -97,16 +136,15 @@ class IdentTimetableSimulator(SimulatorServer):
         *,
         key: str = "ident-key",
         path_prefix: str = "",
-        max_body_bytes: int | None = None,
+        max_body_bytes: int = RECEIVER_BODY_LIMIT,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         super().__init__(host, port)
         self.key = key
         self.max_body_bytes = max_body_bytes
-        self.doctors: dict[str, str] = {}
-        self.branches: dict[str, str] = {}
-        self.timetable: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+        self.snapshot: TimetableSnapshot | None = None
+        self.accepted = 0
         self.route("POST", f"{path_prefix.rstrip('/')}/PostTimeTable", self._post_timetable)
 
     def authorize(self, request: SimRequest) -> SimResponse | None:
@@ -118,8 +156,8 @@ class IdentTimetableSimulator(SimulatorServer):
         return None
 
     def _post_timetable(self, request: SimRequest) -> SimResponse:
-        if self.max_body_bytes is not None and len(request.body) > self.max_body_bytes:
-            return SimResponse(413, "Request body is too large")
+        if len(request.body) > self.max_body_bytes:
+            return SimResponse(413, "request entity too large")
         try:
             body = json.loads(request.body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -127,28 +165,36 @@ class IdentTimetableSimulator(SimulatorServer):
         errors = _timetable_errors(body)
         if errors:
             return SimResponse(400, "\n".join(errors))
+        snapshot = TimetableSnapshot(
+            doctors={d["Id"]: d["Name"] for d in body["Doctors"]},
+            branches={b["Id"]: b["Name"] for b in body["Branches"]},
+            intervals=body["Intervals"],
+            body_bytes=len(request.body),
+        )
         with self._lock:
-            self.doctors.update({str(d["Id"]): d["Name"] for d in body["Doctors"]})
-            self.branches.update({str(b["Id"]): b["Name"] for b in body["Branches"]})
-            received: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
-            for interval in body["Intervals"]:
-                pair = (str(interval["BranchId"]), str(interval["DoctorId"]))
-                day = interval["StartDateTime"][:10]
-                received.setdefault(pair, {}).setdefault(day, []).append(interval)
-            for branch in body["Branches"]:
-                for doctor in body["Doctors"]:
-                    pair = (str(branch["Id"]), str(doctor["Id"]))
-                    if pair in received:
-                        self.timetable.setdefault(pair, {}).update(received[pair])
-                    else:
-                        self.timetable[pair] = {}
-        return SimResponse(200)
+            self.snapshot = snapshot
+            self.accepted += 1
+        return SimResponse(200, "Данные успешно сохранены")
 
-    def intervals(self, branch_id: str, doctor_id: str) -> list[dict[str, Any]]:
-        """Accepted intervals of a doctor in a branch, in time order."""
-        with self._lock:
-            days = self.timetable.get((branch_id, doctor_id), {})
-            return sorted(
-                (interval for day in days.values() for interval in day),
-                key=lambda i: datetime.fromisoformat(i["StartDateTime"]),
-            )
+    # -- what the receiver shows now ------------------------------------------------------
+    @property
+    def doctors(self) -> dict[int, str]:
+        return self.snapshot.doctors if self.snapshot else {}
+
+    @property
+    def branches(self) -> dict[int, str]:
+        return self.snapshot.branches if self.snapshot else {}
+
+    @property
+    def timetable(self) -> dict[tuple[int, int], list[dict[str, Any]]]:
+        """``(branch id, doctor id) -> intervals`` in time order, of the latest snapshot."""
+        pairs: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        for interval in self.snapshot.intervals if self.snapshot else []:
+            pairs.setdefault((interval["BranchId"], interval["DoctorId"]), []).append(interval)
+        for intervals in pairs.values():
+            intervals.sort(key=lambda i: datetime.fromisoformat(i["StartDateTime"]))
+        return pairs
+
+    def intervals(self, branch_id: int, doctor_id: int) -> list[dict[str, Any]]:
+        """Intervals of a doctor in a branch in the latest snapshot, in time order."""
+        return self.timetable.get((branch_id, doctor_id), [])

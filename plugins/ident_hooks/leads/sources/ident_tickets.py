@@ -2,12 +2,45 @@
 
 ``GET GetTickets?dateTimeFrom&dateTimeTo&limit&offset`` relative to the connection's base
 URL, ``IDENT-Integration-Key`` header (set by the client's auth style); the reply is a JSON
-array of tickets, paged with ``offset += limit`` until a page shorter than ``limit``.
-32top sends only the doctor's surname and the start time; sites may send ``DoctorId``.
+array of tickets (integrations.md, "The IDENT HTTP integration protocol"). Where the rest
+comes from:
+
+* **Paging that a clamp cannot cut short.** Partners clamp ``limit`` silently — the
+  Python site receiver ``ArayikK/Kleomed_web`` ``server/leads.py`` serves at most 1000
+  whatever is asked (``limit = max(1, min(limit, 1000))``) — so a page shorter than the
+  ``limit`` asked for does not prove the end (integrations.md, Corrections). The offset
+  moves on by what actually came back and only an empty page ends the period; receivers
+  answer an empty array there, not an error (``brearey/smmikod``
+  ``.cursor/rules/ident-rules.mdc``: «при итерационной загрузке (limit/offset) возвращать
+  пустой массив»). That costs one more request per pull.
+* **A server that ignores ``offset``** would send the same page forever. A page that
+  brings no ticket not seen before (by ``Id``; a ticket without one by its content) ends
+  the paging with a warning in the task log; what came so far is kept. Partial overlaps
+  are normal (a receiver that sorts newest first, like the Bitrix module
+  ``Kontur\\Ident`` — ``Exchange::actionGetTickets`` orders by ``DATE_AND_TIME DESC`` —
+  shifts its pages when a lead arrives meanwhile), so each id is passed on once.
+* **The patient's name** is ``ClientFullName`` or ``ClientSurname`` + ``ClientName`` +
+  ``ClientPatronymic`` (never both: ``Kontur\\Ident`` ``TicketTable::getMap`` and
+  ``Exchange::actionGetTickets``; ``brearey/smmikod`` ``src/database/init.sql``,
+  constraint ``chk_name_fields``). The parts are joined «Фамилия Имя Отчество»;
+  integrations.md, Corrections.
+* **Ids may be integers**: ``Id`` is text in the receivers seen (a GUID in
+  ``Kontur\\Ident``, a UUID in ``brearey/smmikod``) but taken as text or integer;
+  ``DoctorId`` is an integer, "the number from IDENT" (``Kontur\\Ident``
+  ``TicketTable::getMap``; ``INT`` in ``brearey/smmikod``). An integer ``DoctorId`` is
+  therefore an IDENT id — for 32top, one of our ``integration.ident_ids`` aliases — and
+  not a clinic ``doctor_id``: it is kept in the raw record and the doctor is matched by
+  ``DoctorName`` (matching it as a clinic id could pick another doctor whose text id
+  happens to be that number). A text ``DoctorId`` is matched as the clinic's id, then
+  by name.
+* 32top sends only the doctor's surname and the start time (integrations.md,
+  "СберЗдоровье (formerly DocDoc) and 32top").
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -21,15 +54,33 @@ from ident_hooks.leads.normalise import (
     parse_time,
     record_id,
 )
-from ident_hooks.leads.sources import SourceError, SourceSettings, read_json, unique_by
+from ident_hooks.leads.sources import SourceError, SourceSettings, read_json
+
+log = logging.getLogger(__name__)
 
 ENDPOINT = "GetTickets"
 DEFAULT_PAGE_SIZE = 500
+NAME_PARTS = ("ClientSurname", "ClientName", "ClientPatronymic")
 
 
-def _pages(client: Any, period_from: datetime, period_to: datetime, settings: SourceSettings):
+def _ticket_key(ticket: Any) -> str:
+    """What tells tickets apart across pages: the id, or for a ticket without a usable
+    one (left for ``parse`` to reject) the whole record."""
+    identity = ticket.get("Id") if isinstance(ticket, dict) else None
+    if isinstance(identity, int | str) and not isinstance(identity, bool):
+        text = str(identity).strip()
+        if text:
+            return f"id:{text}"
+    return "raw:" + json.dumps(ticket, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def fetch(
+    client: Any, period_from: datetime, period_to: datetime, *, settings: SourceSettings
+) -> Iterator[dict[str, Any]]:
+    """Tickets of ``[period_from, period_to)``, every page walked, each id once."""
     limit = settings.page_size or DEFAULT_PAGE_SIZE
     offset = 0
+    seen: set[str] = set()
     while True:
         params = {
             "dateTimeFrom": period_from.isoformat(timespec="seconds"),
@@ -40,19 +91,35 @@ def _pages(client: Any, period_from: datetime, period_to: datetime, settings: So
         page = read_json(client.request("GET", ENDPOINT, params=params), settings.source)
         if not isinstance(page, list):
             raise SourceError(settings.source, f"expected a JSON array, got {str(page)[:200]!r}")
-        yield from page
-        if len(page) < limit:
+        if not page:
             return
-        offset += limit
+        keys = [_ticket_key(ticket) for ticket in page]
+        if all(key in seen for key in keys):
+            log.warning(
+                "%s: GetTickets at offset %d sent %d tickets, none of them new: the server"
+                " seems to ignore offset. Paging stopped after %d tickets; if it has more in"
+                " %s .. %s, they are not fetched until it pages correctly",
+                settings.source,
+                offset,
+                len(page),
+                len(seen),
+                params["dateTimeFrom"],
+                params["dateTimeTo"],
+            )
+            return
+        for key, ticket in zip(keys, page, strict=True):
+            if key not in seen:
+                seen.add(key)
+                yield ticket
+        offset += len(page)
 
 
-def fetch(
-    client: Any, period_from: datetime, period_to: datetime, *, settings: SourceSettings
-) -> Iterator[dict[str, Any]]:
-    """Tickets of ``[period_from, period_to)``, every page walked, each id once."""
-    return unique_by(
-        _pages(client, period_from, period_to, settings), lambda ticket: ticket.get("Id")
-    )
+def _client_name(raw: dict[str, Any]) -> str | None:
+    full_name = clean_text(raw.get("ClientFullName"), "ClientFullName")
+    if full_name is not None:
+        return full_name
+    parts = [clean_text(raw.get(part), part) for part in NAME_PARTS]
+    return " ".join(part.strip() for part in parts if part) or None
 
 
 def parse(raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher) -> Lead:
@@ -60,13 +127,15 @@ def parse(raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher) -> Lead
         raise RejectedRecord(f"record is not an object: {type(raw).__name__}")
     tz = settings.timezone
     doctor_name = clean_text(raw.get("DoctorName"), "DoctorName")
-    doctor_id = clean_text(raw.get("DoctorId"), "DoctorId")
+    ident_doctor = raw.get("DoctorId")
+    is_ident_id = isinstance(ident_doctor, int) and not isinstance(ident_doctor, bool)
+    doctor_id = None if is_ident_id else clean_text(ident_doctor, "DoctorId")
     return make_lead(
         source=settings.source,
         external_id=record_id(raw.get("Id"), "Id"),
         created_at=parse_time(raw.get("DateAndTime"), tz, "DateAndTime"),
         raw=raw,
-        name=clean_text(raw.get("ClientFullName"), "ClientFullName"),
+        name=_client_name(raw),
         phone=clean_text(raw.get("ClientPhone"), "ClientPhone"),
         email=clean_text(raw.get("ClientEmail"), "ClientEmail"),
         comment=clean_text(raw.get("Comment"), "Comment"),

@@ -1,15 +1,42 @@
 """IDENT HTTP integration ``POST PostTimeTable`` (used for СберЗдоровье and 32top).
 
-Body (integrations.md)::
+Body (integrations.md, "The IDENT HTTP integration protocol")::
 
     {"Doctors": [{"Id", "Name"}], "Branches": [{"Id", "Name"}],
      "Intervals": [{"DoctorId", "BranchId", "StartDateTime", "LengthInMinutes", "IsBusy"}]}
 
-``StartDateTime`` is ISO 8601 with the branch's UTC offset
-(``2026-12-01T10:00:00+05:00``). Free slots and busy cells are both sent. Ids
-are sent as JSON strings, as the clinic database keeps them (IDENT's own ids
-are numbers; the protocol page does not say which type partners must use). Each
-request names one branch and the doctors whose intervals it carries.
+Where each fact comes from:
+
+* **Ids are JSON integers.** Real IDENT sends ``"Id": 1``, ``"DoctorId": 5737``,
+  ``"BranchId": 1`` (a body IDENT posted, ``brearey/smmikod``
+  ``__tests__/posttimetable.json``); that receiver answers 400 unless every ``Id``,
+  ``DoctorId`` and ``BranchId`` is a number (``src/index.ts``, ``/PostTimeTable``) and
+  stores them as 32-bit ``INT`` (``src/database/init.sql``). The clinic's ids are text,
+  so the ids sent are their aliases from ``integration.ident_ids`` (migration 0007),
+  read into the ``ident_id`` column of ``schedule.doctors`` and ``branches`` by
+  ``schedule/reader.py``. integrations.md, Corrections, "IDENT HTTP protocol".
+* **One request is the whole timetable**: every branch, every published doctor and all
+  their intervals. IDENT posts all branches, doctors and 30 days in one request every
+  10 minutes (integrations.md, Corrections; IDENT's body above carries 7 doctors and 29
+  days, 4,184 intervals, in one request), and a snapshot receiver keeps each POST as
+  the latest timetable, so a timetable split into several requests would leave only its
+  last part there. Nothing is ever split; ``max_request_bytes`` (the splitting threshold
+  of the formats that can be split) does not apply here.
+* **Size ceiling** :data:`MAX_TIMETABLE_BYTES` = 50,000,000 bytes: the largest public
+  receiver takes 50 MiB (``bodyParser.json({ limit: '50mb' })`` in ``brearey/smmikod``
+  ``src/index.ts``; its project rules say the limit is there "for large timetables",
+  ``.cursor/rules/ident-rules.mdc``). A larger timetable raises :class:`RequestTooLarge`
+  before anything is sent. For scale: IDENT's own body above is 458 kB (compact JSON)
+  for 7 doctors over 29 days; a 2,000-doctor demo network (``bench/schedule_export.py
+  --doctors 2000 --days 33``) is about 44 MB.
+* ``StartDateTime`` is ISO 8601 with the branch's UTC offset
+  (``2025-12-16T08:00:00+07:00`` in IDENT's body); free slots and busy cells are both
+  sent (``IsBusy``), ``LengthInMinutes`` whole minutes. Any 2xx is success, the reply's
+  body is ignored (integrations.md).
+
+Assumed (not public): what IDENT sends for a doctor with no intervals. The published
+doctors are all listed, with or without intervals, and so is every branch: a snapshot
+receiver then shows a fully booked doctor as such instead of keeping stale slots.
 """
 
 from __future__ import annotations
@@ -21,19 +48,16 @@ import pandas as pd
 
 from ident_hooks.schedule.aggregators import (
     OutgoingRequest,
-    branch_doctors,
-    branch_names,
-    doctor_days,
-    doctor_names,
+    RequestTooLarge,
+    codes_and_labels,
     json_bytes,
-    json_text,
     local_minutes,
-    pack_branch,
     render_distinct,
 )
 from ident_hooks.schedule.engine import MINUTE_LABELS, Schedule, day_label
 
 ENDPOINT = "PostTimeTable"
+MAX_TIMETABLE_BYTES = 50_000_000
 
 
 @lru_cache(maxsize=256)
@@ -42,10 +66,44 @@ def _offset_label(minutes: int) -> str:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
+def _aliases(frame: pd.DataFrame, id_column: str, what: str) -> dict[object, int]:
+    """``clinic id -> IDENT id`` of a frame that carries ``ident_id``."""
+    if "ident_id" not in frame:
+        raise ValueError(f"{what} carry no ident_id column (schedule/reader.py reads it)")
+    aliases = dict(zip(frame[id_column], frame["ident_id"], strict=True))
+    missing = [clinic_id for clinic_id, alias in aliases.items() if pd.isna(alias)]
+    if missing:
+        raise ValueError(f"{what} without an IDENT id (integration.ident_ids): {missing[:5]}")
+    return {clinic_id: int(alias) for clinic_id, alias in aliases.items()}
+
+
+def _references(
+    frame: pd.DataFrame, id_column: str, aliases: dict[object, int], names: pd.Series
+) -> bytes:
+    """``{"Id": <alias>, "Name": ...}`` entries in IDENT id order."""
+    entries = sorted(
+        (aliases[clinic_id], str(name) if isinstance(name, str) else "")
+        for clinic_id, name in zip(frame[id_column], names, strict=True)
+    )
+    return b",".join(json_bytes({"Id": alias, "Name": name}) for alias, name in entries)
+
+
 def build_requests(
-    schedule: Schedule, branches: pd.DataFrame, *, max_request_bytes: int
+    schedule: Schedule,
+    branches: pd.DataFrame,
+    *,
+    max_request_bytes: int,
+    max_timetable_bytes: int = MAX_TIMETABLE_BYTES,
 ) -> list[OutgoingRequest]:
-    """One request per branch, or several when the branch exceeds ``max_request_bytes``."""
+    """The whole timetable as one request (``max_request_bytes`` does not apply, see above).
+
+    ``schedule.doctors`` and ``branches`` must carry ``ident_id``. Raises
+    :class:`RequestTooLarge` when the body would exceed ``max_timetable_bytes``.
+    """
+    doctors = schedule.doctors
+    doctor_alias = _aliases(doctors, "doctor_id", "doctors")
+    branch_alias = _aliases(branches, "branch_id", "branches")
+
     cells = schedule.cells
     day, start, _ = local_minutes(cells)
     offset = cells["utc_offset_minutes"].to_numpy()
@@ -63,60 +121,47 @@ def build_requests(
 
     tails = render_distinct(keys.astype(np.int64), render_tail)
 
-    heads: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+    doctor_codes, doctor_labels = codes_and_labels(cells["doctor_id"])
+    branch_codes, branch_labels = codes_and_labels(cells["branch_id"])
+    pairs = branch_codes.astype(np.int64) * max(len(doctor_labels), 1) + doctor_codes
 
-    def join_day(branch_id: str, doctor_id: str, _date: str, parts: list[bytes]) -> bytes:
-        head, separator = heads.get((branch_id, doctor_id)) or heads.setdefault(
-            (branch_id, doctor_id),
-            (
-                b'{"DoctorId":'
-                + json_text(doctor_id)
-                + b',"BranchId":'
-                + json_text(branch_id)
-                + b",",
-                b',{"DoctorId":'
-                + json_text(doctor_id)
-                + b',"BranchId":'
-                + json_text(branch_id)
-                + b",",
-            ),
+    def render_head(row: int) -> bytes:
+        return (
+            f',{{"DoctorId":{doctor_alias[doctor_labels[doctor_codes[row]]]},'
+            f'"BranchId":{branch_alias[branch_labels[branch_codes[row]]]},'
+        ).encode()
+
+    # One list of shared fragments, joined once: a 2,000-doctor timetable is ~45 MB, and
+    # joining intervals first and the body after would hold it three times over.
+    pieces: list[bytes] = [b""] * (2 * len(tails) + 2)
+    pieces[0] = b"".join(
+        [
+            b'{"Doctors":[',
+            _references(doctors, "doctor_id", doctor_alias, doctors["full_name"]),
+            b'],"Branches":[',
+            _references(branches, "branch_id", branch_alias, branches["name"]),
+            b'],"Intervals":[',
+        ]
+    )
+    pieces[1:-1:2] = render_distinct(pairs, render_head)
+    pieces[2:-1:2] = tails
+    if tails:
+        pieces[1] = pieces[1][1:]  # no comma before the first interval
+    pieces[-1] = b"]}"
+    size = sum(map(len, pieces))
+    if size > max_timetable_bytes:
+        raise RequestTooLarge(
+            f"the IDENT timetable ({len(doctors)} doctors, {len(branches)} branches,"
+            f" {len(tails)} intervals) is {size} bytes, more than"
+            f" {max_timetable_bytes} allowed; it cannot be split, because a receiver keeps"
+            " only the latest PostTimeTable"
         )
-        return head + separator.join(parts)
-
-    days = doctor_days(cells, tails, join_day)
-    names = doctor_names(schedule)
-    branch_titles = branch_names(branches)
-    doctor_entries = {
-        doctor_id: json_bytes({"Id": str(doctor_id), "Name": full_name})
-        for doctor_id, (full_name, _specialty) in names.items()
-    }
-
-    def render_request(branch_id: str, blocks: list[tuple[str, bytes]]) -> bytes:
-        doctor_ids = list(dict.fromkeys(doctor_id for doctor_id, _ in blocks))
-        branch_entry = {"Id": str(branch_id), "Name": branch_titles.get(branch_id, "")}
-        return b"".join(
-            [
-                b'{"Doctors":[',
-                b",".join(doctor_entries[d] for d in doctor_ids),
-                b'],"Branches":[',
-                json_bytes(branch_entry),
-                b'],"Intervals":[',
-                b",".join(block for _, block in blocks if block),
-                b"]}",
-            ]
+    return [
+        OutgoingRequest(
+            ENDPOINT,
+            b"".join(pieces),
+            "timetable",
+            tuple(sorted(branches["branch_id"], key=lambda b: branch_alias[b])),
+            len(doctors),
         )
-
-    requests = []
-    for branch_id, doctors in branch_doctors(schedule, days):
-        for body, doctor_count in pack_branch(
-            branch_id,
-            doctors,
-            render_doctor=lambda _doctor, rendered_days: b",".join(rendered_days),
-            render_request=render_request,
-            doctor_overhead=lambda doctor_id: len(doctor_entries[doctor_id]) + 1,
-            max_request_bytes=max_request_bytes,
-        ):
-            requests.append(
-                OutgoingRequest(ENDPOINT, body, "timetable", (branch_id,), doctor_count)
-            )
-    return requests
+    ]

@@ -1,0 +1,138 @@
+"""IDENT GetTickets on the wire: names in parts, integer ids, clamped limits, broken paging.
+
+The facts (integrations.md, Corrections, "IDENT HTTP protocol"): partners clamp ``limit``
+silently (``ArayikK/Kleomed_web`` ``server/leads.py``: at most 1000), tickets carry the
+name as ``ClientFullName`` or as ``ClientSurname`` + ``ClientName`` + ``ClientPatronymic``
+(``Kontur\\Ident``), ``DoctorId`` is IDENT's integer id, a bad key is 401 or 403, text or
+JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ident_hooks.http_client import ServiceRejected
+from ident_hooks.leads.normalise import DoctorMatcher
+from ident_hooks.leads.sources import SourceSettings, adapter_for, parse_records
+from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+DAY_START = datetime(2026, 11, 26, tzinfo=MOSCOW)
+
+
+def pull(client, matcher, *, source="site_main", page_size=0):
+    adapter = adapter_for("ident_tickets")
+    settings = SourceSettings(source=source, page_size=page_size)
+    records = list(adapter.fetch(client, DAY_START, NOW, settings=settings))
+    return records, parse_records(adapter, records, settings=settings, matcher=matcher)
+
+
+def offsets(site) -> list[int]:
+    return [int(call.arg("offset")) for call in site.received("GetTickets")]
+
+
+def test_a_partner_clamping_limit_to_100_still_gives_all_250(running, client_for, doctors, matcher):
+    site = running(IdentTicketsSimulator(doctors=doctors, seed=11, clamp_limit=100))
+    site.generate(250, NOW, spread_seconds=7200)
+    client = client_for(site, "site_main", "ident-key")
+
+    records, batch = pull(client, matcher)
+
+    assert len(records) == len(batch.leads) == 250 and not batch.rejects
+    assert {lead.external_id for lead in batch.leads} == {t["Id"] for t in site.records}
+    assert {call.arg("limit") for call in site.received("GetTickets")} == {"500"}
+    assert offsets(site) == [0, 100, 200, 250]  # moved on by what came back; empty = end
+
+
+def test_the_1000_clamp_of_a_python_receiver_does_not_cut_a_large_page_size_short(
+    running, client_for, doctors, matcher
+):
+    site = running(IdentTicketsSimulator(doctors=doctors, seed=12))  # clamps at 1000
+    site.generate(1500, NOW, spread_seconds=7200)
+    client = client_for(site, "site_main", "ident-key")
+
+    records, _ = pull(client, matcher, page_size=5000)
+
+    assert len(records) == 1500
+    assert offsets(site) == [0, 1000, 1500]
+
+
+def test_a_server_ignoring_offset_is_not_paged_forever(
+    running, client_for, doctors, matcher, caplog
+):
+    site = running(
+        IdentTicketsSimulator(doctors=doctors, seed=13, clamp_limit=100, ignore_offset=True)
+    )
+    site.generate(250, NOW, spread_seconds=7200)
+    client = client_for(site, "site_main", "ident-key")
+
+    with caplog.at_level(logging.WARNING, logger="ident_hooks.leads.sources.ident_tickets"):
+        records, batch = pull(client, matcher)
+
+    assert offsets(site) == [0, 100]
+    assert [t["Id"] for t in records] == [t["Id"] for t in site.records[:100]]
+    assert len(batch.leads) == 100
+    assert "seems to ignore offset" in caplog.text and "after 100 tickets" in caplog.text
+
+
+def test_a_name_in_parts_is_kept(running, client_for, doctors, matcher):
+    site = running(IdentTicketsSimulator(doctors=doctors, seed=14, name_style="split"))
+    tickets = site.generate(5, NOW)
+    partial = site.add_lead(NOW - timedelta(seconds=5), ClientPatronymic=None)
+    both = site.add_lead(
+        NOW - timedelta(seconds=4),
+        ClientFullName="Смирнова Ольга",
+        ClientSurname="Другая",
+    )
+    client = client_for(site, "site_main", "ident-key")
+
+    _, batch = pull(client, matcher)
+
+    names = {lead.external_id: lead.name for lead in batch.leads}
+    for ticket in tickets:
+        assert "ClientFullName" not in ticket
+        assert names[ticket["Id"]] == (
+            f"{ticket['ClientSurname']} {ticket['ClientName']} {ticket['ClientPatronymic']}"
+        )
+    assert names[partial["Id"]] == f"{partial['ClientSurname']} {partial['ClientName']}"
+    assert names[both["Id"]] == "Смирнова Ольга"
+
+
+def test_integer_ids_are_taken_and_an_ident_doctor_id_is_not_a_clinic_id(running, client_for):
+    clinic = DoctorMatcher([("3", "Петров Геннадий Андреевич"), ("7", "Иванова Мария Сергеевна")])
+    # The partner knows the doctors by IDENT's integer ids, not by the clinic's text ids.
+    site = running(
+        IdentTicketsSimulator(doctors=[(3, "Иванова Мария Сергеевна")], seed=15, int_ids=True)
+    )
+    ticket = site.add_lead(NOW - timedelta(minutes=1), with_doctor=True)
+    client = client_for(site, "site_main", "ident-key")
+
+    records, batch = pull(client, clinic)
+
+    assert type(ticket["Id"]) is int and ticket["DoctorId"] == 3
+    assert records == [ticket]
+    (lead,) = batch.leads
+    assert lead.external_id == str(ticket["Id"])
+    assert lead.doctor_id == "7"  # by DoctorName: IDENT's 3 is not the clinic's "3"
+    assert lead.raw["DoctorId"] == 3
+
+
+@pytest.mark.parametrize(
+    ("bad_key", "status", "text"),
+    [("text", 403, "Invalid IDENT-Integration-Key"), ("json", 401, "bad integration key")],
+)
+def test_a_bad_key_fails_at_once_in_text_or_json(
+    running, client_for, matcher, bad_key, status, text
+):
+    site = running(IdentTicketsSimulator(key="right", bad_key=bad_key))
+    client = client_for(site, "site_main", "wrong-secret")
+    with pytest.raises(ServiceRejected) as failure:
+        pull(client, matcher)
+    assert failure.value.status == status and text in str(failure.value)
+    assert "wrong-secret" not in str(failure.value)
+    assert len(site.requests) == 1
