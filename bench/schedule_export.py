@@ -45,6 +45,8 @@ def main() -> None:
                 str(args.doctors),
                 "--days",
                 str(args.days),
+                "--history-weeks",  # the export reads from today on
+                "0",
             ],
             check=True,
             stdout=subprocess.DEVNULL,
