@@ -45,6 +45,7 @@ def test_prodoctorov_gets_free_and_busy_cells_per_branch(network):
     moscow, yekaterinburg = bodies(requests)
     assert moscow == {
         "schedule": {
+            "b1": "Филиал b1",
             "data": {
                 "b1": {
                     "d1": {
@@ -65,7 +66,7 @@ def test_prodoctorov_gets_free_and_busy_cells_per_branch(network):
                         ],
                     },
                 }
-            }
+            },
         }
     }
     ekb_cells = yekaterinburg["schedule"]["data"]["ekb"]["d2"]["cells"]
@@ -156,45 +157,7 @@ def test_napopravku_gets_clinics_doctors_then_free_ranges(network):
     ]
 
 
-@pytest.mark.parametrize("aggregator", ["sberzdorovie", "32top"])
-def test_ident_timetable_gets_intervals_with_offsets(network, aggregator):
-    requests = AGGREGATORS[aggregator].build_requests(
-        network.schedule(aggregator), network.branches()
-    )
-    assert [(r.endpoint, r.branch_ids) for r in requests] == [
-        ("PostTimeTable", ("b1",)),
-        ("PostTimeTable", ("ekb",)),
-    ]
-    moscow, yekaterinburg = bodies(requests)
-    assert moscow["Doctors"] == [{"Id": "d1", "Name": "Врач d1"}, {"Id": "d3", "Name": "Врач d3"}]
-    assert moscow["Branches"] == [{"Id": "b1", "Name": "Филиал b1"}]
-    assert moscow["Intervals"][:2] == [
-        {
-            "DoctorId": "d1",
-            "BranchId": "b1",
-            "StartDateTime": f"{DAY}T09:00:00+03:00",
-            "LengthInMinutes": 30,
-            "IsBusy": False,
-        },
-        {
-            "DoctorId": "d1",
-            "BranchId": "b1",
-            "StartDateTime": f"{DAY}T09:30:00+03:00",
-            "LengthInMinutes": 30,
-            "IsBusy": True,
-        },
-    ]
-    assert moscow["Intervals"][-1] == {
-        "DoctorId": "d3",
-        "BranchId": "b1",
-        "StartDateTime": f"{DAY}T12:00:00+03:00",
-        "LengthInMinutes": 60,
-        "IsBusy": True,
-    }
-    assert [i["StartDateTime"] for i in yekaterinburg["Intervals"]] == [
-        f"{DAY}T10:00:00+05:00",
-        f"{DAY}T10:30:00+05:00",
-    ]
+# IDENT PostTimeTable (СберЗдоровье, 32top): tests/schedule/test_ident_wire.py.
 
 
 def big_branch(clinic, doctors: int = 6, days: int = 5):
@@ -207,14 +170,6 @@ def big_branch(clinic, doctors: int = 6, days: int = 5):
 
 
 def cells_of(aggregator: str, parsed: list[dict]) -> list:
-    if aggregator == "prodoctorov":
-        return sorted(
-            (branch, doctor, cell["dt"], cell["time_start"], cell["free"])
-            for body in parsed
-            for branch, doctors in body["schedule"]["data"].items()
-            for doctor, block in doctors.items()
-            for cell in block["cells"]
-        )
     if aggregator == "napopravku":
         return sorted(
             (clinic["mis_clinic_id"], doctor["mis_doctor_id"], date["date"], slot["from"])
@@ -225,14 +180,11 @@ def cells_of(aggregator: str, parsed: list[dict]) -> list:
             for date in doctor["dates"]
             for slot in date["slots"]
         )
-    return sorted(
-        (i["BranchId"], i["DoctorId"], i["StartDateTime"], i["IsBusy"])
-        for body in parsed
-        for i in body["Intervals"]
-    )
 
 
-@pytest.mark.parametrize("aggregator", ["prodoctorov", "napopravku", "sberzdorovie"])
+# ПроДокторов never splits a branch: tests/schedule/test_prodoctorov_wire.py; IDENT never
+# splits its timetable: tests/schedule/test_ident_wire.py.
+@pytest.mark.parametrize("aggregator", ["napopravku"])
 @pytest.mark.parametrize("parts", [2, 8])
 def test_a_large_branch_is_split_below_the_limit_without_losing_anything(clinic, aggregator, parts):
     schedule = big_branch(clinic).schedule(aggregator)
@@ -244,15 +196,25 @@ def test_a_large_branch_is_split_below_the_limit_without_losing_anything(clinic,
     assert len(split) > len(whole)
     assert all(len(request.body) <= limit for request in split)
     assert cells_of(aggregator, bodies(split)) == cells_of(aggregator, bodies(whole))
-    if aggregator == "sberzdorovie":
-        for body in bodies(split):  # every interval's doctor is listed in its own request
-            listed = {d["Id"] for d in body["Doctors"]}
-            assert {i["DoctorId"] for i in body["Intervals"]} <= listed
 
 
 def test_a_limit_too_small_for_one_doctor_day_is_refused(clinic):
-    schedule = big_branch(clinic, doctors=1, days=1).schedule("prodoctorov")
+    schedule = big_branch(clinic, doctors=1, days=1).schedule("napopravku")
     with pytest.raises(RequestTooLarge, match="doctor d0: one day needs"):
-        AGGREGATORS["prodoctorov"].build_requests(
-            schedule, clinic.branches(), max_request_bytes=400
-        )
+        AGGREGATORS["napopravku"].build_requests(schedule, clinic.branches(), max_request_bytes=150)
+
+
+def test_napopravku_publishes_a_fully_booked_network_with_no_slots(clinic):
+    clinic.work("d3", "b1", f"{DAY} 12:00", f"{DAY} 13:00")
+    clinic.busy("d3", f"{DAY} 12:00", f"{DAY} 13:00")
+    schedule = clinic.schedule("napopravku")
+    assert schedule.free.empty
+    requests = AGGREGATORS["napopravku"].build_requests(schedule, clinic.branches())
+    slots = [
+        body
+        for request, body in zip(requests, bodies(requests), strict=True)
+        if request.endpoint == "slots"
+    ]
+    assert slots == [
+        {"clinics": [{"mis_clinic_id": "b1", "doctors": [{"mis_doctor_id": "d3", "dates": []}]}]}
+    ]

@@ -9,6 +9,7 @@ import requests
 
 from ident_hooks.http_client import ServiceRejected
 from ident_hooks.schedule.aggregators import AGGREGATORS
+from ident_hooks.schedule.engine import compute_schedule, resolve_settings
 from ident_hooks.simulators.base import Fault
 from ident_hooks.simulators.ident_timetable import IdentTimetableSimulator
 from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
@@ -44,12 +45,13 @@ def post(server, path, body, headers):
 
 
 def test_prodoctorov_receives_and_keeps_every_cell(network, started, service_connection):
-    sim = started(ProdoctorovSimulator(token="pd-token", max_body_bytes=1_500))
+    sim = started(ProdoctorovSimulator(token="pd-token"))
     conn = service_connection("pd_test", sim.base_url, "pd-token")
     schedule = network.schedule("prodoctorov")
     sim.inject(Fault(status=503, times=1))  # a hiccup is retried
+    # A branch is one document there: never split, even above the size margin.
     outgoing = publish("prodoctorov", schedule, network.branches(), conn, max_request_bytes=1_500)
-    assert len(outgoing) > 2  # b1 alone is larger than the limit
+    assert [request.branch_ids for request in outgoing] == [("b1",), ("b2",)]
     for branch, doctor in (("b1", "d1"), ("b1", "d2"), ("b2", "d3")):
         expected = schedule.cells[
             (schedule.cells["branch_id"] == branch) & (schedule.cells["doctor_id"] == doctor)
@@ -65,7 +67,8 @@ def test_prodoctorov_receives_and_keeps_every_cell(network, started, service_con
                 strict=True,
             )
         ]
-    assert sim.schedules["b1"]["d1"]["efio"] == "Врач d1"
+    assert sim.schedules["b1"]["name"] == "Филиал b1"
+    assert sim.schedules["b1"]["doctors"]["d1"]["efio"] == "Врач d1"
     assert ("2026-12-02", "10:00", "11:15", False) in [
         (c["dt"], c["time_start"], c["time_end"], c["free"]) for c in sim.cells("b1", "d1")
     ]
@@ -76,6 +79,7 @@ def test_prodoctorov_answers_204_and_refuses_bad_tokens_the_drf_way(started):
     body = json.dumps(
         {
             "schedule": {
+                "1": "Клиника на Ленина",
                 "data": {
                     "1": {
                         "7": {
@@ -92,7 +96,7 @@ def test_prodoctorov_answers_204_and_refuses_bad_tokens_the_drf_way(started):
                             ],
                         }
                     }
-                }
+                },
             }
         }
     )
@@ -135,7 +139,9 @@ def test_prodoctorov_answers_204_and_refuses_bad_tokens_the_drf_way(started):
 )
 def test_prodoctorov_refuses_a_wrong_shape(started, cells, problem):
     sim = started(ProdoctorovSimulator(token="t"))
-    body = {"schedule": {"data": {"1": {"7": {"efio": "A", "espec": "B", "cells": cells}}}}}
+    body = {
+        "schedule": {"1": "Ф", "data": {"1": {"7": {"efio": "A", "espec": "B", "cells": cells}}}}
+    }
     answer = post(
         sim,
         "/v2/doctors/send_schedule/",
@@ -172,11 +178,16 @@ def test_ident_timetable_receives_free_and_busy_intervals(
 ):
     sim = started(IdentTimetableSimulator(key="ident-key", path_prefix="/ident"))
     conn = service_connection("ident_test", f"{sim.base_url}/ident", "ident-key")
-    schedule = network.schedule(aggregator)
-    publish(aggregator, schedule, network.branches(), conn, max_request_bytes=4_000)
-    assert sim.branches == {"b1": "Филиал b1", "b2": "Филиал b2"}
-    assert sim.doctors == {"d1": "Врач d1", "d2": "Врач d2", "d3": "Врач d3"}
-    d1 = sim.intervals("b1", "d1")
+    # IDENT ids are integers: the reader's aliases (integration.ident_ids) ride along.
+    work, busy, doctors, rules = network.frames()
+    doctors = doctors.assign(ident_id=[11, 12, 13])
+    branches = network.branches().assign(ident_id=[1, 2])
+    settings = resolve_settings(aggregator, None)
+    schedule = compute_schedule(work, busy, doctors, rules, settings, network.NOW)
+    assert len(publish(aggregator, schedule, branches, conn, max_request_bytes=4_000)) == 1
+    assert sim.branches == {1: "Филиал b1", 2: "Филиал b2"}
+    assert sim.doctors == {11: "Врач d1", 12: "Врач d2", 13: "Врач d3"}
+    d1 = sim.intervals(1, 11)
     expected = schedule.cells[schedule.cells["doctor_id"] == "d1"]
     assert len(d1) == len(expected)
     assert [(i["StartDateTime"], i["LengthInMinutes"], i["IsBusy"]) for i in d1[:5]] == [
@@ -186,7 +197,7 @@ def test_ident_timetable_receives_free_and_busy_intervals(
         (f"{DAY}T11:15:00+03:00", 30, False),
         (f"{DAY}T11:45:00+03:00", 30, False),
     ]
-    assert sim.intervals("b2", "d3")[0]["IsBusy"] is True
+    assert sim.intervals(2, 13)[0]["IsBusy"] is True
 
 
 def test_ident_timetable_checks_the_key_in_plain_text(started):
@@ -238,13 +249,13 @@ def test_ident_timetable_refuses_a_wrong_shape(started, intervals, problem):
 def test_a_doctor_listed_without_intervals_is_cleared(started):
     sim = started(IdentTimetableSimulator(key="k"))
     body = {
-        "Doctors": [{"Id": "7", "Name": "A"}],
-        "Branches": [{"Id": "1", "Name": "B"}],
-        "Intervals": [interval(DoctorId="7", BranchId="1")],
+        "Doctors": [{"Id": 7, "Name": "A"}],
+        "Branches": [{"Id": 1, "Name": "B"}],
+        "Intervals": [interval()],
     }
     headers = {"IDENT-Integration-Key": "k"}
     assert post(sim, "/PostTimeTable", json.dumps(body), headers).status_code == 200
-    assert len(sim.intervals("1", "7")) == 1
+    assert len(sim.intervals(1, 7)) == 1
     body["Intervals"] = []
     assert post(sim, "/PostTimeTable", json.dumps(body), headers).status_code == 200
-    assert sim.intervals("1", "7") == []
+    assert sim.intervals(1, 7) == []

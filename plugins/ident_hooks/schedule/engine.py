@@ -184,9 +184,10 @@ class Schedule:
     intervals, the horizon and ``now``), one row per occupied stretch.
 
     ``doctors``: the published doctors (``doctor_id, full_name, specialty,
-    slot_minutes`` and any other column the caller gave). ``assignments``: every ``(doctor_id, branch_id)`` of a
-    published doctor with work time in the horizon, so payloads can name a
-    doctor whose time is all booked (an empty schedule replaces a stale one).
+    slot_minutes`` and any other column the caller gave). ``assignments``: every
+    ``(doctor_id, branch_id)`` of a published doctor with work time in the horizon, so
+    payloads can name a doctor whose time is all booked (an empty schedule replaces a
+    stale one).
     """
 
     settings: ExportSettings

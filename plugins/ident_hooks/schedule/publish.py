@@ -1,10 +1,15 @@
-"""One publishing run for one aggregator: read, compute, build, send what changed, log.
+"""One publishing run for one aggregator: read, compute, build, send, log.
 
 The database work is a fixed handful of set-based queries; every request is sent and
-retried on its own by the HTTP client; a request whose body is identical to the one
-last sent successfully is skipped within the refresh period, so the interval can be
-shortened without loading the network. Every run leaves one row in
-``integration.publish_log``.
+retried on its own by the HTTP client. A request whose body is identical to the one
+last sent successfully is skipped only where the aggregator allows it, and only for as
+long as it allows (``Aggregator.skip_unchanged``): НаПоправку's slots go on every run,
+since the service wants them every 10 minutes or more often, changed or not
+(``napopravku/rta-api-service-client``, ``README.md``). Every run leaves one row in
+``integration.publish_log``; for НаПоправку it also records the doctors the service
+could not link to its own profiles (``not_matched`` of the ``POST doctors`` reply,
+``src/DTOs/Doctor/Result/DoctorListUpdateResultDTO.php``) in ``not_matched_doctors`` and
+names them in the task log — NULL there means no doctors were sent in that run.
 """
 
 from __future__ import annotations
@@ -12,14 +17,19 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import psycopg
 
 from ident_hooks.http_client import ServiceClient, ServiceError
-from ident_hooks.schedule.aggregators import AGGREGATORS, DEFAULT_MAX_REQUEST_BYTES
+from ident_hooks.schedule.aggregators import (
+    AGGREGATORS,
+    DEFAULT_MAX_REQUEST_BYTES,
+    doctor_names,
+)
 from ident_hooks.schedule.engine import (
     InvalidExportSettings,
+    Schedule,
     compute_schedule,
     resolve_settings,
 )
@@ -41,6 +51,7 @@ class PublishSummary:
     http_status: int | None = None
     payload_hash: str | None = None
     error: str | None = None
+    not_matched_doctors: list[str] | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -64,7 +75,6 @@ def publish_schedule(
     client: ServiceClient,
     now: datetime,
     run_id: str | None = None,
-    refresh: timedelta = timedelta(minutes=60),
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
 ) -> PublishSummary:
     """Publish; raises ``InvalidExportSettings`` before sending anything if the settings
@@ -89,7 +99,8 @@ def publish_schedule(
     schedule = compute_schedule(
         snapshot.work, snapshot.busy, snapshot.doctors, snapshot.rules, settings, now
     )
-    requests = AGGREGATORS[aggregator].build_requests(
+    target = AGGREGATORS[aggregator]
+    requests = target.build_requests(
         schedule, snapshot.branches, max_request_bytes=max_request_bytes
     )
     summary.doctors = len(schedule.doctors)
@@ -113,13 +124,25 @@ def publish_schedule(
         for key, request in zip(_request_keys(requests), requests, strict=True):
             body_hash = hashlib.sha256(request.body).hexdigest()
             previous = last_sent.get(key)
-            if previous and previous[0] == body_hash and previous[1] > now - refresh:
+            skip_for = target.skip_unchanged.get(request.kind)
+            if (
+                skip_for is not None
+                and previous
+                and previous[0] == body_hash
+                and previous[1] > now - skip_for
+            ):
                 summary.requests_skipped += 1
                 continue
             response = request.send(client)
             summary.http_status = response.status_code
             summary.requests_sent += 1
             summary.bytes_sent += len(request.body)
+            not_matched = target.read_reply(request, response).not_matched_doctors
+            if not_matched is not None:
+                summary.not_matched_doctors = sorted(
+                    {*(summary.not_matched_doctors or []), *not_matched}
+                )
+                _warn_not_matched(aggregator, not_matched, schedule)
             # Remembered per request at once: a later failure does not resend this one.
             conn.execute(
                 "insert into integration.publish_state"
@@ -149,6 +172,24 @@ def publish_schedule(
     return summary
 
 
+def _warn_not_matched(aggregator: str, doctor_ids: tuple[str, ...], schedule: Schedule) -> None:
+    """Name, in the task log, the doctors the service could not link to its profiles."""
+    if not doctor_ids:
+        return
+    names = doctor_names(schedule)
+    log.warning(
+        "%s could not link %d doctor(s) to its own doctor profiles (not_matched in its reply"
+        " to POST doctors): %s. Ask the aggregator to link them; the list is kept in"
+        " integration.publish_log.not_matched_doctors",
+        aggregator,
+        len(doctor_ids),
+        "; ".join(
+            f"{doctor_id} ({names[doctor_id][0]})" if doctor_id in names else doctor_id
+            for doctor_id in doctor_ids
+        ),
+    )
+
+
 def _log_run(
     conn: psycopg.Connection, summary: PublishSummary, started: datetime, run_id: str | None
 ) -> None:
@@ -157,8 +198,9 @@ def _log_run(
         """
         insert into integration.publish_log
             (aggregator, run_id, started_at, status, doctors, free_slots, busy_cells,
-             requests_sent, requests_skipped, bytes_sent, http_status, payload_hash, error)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+             requests_sent, requests_skipped, bytes_sent, http_status, payload_hash, error,
+             not_matched_doctors)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         """,
         (
             summary.aggregator,
@@ -174,6 +216,7 @@ def _log_run(
             summary.http_status,
             summary.payload_hash,
             summary.error or "; ".join(summary.notes) or None,
+            summary.not_matched_doctors,
         ),
     )
     conn.commit()

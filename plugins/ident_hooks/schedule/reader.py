@@ -49,7 +49,7 @@ select doctor_id,
        extract(epoch from coalesce(requested_end,
                                    requested_start + make_interval(mins => %(hold)s)))::bigint
   from integration.leads
- where status in ('new', 'in_progress')
+ where status in ('new', 'in_progress') and source_state is null
    and doctor_id is not null and requested_start is not null
    and coalesce(requested_end, requested_start + make_interval(mins => %(hold)s))
        > %(window_start)s

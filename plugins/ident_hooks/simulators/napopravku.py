@@ -1,26 +1,52 @@
 """НаПоправку RTA API simulator: bookings and the schedule endpoints.
 
-Base path ``/api/v1``; ``Authorization: Bearer <token>`` (else 401 ``{"message"}``).
-Success is ``{"result": ...}``; invalid input is 422 ``{"message","errors":{path:[...]}}``;
-an unknown booking is 404.
+Public facts it follows (``napopravku/rta-api-service-client``, the vendor's PHP client;
+"Corrections" = /work/shared/reference/integrations.md, "Corrections, December 2026 →
+НаПоправку"):
 
-Bookings: ``GET appointments`` (filters ``mis_clinic_id, uuids, from, to, is_received,
-is_cancelled``; ``from``/``to`` filter the creation time — an assumption; paging
-``paging[page]``, ``paging[per_page]`` ≤ 100; ``sorting[sort_by]``, ``sorting[sort_dir]``)
-and ``POST appointments/set-received``. A booking not acknowledged within 10 minutes of
-creation is cancelled, measured by the injectable ``clock``.
+* Base path ``/api/v1``; ``Authorization: Bearer <token>`` (else 401 ``{"message"}``);
+  success is ``{"result": ...}``; 401/404/422 carry ``{"message","errors"}`` —
+  ``src/Remote/HttpClient.php``. Invalid input is answered the way Laravel's validator
+  does (Corrections): 422 ``{"message": <first error>[ (and N more errors)],
+  "errors": {<dot.path>: ["The <attribute> field ..."]}}``; query arrays such as
+  ``paging[per_page]`` are reported as ``paging.per_page``.
+* ``GET appointments``: filters ``mis_clinic_id, uuids, from, to, is_received,
+  is_cancelled``; paging ``paging[page]``, ``paging[per_page]`` (default 10, at most
+  100); sorting ``sorting[sort_by]``, ``sorting[sort_dir]``; reply ``{"items", "meta":
+  {"total","per_page","page","from","to","last_page"}}`` — ``src/DTOs/Appointment/
+  Request/AppointmentListDTO.php``, ``src/DTOs/Common/PagingDTO.php``,
+  ``src/DTOs/Common/ListMetaDTO.php``. Booleans follow Laravel's ``boolean`` rule: in a
+  query string only ``0`` and ``1`` pass, ``true``/``false`` are a 422 (Corrections; the
+  vendor's client sends ``0``/``1`` via Guzzle's ``query`` option).
+* **UTC** («наше API работает в UTC», ``README.md``): ``from``/``to`` without an offset are
+  UTC, and every time in a reply (``created_at``, ``updated_at``, ``start_time``,
+  ``end_time``) is a UTC wall-clock ``YYYY-MM-DD HH:MM:SS``. ``from``/``to`` filter the
+  creation time — an assumption, the vendor does not say.
+* ``POST appointments/set-received`` ``{"appointment_uuid","success","message"}``
+  (``src/DTOs/Appointment/Request/AppointmentReceiveDTO.php``). A booking not
+  acknowledged within 10 minutes of creation is cancelled (``README.md``), measured by
+  the injectable ``clock``; acknowledging it then is a 422.
+* ``POST clinics`` → ``{"result": {"created", "updated"}}``
+  (``src/DTOs/Clinic/Result/ClinicListUpdateResultDTO.php``); ``POST doctors`` →
+  ``{"result": {"created", "updated", "matched", "not_matched"}}``
+  (``src/DTOs/Doctor/Result/DoctorListUpdateResultDTO.php``, typed
+  ``array<string, array<int, string>>``). What the keys of ``matched``/``not_matched``
+  are is not written down; here each key is a ``mis_clinic_id`` and its list holds
+  ``mis_doctor_id`` values of that clinic — an assumption. Which doctors the service
+  cannot link to its own profiles is the test's to declare: ``unmatched_doctors``.
+* ``POST slots`` validates the documented shape strictly (no unknown keys, known clinics
+  and doctors, ``HH:MM`` ranges that do not overlap, dates from today to today + 32 in
+  Moscow time; Corrections, ``src/DTOs/Slot/Request/*``) and answers ``{"result": true}``
+  (``updateSlots`` reads no result, ``src/RemoteRtaApiClient.php``).
 
-Schedule: ``POST clinics``, ``POST doctors``, ``POST slots`` validate the documented
-shapes strictly (no unknown keys, known clinics and doctors, ``HH:MM`` ranges that do not
-overlap, dates from today to today + 32 in Moscow time) and keep what they accepted in
-``clinics``, ``doctors``, ``slots`` and ``payloads``.
+Accepted data is kept in ``clinics``, ``doctors``, ``slots`` and ``payloads``.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,26 +55,55 @@ from ident_hooks.simulators.fake_leads import FakeLead, LeadServingSimulator
 
 ACKNOWLEDGE_WITHIN = timedelta(minutes=10)
 HORIZON_DAYS = 32
+DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 100
-SERVICE_TZ = ZoneInfo("Europe/Moscow")
+SERVICE_TZ = ZoneInfo("Europe/Moscow")  # the slots' dates and today's date
+WIRE_TIME = "%Y-%m-%d %H:%M:%S"  # UTC wall clock
 _HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _SORTABLE = ("created_at", "start_time", "updated_at")
+# Laravel's boolean rule: a query string holds only text, so there only "0" and "1" pass;
+# a JSON body may also hold true/false and the numbers 0/1.
+_QUERY_BOOLEANS = {"0": False, "1": True}
+
+
+def _json_boolean(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    return _QUERY_BOOLEANS.get(value) if isinstance(value, str) else None
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(WIRE_TIME)
 
 
 class _Invalid(Exception):
+    """Laravel's ValidationException: the first message, and how many more there are."""
+
     def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__("The given data was invalid.")
+        messages = [message for field_errors in errors.values() for message in field_errors]
+        more = len(messages) - 1
+        summary = messages[0] if messages else "The given data was invalid."
+        if more > 0:
+            summary += f" (and {more} more error{'s' if more > 1 else ''})"
+        super().__init__(summary)
         self.errors = errors
 
 
+def _attribute(path: str) -> str:
+    return path.replace("_", " ")
+
+
 class _Checker:
-    """Collects Laravel-style validation errors keyed by the value's path."""
+    """Collects Laravel-style validation errors keyed by the value's dot path."""
 
     def __init__(self) -> None:
         self.errors: dict[str, list[str]] = {}
 
-    def fail(self, path: str, message: str) -> None:
-        self.errors.setdefault(path, []).append(message)
+    def fail(self, path: str, rule: str) -> None:
+        """``rule`` completes "The <attribute> field ..." (e.g. "must be true or false")."""
+        self.errors.setdefault(path, []).append(f"The {_attribute(path)} field {rule}.")
 
     def done(self) -> None:
         if self.errors:
@@ -61,7 +116,7 @@ class _Checker:
         for key in sorted(required - set(value)):
             self.fail(f"{path}.{key}".lstrip("."), "is required")
         for key in sorted(set(value) - required - optional):
-            self.fail(f"{path}.{key}".lstrip("."), "is not allowed")
+            self.fail(f"{path}.{key}".lstrip("."), "is prohibited")
         return value
 
     def items(self, value: Any, path: str, *, allow_empty: bool = False) -> list[Any]:
@@ -94,11 +149,14 @@ class NapopravkuSimulator(LeadServingSimulator):
         *,
         token: str = "napopravku-token",
         clinic_ids: tuple[str, ...] = ("msk-1",),
+        unmatched_doctors: set[str] | frozenset[str] = frozenset(),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.token = token
         self.clinic_ids = clinic_ids
+        # mis_doctor_ids the service cannot link to one of its own doctor profiles.
+        self.unmatched_doctors: set[str] = set(unmatched_doctors)
         self.factory.doctor_share = 1.0  # a booking is always for a doctor and a time
         self.acknowledgements: list[dict[str, Any]] = []
         self.clinics: dict[str, dict[str, Any]] = {}
@@ -128,15 +186,14 @@ class NapopravkuSimulator(LeadServingSimulator):
     # -- bookings --------------------------------------------------------
     def render(self, lead: FakeLead, serial: int) -> dict[str, Any]:
         rng = self.factory.rng
-        created = lead.created_at.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        local = "%Y-%m-%d %H:%M:%S"
+        created = utc_text(lead.created_at)
         return {
             "uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "clinic": {"mis_clinic_id": rng.choice(self.clinic_ids)},
             "doctor": {"mis_doctor_id": lead.doctor_id} if lead.doctor_id else None,
             "mis_service_id": None,
-            "start_time": lead.plan_start.strftime(local) if lead.plan_start else None,
-            "end_time": lead.plan_end.strftime(local) if lead.plan_end else None,
+            "start_time": utc_text(lead.plan_start) if lead.plan_start else None,
+            "end_time": utc_text(lead.plan_end) if lead.plan_end else None,
             "patient_surname": lead.surname,
             "patient_firstname": lead.first_name,
             "patient_father_name": lead.patronymic,
@@ -173,8 +230,7 @@ class NapopravkuSimulator(LeadServingSimulator):
                     and now - created >= ACKNOWLEDGE_WITHIN
                 ):
                     record["is_cancelled"] = True
-                    cancelled_at = (created + ACKNOWLEDGE_WITHIN).astimezone(ZoneInfo("UTC"))
-                    record["updated_at"] = cancelled_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                    record["updated_at"] = utc_text(created + ACKNOWLEDGE_WITHIN)
 
     def _appointments(self, request: SimRequest) -> SimResponse:
         self._cancel_unacknowledged()
@@ -182,25 +238,34 @@ class NapopravkuSimulator(LeadServingSimulator):
         flags = {}
         for name in ("is_received", "is_cancelled"):
             value = request.arg(name)
-            if value is not None:
-                if value.lower() not in ("true", "false", "1", "0"):
-                    check.fail(name, "must be true, false, 1 or 0")
-                flags[name] = value.lower() in ("true", "1")
+            if value is None:
+                continue
+            if value not in _QUERY_BOOLEANS:
+                check.fail(name, "must be true or false")
+            else:
+                flags[name] = _QUERY_BOOLEANS[value]
         period = {name: self._moment(request.arg(name), name, check) for name in ("from", "to")}
-        page = self._positive(request.arg("paging[page]", "1"), "paging[page]", check)
-        per_page = self._positive(request.arg("paging[per_page]", "15"), "paging[per_page]", check)
+        page = self._positive(request.arg("paging[page]", "1"), "paging.page", check)
+        per_page = self._positive(
+            request.arg("paging[per_page]", str(DEFAULT_PER_PAGE)), "paging.per_page", check
+        )
         if per_page > MAX_PER_PAGE:
-            check.fail("paging[per_page]", f"may not be greater than {MAX_PER_PAGE}")
+            check.fail("paging.per_page", f"must not be greater than {MAX_PER_PAGE}")
         sort_by = request.arg("sorting[sort_by]", "created_at")
         sort_dir = request.arg("sorting[sort_dir]", "asc")
         if sort_by not in _SORTABLE:
-            check.fail("sorting[sort_by]", f"must be one of {', '.join(_SORTABLE)}")
+            check.fail("sorting.sort_by", "must be one of " + ", ".join(_SORTABLE))
         if sort_dir not in ("asc", "desc"):
-            check.fail("sorting[sort_dir]", "must be asc or desc")
+            check.fail("sorting.sort_dir", "must be one of asc, desc")
         check.done()
-        uuids = set(request.query.get("uuids[]", []))
-        for value in request.query.get("uuids", []):
-            uuids.update(part for part in value.split(",") if part)
+        uuids = {
+            value
+            for name, values in request.query.items()
+            if name == "uuids" or (name.startswith("uuids[") and name.endswith("]"))
+            for joined in values
+            for value in joined.split(",")
+            if value
+        }
         clinic = request.arg("mis_clinic_id")
         with self._data_lock:
             rows = [(at, record) for at, _, record in sorted(self._records, key=lambda r: r[:2])]
@@ -233,7 +298,8 @@ class NapopravkuSimulator(LeadServingSimulator):
         body = check.record(request.json(), "", {"appointment_uuid", "success"}, {"message"})
         check.done()
         check.text(body["appointment_uuid"], "appointment_uuid")
-        if not isinstance(body["success"], bool):
+        success = _json_boolean(body["success"])
+        if success is None:
             check.fail("success", "must be true or false")
         check.text(body.get("message"), "message", nullable=True)
         check.done()
@@ -242,27 +308,32 @@ class NapopravkuSimulator(LeadServingSimulator):
             return SimResponse(404, {"message": "Appointment not found."})
         with self._data_lock:
             if record["is_cancelled"]:
-                raise _Invalid(
-                    {"appointment_uuid": ["was cancelled: not acknowledged within 10 minutes"]}
+                check.fail(
+                    "appointment_uuid",
+                    "refers to a booking cancelled: not acknowledged within 10 minutes",
                 )
+                check.done()
             record["is_received"] = True
-            self.acknowledgements.append({**body, "acknowledged_at": self.clock()})
+            self.acknowledgements.append(
+                {**body, "success": success, "acknowledged_at": self.clock()}
+            )
         return SimResponse(200, {"result": True})
 
     def _moment(self, value: str | None, name: str, check: _Checker) -> datetime | None:
+        """A ``date`` parameter; without an offset it is UTC, as the whole API is."""
         if not value:
             return None
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            check.fail(name, "must be a date or date-time")
+            check.fail(name, "must be a valid date")
             return None
-        return moment if moment.tzinfo else moment.replace(tzinfo=SERVICE_TZ)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     @staticmethod
     def _positive(value: str | None, name: str, check: _Checker) -> int:
         if value is None or not value.isdigit() or int(value) < 1:
-            check.fail(name, "must be a positive integer")
+            check.fail(name, "must be an integer of at least 1")
             return 1
         return int(value)
 
@@ -283,9 +354,12 @@ class NapopravkuSimulator(LeadServingSimulator):
             accepted[clinic_id or ""] = item
         check.done()
         with self._data_lock:
+            created = sum(1 for clinic_id in accepted if clinic_id not in self.clinics)
             self.clinics.update(accepted)
             self.payloads["clinics"].append(body)
-        return SimResponse(200, {"result": True})
+        return SimResponse(
+            200, {"result": {"created": created, "updated": len(accepted) - created}}
+        )
 
     def _post_doctors(self, request: SimRequest) -> SimResponse:
         check = _Checker()
@@ -308,10 +382,23 @@ class NapopravkuSimulator(LeadServingSimulator):
                 check.fail(f"{path}.mis_doctor_id", "is duplicated")
             accepted[doctor_id or ""] = item
         check.done()
+        matched: dict[str, list[str]] = {}
+        not_matched: dict[str, list[str]] = {}
+        for doctor_id, item in accepted.items():
+            linked = not_matched if doctor_id in self.unmatched_doctors else matched
+            for clinic_id in item["mis_clinic_ids"]:
+                linked.setdefault(str(clinic_id), []).append(doctor_id)
         with self._data_lock:
+            created = sum(1 for doctor_id in accepted if doctor_id not in self.doctors)
             self.doctors.update(accepted)
             self.payloads["doctors"].append(body)
-        return SimResponse(200, {"result": True})
+        result = {
+            "created": created,
+            "updated": len(accepted) - created,
+            "matched": matched,
+            "not_matched": not_matched,
+        }
+        return SimResponse(200, {"result": result})
 
     def _post_slots(self, request: SimRequest) -> SimResponse:
         check = _Checker()

@@ -1,21 +1,60 @@
 """НаПоправку RTA API: bookings from ``GET appointments``, acknowledged one by one.
 
-Connection host ``https://rta-api.napopravku.ru/api/v1``, ``Authorization: Bearer <token>``;
-replies are wrapped in ``{"result": ...}``. Unacknowledged bookings (``is_received=false``)
-are read page by page (``paging[per_page]`` ≤ 100) up to ``meta.last_page``, oldest first.
+Where each fact comes from (``napopravku/rta-api-service-client`` is the vendor's own PHP
+client; "Corrections" is /work/shared/reference/integrations.md, section "Corrections,
+December 2026 → НаПоправку"):
 
-Only ``from`` of the period is sent: whether ``from``/``to`` filter the creation time or the
-visit time is not documented, and a ``to`` of "now" on the visit time would hide every future
-booking. ``from`` (00:00 of the last lead's day) is safe under either reading.
+* Base ``https://rta-api.napopravku.ru/api/v1/``, ``Authorization: Bearer <token>``,
+  ``Accept: application/json``; GET parameters go in the query string, POST bodies are
+  JSON; every success is ``{"result": ...}``; 401/404/422 carry ``{"message","errors"}``
+  — ``src/Remote/HttpClient.php``.
+* The polling algorithm: ``GET appointments`` with ``is_received`` false, then
+  ``appointments/set-received`` for each booking; poll about every 2 minutes; a booking
+  not acknowledged within 10 minutes of creation is cancelled — ``README.md`` («Правила
+  работы с сервисом», «Алгоритм»).
+* ``is_received=0``, never ``false``: the client passes PHP booleans through Guzzle's
+  ``query`` option (``http_build_query`` turns ``false`` into ``0``) —
+  ``src/DTOs/Appointment/Request/AppointmentListDTO.php`` (``?bool $isReceived``),
+  ``src/Remote/HttpClient.php`` (``RequestOptions::QUERY``); the service's ``422`` is
+  Laravel's, whose ``boolean`` rule refuses the strings ``true``/``false`` (Corrections).
+* Filters ``mis_clinic_id, uuids, from, to, is_received, is_cancelled`` (``from``/``to``
+  plain strings since the client's fix of issue 2), paging ``paging[page]``,
+  ``paging[per_page]`` (default 10, at most 100), sorting ``sorting[sort_by]``,
+  ``sorting[sort_dir]`` — ``AppointmentListDTO.php``, ``src/DTOs/Common/PagingDTO.php``,
+  ``src/DTOs/Common/SortingDTO.php``. Reply ``{"items": [...], "meta": {"total",
+  "per_page", "page", "from", "to", "last_page"}}`` — ``src/DTOs/Common/ListMetaDTO.php``,
+  ``src/DTOs/Appointment/Result/AppointmentListResultDTO.php``.
+* **The API works in UTC** («наше API работает в UTC», ``README.md``, «Алгоритм»):
+  ``from`` is sent as a UTC wall-clock ``YYYY-MM-DD HH:MM:SS``, and ``created_at``,
+  ``start_time`` and ``end_time`` without an offset are read as UTC. For ``created_at``
+  Corrections says so too; for ``start_time``/``end_time`` the README's sentence about
+  the API as a whole is the only statement there is (they are plain strings in
+  ``src/DTOs/Appointment/Result/AppointmentResultDTO.php``), so it is followed, and an
+  explicit offset in a value still wins.
+* Item fields ``uuid, clinic{mis_clinic_id}, doctor{mis_doctor_id}, start_time, end_time,
+  patient_*, comment, created_at`` — ``AppointmentResultDTO.php``.
 
-The service cancels a booking not acknowledged within 10 minutes of creation, so the DAG
-calls ``acknowledge`` for each booking right after the lead is committed.
+Only ``from`` of the period is sent, and only as a bound: the algorithm needs nothing but
+``is_received``, and ``from`` (00:00 of the last lead's day, or two hours before the
+cursor) keeps bookings the service cancelled long ago out of every poll. Whether
+``from``/``to`` filter the creation or the visit time is not documented; ``from`` in the
+past is safe under either reading, while a ``to`` of "now" on the visit time would hide
+every future booking.
+
+Pages are walked by ``meta.last_page`` (``meta.total`` when ``last_page`` is missing).
+A server that ignores ``paging[page]`` would answer the same bookings on every page: a
+page that brings no booking not already seen stops the pull with a ``SourceError``
+instead of looping.
+
+The DAG calls ``acknowledge`` for each booking right after the lead is committed; whether
+the reply to ``set-received`` carries ``result`` is not shown (``receiveAppointment``
+returns nothing in ``src/RemoteRtaApiClient.php``), so it is not required.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ident_hooks.leads.normalise import (
@@ -32,23 +71,53 @@ from ident_hooks.leads.sources import SourceError, SourceSettings, read_json, un
 APPOINTMENTS = "appointments"
 SET_RECEIVED = "appointments/set-received"
 MAX_PAGE_SIZE = 100
+WIRE_TIME = "%Y-%m-%d %H:%M:%S"  # UTC wall clock, no offset
+
+
+def wire_time(moment: datetime) -> str:
+    """An aware time as the service reads it: UTC wall clock ``YYYY-MM-DD HH:MM:SS``."""
+    return moment.astimezone(UTC).strftime(WIRE_TIME)
+
+
+def _body(response: Any) -> Any:
+    body = read_json(response, "napopravku")
+    if not isinstance(body, dict):
+        raise SourceError("napopravku", f"reply is not an object: {str(body)[:200]!r}")
+    return body
 
 
 def _result(response: Any) -> Any:
-    body = read_json(response, "napopravku")
-    if not isinstance(body, dict) or "result" not in body:
+    body = _body(response)
+    if "result" not in body:
         raise SourceError("napopravku", f"reply without result: {str(body)[:200]!r}")
     return body["result"]
 
 
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _last_page(meta: dict[str, Any], per_page: int) -> int | None:
+    """``meta.last_page``, else ``meta.total`` over the page size the service used."""
+    last_page, total = _count(meta.get("last_page")), _count(meta.get("total"))
+    if last_page is not None:
+        return last_page
+    if total is not None:
+        size = _count(meta.get("per_page")) or per_page
+        return max(1, -(-total // max(size, 1)))
+    return None
+
+
 def _pages(client: Any, period_from: datetime, settings: SourceSettings):
+    per_page = min(settings.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
     params: dict[str, Any] = {
-        "is_received": "false",
-        "from": period_from.astimezone(settings.timezone).strftime("%Y-%m-%d %H:%M:%S"),
-        "paging[per_page]": min(settings.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE),
+        "is_received": 0,
+        "from": wire_time(period_from),
+        "paging[per_page]": per_page,
         "sorting[sort_by]": "created_at",
         "sorting[sort_dir]": "asc",
     }
+    seen: set[str] = set()
     page = 1
     while True:
         result = _result(
@@ -56,9 +125,24 @@ def _pages(client: Any, period_from: datetime, settings: SourceSettings):
         )
         if not isinstance(result, dict) or not isinstance(result.get("items"), list):
             raise SourceError("napopravku", f"result without items: {str(result)[:200]!r}")
-        yield from result["items"]
-        last_page = (result.get("meta") or {}).get("last_page")
-        if not result["items"] or not isinstance(last_page, int) or page >= last_page:
+        items = result["items"]
+        ids = {
+            item["uuid"]
+            for item in items
+            if isinstance(item, dict) and isinstance(item.get("uuid"), str)
+        }
+        if page > 1 and ids and ids <= seen:
+            raise SourceError(
+                "napopravku",
+                f"page {page} repeats bookings of earlier pages: the service seems to ignore"
+                " paging[page]; stopped instead of asking for the same page forever",
+            )
+        seen |= ids
+        yield from items
+        meta = result.get("meta")
+        last_page = _last_page(meta if isinstance(meta, dict) else {}, per_page)
+        done = page >= last_page if last_page is not None else len(items) < per_page
+        if not items or done:
             return
         page += 1
 
@@ -66,19 +150,20 @@ def _pages(client: Any, period_from: datetime, settings: SourceSettings):
 def fetch(
     client: Any, period_from: datetime, period_to: datetime, *, settings: SourceSettings
 ) -> Iterator[dict[str, Any]]:
-    """Every unacknowledged booking created since ``period_from`` (see the module notes)."""
+    """Every unacknowledged booking since ``period_from`` (see the module notes)."""
     return unique_by(_pages(client, period_from, settings), lambda item: item.get("uuid"))
 
 
 def acknowledge(client: Any, external_id: str, *, success: bool = True, message: str = "") -> Any:
     """Tell the service the booking is stored (or, with ``success=False``, why it is not)."""
-    return _result(
+    body = _body(
         client.request(
             "POST",
             SET_RECEIVED,
             json={"appointment_uuid": external_id, "success": success, "message": message},
         )
     )
+    return body.get("result")
 
 
 def _nested_id(raw: dict[str, Any], key: str, id_key: str) -> str | None:
@@ -91,9 +176,9 @@ def _nested_id(raw: dict[str, Any], key: str, id_key: str) -> str | None:
 
 
 def parse(raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher) -> Lead:
+    """One booking; its times without an offset are UTC (the module notes say why)."""
     if not isinstance(raw, dict):
         raise RejectedRecord(f"record is not an object: {type(raw).__name__}")
-    tz = settings.timezone
     name_parts = [
         clean_text(raw.get(key), key)
         for key in ("patient_surname", "patient_firstname", "patient_father_name")
@@ -102,7 +187,7 @@ def parse(raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher) -> Lead
     return make_lead(
         source=settings.source,
         external_id=record_id(raw.get("uuid"), "uuid"),
-        created_at=parse_time(raw.get("created_at"), tz, "created_at"),
+        created_at=parse_time(raw.get("created_at"), UTC, "created_at"),
         raw=raw,
         name=" ".join(part for part in name_parts if part) or None,
         phone=clean_text(raw.get("patient_phone"), "patient_phone"),
@@ -110,7 +195,7 @@ def parse(raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher) -> Lead
         comment=clean_text(raw.get("comment"), "comment"),
         doctor_id=matcher.match(mis_doctor_id),
         doctor_name_raw=mis_doctor_id,
-        requested_start=parse_time(raw.get("start_time"), tz, "start_time", required=False),
-        requested_end=parse_time(raw.get("end_time"), tz, "end_time", required=False),
+        requested_start=parse_time(raw.get("start_time"), UTC, "start_time", required=False),
+        requested_end=parse_time(raw.get("end_time"), UTC, "end_time", required=False),
         branch_id=_nested_id(raw, "clinic", "mis_clinic_id"),
     )

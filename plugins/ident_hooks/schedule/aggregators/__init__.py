@@ -2,8 +2,17 @@
 
 A builder module exposes ``build_requests(schedule, branches, *, max_request_bytes)``
 returning the :class:`OutgoingRequest` list to send, in order. ``branches`` is a
-DataFrame ``branch_id, name`` (optional ``address``). Adding an aggregator is one
-module plus one :data:`AGGREGATORS` entry.
+DataFrame ``branch_id, name`` (optional ``address``). A module may also expose
+``read_reply(request, response) -> ReplyFindings`` for what a service says back beyond
+success. Adding an aggregator is one module plus one :data:`AGGREGATORS` entry.
+
+Each aggregator says which request kinds may be skipped when their body is the same as
+the one last sent successfully, and for how long (``skip_unchanged``); a kind not named
+there is sent on every run. НаПоправку wants slots every 10 minutes or more often,
+changed or not, and clinics and doctors daily or more often (``README.md`` of
+``napopravku/rta-api-service-client``, «Правила работы с сервисом»): its slots are never
+skipped, its clinics and doctors for at most 6 hours. The others skip an unchanged
+schedule for 60 minutes.
 
 Bodies are rendered straight to UTF-8 JSON bytes: fragments are formatted once
 per distinct value (a date, a time, a slot) and joined per doctor-day, which is
@@ -18,7 +27,8 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -66,13 +76,33 @@ class OutgoingRequest:
 
 
 @dataclass(frozen=True)
+class ReplyFindings:
+    """What a 2xx reply says beyond success.
+
+    ``not_matched_doctors``: the doctors the service could not link to its own doctor
+    profiles, as it names them; None when the reply does not say.
+    """
+
+    not_matched_doctors: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Aggregator:
-    """How to reach one aggregator: its builder module, auth style and default connection."""
+    """How to reach one aggregator: its builder module, auth style and default connection.
+
+    ``skip_unchanged`` maps a request kind to how long a request of that kind whose body
+    equals the last one sent successfully may go unsent; other kinds go on every run.
+    """
 
     name: str
     module: str
     auth: AuthStyle
     default_conn_id: str
+    skip_unchanged: Mapping[str, timedelta] = field(default_factory=dict, hash=False)
+
+    def _builder(self) -> Any:
+        # Imported on use so the registry costs nothing at DAG parse time.
+        return importlib.import_module(f"{__name__}.{self.module}")
 
     def build_requests(
         self,
@@ -81,21 +111,40 @@ class Aggregator:
         *,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> list[OutgoingRequest]:
-        # Imported on use so the registry costs nothing at DAG parse time.
-        builder = importlib.import_module(f"{__name__}.{self.module}")
-        return builder.build_requests(schedule, branches, max_request_bytes=max_request_bytes)
+        return self._builder().build_requests(
+            schedule, branches, max_request_bytes=max_request_bytes
+        )
+
+    def read_reply(self, request: OutgoingRequest, response: Any) -> ReplyFindings:
+        read = getattr(self._builder(), "read_reply", None)
+        return read(request, response) if read is not None else ReplyFindings()
 
     def client(self, conn_id: str | None = None, **options: Any) -> ServiceClient:
         return ServiceClient(conn_id or self.default_conn_id, auth=self.auth, **options)
 
 
+HOUR = timedelta(hours=1)
 AGGREGATORS: dict[str, Aggregator] = {
-    "prodoctorov": Aggregator("prodoctorov", "prodoctorov", PRODOCTOROV_TOKEN, "prodoctorov"),
-    "napopravku": Aggregator("napopravku", "napopravku", NAPOPRAVKU_BEARER, "napopravku"),
-    "sberzdorovie": Aggregator(
-        "sberzdorovie", "ident_timetable", IDENT_INTEGRATION_KEY, "sberzdorovie"
+    "prodoctorov": Aggregator(
+        "prodoctorov", "prodoctorov", PRODOCTOROV_TOKEN, "prodoctorov", {"schedule": HOUR}
     ),
-    "32top": Aggregator("32top", "ident_timetable", IDENT_INTEGRATION_KEY, "32top"),
+    "napopravku": Aggregator(
+        "napopravku",
+        "napopravku",
+        NAPOPRAVKU_BEARER,
+        "napopravku",
+        {"clinics": 6 * HOUR, "doctors": 6 * HOUR},
+    ),
+    "sberzdorovie": Aggregator(
+        "sberzdorovie",
+        "ident_timetable",
+        IDENT_INTEGRATION_KEY,
+        "sberzdorovie",
+        {"timetable": HOUR},
+    ),
+    "32top": Aggregator(
+        "32top", "ident_timetable", IDENT_INTEGRATION_KEY, "32top", {"timetable": HOUR}
+    ),
 }
 
 

@@ -1,6 +1,8 @@
 """НаПоправку RTA API: ``POST clinics``, ``POST doctors`` and ``POST slots`` (free time only).
 
-Bodies (integrations.md, vendor's client library)::
+Bodies (``napopravku/rta-api-service-client``: ``src/DTOs/Clinic/Request/ClinicUpdateDTO.php``,
+``src/DTOs/Doctor/Request/DoctorUpdateDTO.php``, ``src/DTOs/Slot/Request/*.php``; the
+``duration`` split: ``README.md``)::
 
     {"clinics": [{"mis_clinic_id", "name", "comment"}]}
     {"doctors": [{"mis_doctor_id", "name", "comment", "mis_clinic_ids": [...]}]}
@@ -12,15 +14,41 @@ Consecutive free slots of one length are sent as one range with that
 order to send them: clinics, doctors, then slots. A clinic's comment is its
 address, a doctor's comment their specialty. Only doctors with work time in the
 horizon are listed (``mis_clinic_ids`` = branches they work in).
+
+Cadence (``README.md``, «Правила работы с сервисом»; the rule itself is
+``skip_unchanged`` in the registry): slots every 10 minutes or more often, sent on every
+run whether they changed or not; clinics and doctors daily or more often.
+
+Replies: ``POST clinics`` → ``{"result": {"created", "updated"}}``
+(``src/DTOs/Clinic/Result/ClinicListUpdateResultDTO.php``); ``POST doctors`` →
+``{"result": {"created", "updated", "matched", "not_matched"}}``
+(``src/DTOs/Doctor/Result/DoctorListUpdateResultDTO.php``). ``not_matched`` names the
+doctors the service could not link to its own doctor profiles. Its shape is only typed
+(``array<string, array<int, string>>``), not described, so :func:`read_reply` takes it
+liberally: a list of ids (or of objects with ``mis_doctor_id``), or an object whose keys
+are the doctors sent (then the keys) or anything else, such as clinic ids (then the ids
+in its lists).
+
+Services (``POST clinics/services``, daily before 19:00 MSK; body
+``{"clinic_services": [{"mis_clinic_id", "mis_service_id", "name", "price", "comment"}]}``,
+``src/DTOs/ClinicService/Request/ClinicServiceUpdateDTO.php``) are not sent: the clinic
+database contract (README, "The clinic database contract") has no table of services or
+prices. A clinic that wants them published needs one — per branch a service id, its
+name, an integer price in roubles and an optional comment — written by its
+practice-management system like the other ``clinic.*`` tables.
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ident_hooks.schedule.aggregators import (
     OutgoingRequest,
+    ReplyFindings,
     RequestTooLarge,
     branch_doctors,
     codes_and_labels,
@@ -48,7 +76,8 @@ def _free_ranges(schedule: Schedule) -> tuple[pd.DataFrame, list[bytes]]:
         broken = np.ones(len(start), dtype=bool)
         broken[1:] = start[1:] != end[:-1]
         run_starts = np.union1d(run_starts, np.flatnonzero(broken))
-    run_ends = np.append(run_starts[1:], len(start)) - 1
+    # Each run ends where the next begins; no runs at all when nothing is free.
+    run_ends = np.append(run_starts[1:], len(start))[: len(run_starts)] - 1
     runs = free.iloc[run_starts].reset_index(drop=True)
     run_day, run_from = day[run_starts], start[run_starts]
     run_to, run_length = end[run_ends], length[run_starts]
@@ -161,3 +190,40 @@ def build_requests(
         ):
             requests.append(OutgoingRequest("slots", body, "slots", (branch_id,), doctor_count))
     return requests
+
+
+def _ids(entries: Any) -> list[str]:
+    """Ids from a list of ids or of objects with ``mis_doctor_id``."""
+    if not isinstance(entries, list):
+        entries = [entries]
+    found = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            entry = entry.get("mis_doctor_id")
+        if isinstance(entry, str | int) and not isinstance(entry, bool) and str(entry):
+            found.append(str(entry))
+    return found
+
+
+def read_reply(request: OutgoingRequest, response: Any) -> ReplyFindings:
+    """The ``not_matched`` doctors of a ``POST doctors`` reply (see the module notes)."""
+    if request.kind != "doctors":
+        return ReplyFindings()
+    try:
+        body = response.json()
+    except ValueError:
+        return ReplyFindings()
+    result = body.get("result") if isinstance(body, dict) else None
+    if not isinstance(result, dict) or "not_matched" not in result:
+        return ReplyFindings()
+    not_matched = result["not_matched"]
+    if isinstance(not_matched, dict):
+        sent = {str(doctor["mis_doctor_id"]) for doctor in json.loads(request.body)["doctors"]}
+        keys = {str(key) for key in not_matched}
+        if keys and keys <= sent:
+            found = list(keys)
+        else:
+            found = [doctor for entries in not_matched.values() for doctor in _ids(entries)]
+    else:
+        found = _ids(not_matched or [])
+    return ReplyFindings(not_matched_doctors=tuple(sorted(set(found))))
