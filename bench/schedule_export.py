@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 
 from _common import bench_database, peak_memory_mb
 
-AGGREGATORS = ("prodoctorov", "napopravku", "sberzdorovie", "32top")
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,8 +26,10 @@ def main() -> None:
 
     import psycopg
 
-    from ident_hooks.schedule.aggregators import AGGREGATORS as BUILDERS
-    from ident_hooks.schedule.engine import compute_schedule, resolve_settings
+    from ident_hooks.config import load_config
+    from ident_hooks.schedule.aggregators import publisher
+    from ident_hooks.schedule.engine import compute_schedule
+    from ident_hooks.schedule.publish import settings_for
     from ident_hooks.schedule.reader import read_settings, read_snapshot
 
     url, drop = bench_database()
@@ -80,10 +80,11 @@ def main() -> None:
 
             read_seconds = compute_seconds = 0.0
             slots = requests = body_bytes = 0
-            for aggregator in AGGREGATORS:
+            for aggregator in (a.name for a in load_config().aggregators):
                 began = time.perf_counter()
                 row = read_settings(conn, aggregator)
-                settings = resolve_settings(aggregator, row)
+                target = publisher(aggregator)
+                settings = settings_for(aggregator, row)
                 snapshot = read_snapshot(
                     conn, aggregator, row, now=now, days_ahead=settings.days_ahead
                 )
@@ -91,7 +92,7 @@ def main() -> None:
                 schedule = compute_schedule(
                     snapshot.work, snapshot.busy, snapshot.doctors, snapshot.rules, settings, now
                 )
-                built = BUILDERS[aggregator].build_requests(schedule, snapshot.branches)
+                built = target.build_requests(schedule, snapshot.branches)
                 compute_seconds += time.perf_counter() - read_done
                 read_seconds += read_done - began
                 slots += len(schedule.free)

@@ -32,10 +32,10 @@ There is no cursor or state to reset.
 def clinic_db_migrate():
     @task
     def apply_migrations() -> list[str]:
-        from ident_hooks.db import apply_migrations, connect
+        from ident_hooks.db import connect, prepare_database
 
         with connect() as conn:
-            applied = apply_migrations(conn)
+            applied = prepare_database(conn)
         print("applied: " + ", ".join(applied) if applied else "database is up to date")
         return applied
 

@@ -8,7 +8,7 @@ from ident_hooks.assets import LEADS
 from ident_hooks.config import LeadSource, load_config, run_schedule
 
 DOC = """
-### Pull leads from `{name}` ({kind})
+### Pull leads from {title} (`{name}`, kind `{kind}`)
 
 Every {minutes} min asks **{name}** for the leads (заявки) created from 00:00 (clinic
 time, {tz}) of the day of the newest lead loaded so far (or two hours before that lead,
@@ -31,6 +31,11 @@ re-run (Clear): it repeats the same period.
 
 When the run stored new or changed leads it updates the `leads` Asset, which
 schedule publishing and the marketing reports follow.
+{revisit}"""
+REVISIT_DOC = """
+Leads of this kind change state at the source after they came in (cancelled or deleted
+there: they leave the inbox; restored: they come back), so every run also re-reads the
+last {days} days.
 """
 ACK_DOC = """
 Each stored booking is then acknowledged (`appointments/set-received`): НаПоправку
@@ -57,7 +62,11 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             tz=clinic_timezone,
             conn=source.connection,
             initial_days=source.initial_days,
-            ack=ACK_DOC if source.kind == "napopravku" else "",
+            ack=ACK_DOC if source.spec.acknowledges else "",
+            title=source.title,
+            revisit=REVISIT_DOC.format(days=source.spec.revisit_days)
+            if source.spec.revisit_days
+            else "",
         ),
         default_args={
             "owner": "data-team",
@@ -80,12 +89,15 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             from ident_hooks.leads.cursor import BadCursor, cursor_variable
             from ident_hooks.leads.pull import pull_source
             from ident_hooks.leads.sources import SourceError, adapter_for
+            from ident_hooks.registry import record_instances
             from ident_hooks.task_errors import fail_without_retry_on
 
             key = cursor_variable(source.name)
             client = ServiceClient(source.connection, auth=adapter_for(source.kind).auth)
             refused = (ServiceRejected, ServiceMisconfigured, SourceError, BadCursor)
             with fail_without_retry_on(*refused), connect() as conn:
+                record_instances(conn, load_config())
+                conn.commit()
                 summary = pull_source(
                     source.name,
                     kind=source.kind,
@@ -110,7 +122,7 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
         summary = pull_and_store()
         stored_new_or_changed(summary) >> announce_leads(summary)
 
-        if source.kind == "napopravku":
+        if source.spec.acknowledges:
             # all_done: bookings stored by earlier runs are acknowledged even if this
             # run's pull failed, before the service's 10-minute limit runs out.
             @task(multiple_outputs=False, trigger_rule="all_done")

@@ -81,11 +81,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def clinic_db_url() -> str:
     """The session's clinic database, migrated once."""
-    from ident_hooks.db import apply_migrations
+    from ident_hooks.db import prepare_database
 
     url = _state["clinic_url"]
     with psycopg.connect(url) as conn:
-        apply_migrations(conn)
+        prepare_database(conn)
     return url
 
 

@@ -42,8 +42,13 @@ def test_intervals_and_first_pull_depth_are_per_entry():
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"aggregators": {"yandex": {"interval_minutes": 10}}}, "unknown aggregator"),
-        ({"aggregators": {"prodoctorov": {"interval_minutes": 0}}}, "interval_minutes"),
+        ({"aggregators": {"yandex": {"interval_minutes": 10}}}, "kind must be one of"),
+        ({"aggregators": {"yandex": {"kind": "yandex", "interval_minutes": 10}}}, "kind must be"),
+        (
+            {"aggregators": {"prodoctorov": {"kind": "prodoctorov", "interval_minutes": 0}}},
+            "interval_minutes",
+        ),
+        ({"aggregators": {"a": {"kind": "ident_timetable", "title": " "}}}, "title"),
         ({"lead_sources": {"uis": {"kind": "tilda", "interval_minutes": 2}}}, "kind must be"),
         ({"lead_sources": {"uis": {"kind": "uis", "interval_minutes": "2"}}}, "whole number"),
         ({"sites": [{"name": "Main Site", "interval_minutes": 2}]}, "lowercase"),
@@ -57,3 +62,30 @@ def test_intervals_and_first_pull_depth_are_per_entry():
 def test_mistakes_are_refused_with_a_reason(data, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(data)
+
+
+def test_a_new_aggregator_on_a_known_protocol_is_configuration_only():
+    config = parse_config(
+        {
+            "aggregators": {
+                "docdoc": {"kind": "ident_timetable", "title": "DocDoc", "interval_minutes": 5},
+            },
+            "lead_sources": {
+                "flexbe_promo": {"kind": "flexbe", "title": "Flexbe «Акция»", "interval_minutes": 2}
+            },
+        }
+    )
+    (docdoc,) = config.aggregators
+    assert (docdoc.kind, docdoc.title, docdoc.connection) == ("ident_timetable", "DocDoc", "docdoc")
+    assert docdoc.spec.sends_busy and docdoc.spec.fixed_days_ahead is None
+    assert config.lead_source("flexbe_promo").spec.adapter == "flexbe"
+    # Titles default to the kind's, or to the name for a protocol many services speak.
+    plain = parse_config(
+        {
+            "aggregators": {"x": {"kind": "ident_timetable", "interval_minutes": 5}},
+            "lead_sources": {"uis": {"kind": "uis", "interval_minutes": 2}},
+            "sites": [{"name": "kids", "interval_minutes": 2}],
+        }
+    )
+    assert plain.aggregator("x").title == "x"
+    assert [s.title for s in plain.lead_sources] == ["UIS", "Сайт «kids»"]

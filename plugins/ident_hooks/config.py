@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -15,11 +16,16 @@ from typing import Any
 
 import yaml
 
+from ident_hooks.registry import (
+    AGGREGATOR_KINDS,
+    LEAD_SOURCE_KINDS,
+    AggregatorKind,
+    LeadSourceKind,
+)
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "include" / "integrations.yaml"
 # A deployment (or a test) may keep its own file elsewhere.
 CONFIG_PATH_VARIABLE = "IDENT_INTEGRATIONS_CONFIG"
-KNOWN_AGGREGATORS = ("prodoctorov", "napopravku", "sberzdorovie", "32top")
-LEAD_SOURCE_KINDS = ("uis", "flexbe", "napopravku", "ident_tickets")
 _NAME = re.compile(r"^[a-z0-9_]+$")
 
 
@@ -29,18 +35,33 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Aggregator:
-    name: str
+    """A configured aggregator: an instance of an aggregator kind (registry.py)."""
+
+    name: str  # publish_schedule_<name>, the key of clinic.export_settings
+    kind: str
+    title: str  # shown to staff
     connection: str
     interval: timedelta
+
+    @property
+    def spec(self) -> AggregatorKind:
+        return AGGREGATOR_KINDS[self.kind]
 
 
 @dataclass(frozen=True)
 class LeadSource:
+    """A configured lead source: an instance of a lead-source kind (registry.py)."""
+
     name: str  # also the `source` column of leads and the cursor's suffix
     kind: str
+    title: str  # shown to staff
     connection: str
     interval: timedelta
     initial_days: int = 7  # how far back the very first pull (no cursor yet) reaches
+
+    @property
+    def spec(self) -> LeadSourceKind:
+        return LEAD_SOURCE_KINDS[self.kind]
 
 
 @dataclass(frozen=True)
@@ -50,10 +71,30 @@ class IntegrationsConfig:
     lead_sources: tuple[LeadSource, ...]
 
     def lead_source(self, name: str) -> LeadSource:
-        return next(s for s in self.lead_sources if s.name == name)
+        found = next((s for s in self.lead_sources if s.name == name), None)
+        if found is None:
+            raise KeyError(f"no lead source {name!r} in the integrations config")
+        return found
 
     def aggregator(self, name: str) -> Aggregator:
-        return next(a for a in self.aggregators if a.name == name)
+        found = next((a for a in self.aggregators if a.name == name), None)
+        if found is None:
+            raise KeyError(f"no aggregator {name!r} in the integrations config")
+        return found
+
+
+def _kind(where: str, entry: dict[str, Any], kinds: Mapping[str, Any]) -> str:
+    kind = entry.get("kind")
+    if kind not in kinds:
+        raise ConfigError(f"{where}: kind must be one of {', '.join(kinds)} (got {kind!r})")
+    return kind
+
+
+def _title(where: str, entry: dict[str, Any], default: str) -> str:
+    title = entry.get("title", default)
+    if not isinstance(title, str) or not title.strip():
+        raise ConfigError(f"{where}: title must be a non-empty text")
+    return title.strip()
 
 
 def _interval(where: str, entry: dict[str, Any], minimum: int) -> timedelta:
@@ -79,28 +120,33 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
     aggregators = []
     for name, entry in (data.get("aggregators") or {}).items():
         name = _name("aggregators", str(name))
-        if name not in KNOWN_AGGREGATORS:
-            raise ConfigError(f"aggregators: unknown aggregator {name!r}")
         where = f"aggregators.{name}"
+        kind = _kind(where, entry, AGGREGATOR_KINDS)
         aggregators.append(
-            Aggregator(name, entry.get("connection", name), _interval(where, entry, 1))
+            Aggregator(
+                name,
+                kind,
+                _title(where, entry, AGGREGATOR_KINDS[kind].title or name),
+                entry.get("connection", name),
+                _interval(where, entry, 1),
+            )
         )
     sources = []
     default_days = _initial_days("lead_initial_days", data.get("lead_initial_days", 7))
     for name, entry in (data.get("lead_sources") or {}).items():
         name, where = _name("lead_sources", str(name)), f"lead_sources.{name}"
-        kind = entry.get("kind")
-        if kind not in LEAD_SOURCE_KINDS:
-            raise ConfigError(f"{where}: kind must be one of {', '.join(LEAD_SOURCE_KINDS)}")
+        kind = _kind(where, entry, LEAD_SOURCE_KINDS)
         sources.append(
             LeadSource(
                 name,
                 kind,
+                _title(where, entry, LEAD_SOURCE_KINDS[kind].title or name),
                 entry.get("connection", name),
                 _interval(where, entry, 1),
                 _initial_days(where, entry.get("initial_days", default_days)),
             )
         )
+    # Shorthand for clinic websites speaking IDENT GetTickets: source and connection site_<name>.
     for entry in data.get("sites") or []:
         site = _name("sites", entry.get("name"))
         name = f"site_{site}"
@@ -109,14 +155,18 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
             LeadSource(
                 name,
                 "ident_tickets",
+                _title(where, entry, f"Сайт «{site}»"),
                 name,
                 _interval(where, entry, 1),
                 _initial_days(where, entry.get("initial_days", default_days)),
             )
         )
-    names = [s.name for s in sources]
-    if len(names) != len(set(names)):
-        raise ConfigError("two lead sources share a name")
+    for role, names in (
+        ("aggregators", [a.name for a in aggregators]),
+        ("lead sources", [s.name for s in sources]),
+    ):
+        if len(names) != len(set(names)):
+            raise ConfigError(f"two {role} share a name")
     return IntegrationsConfig(
         clinic_timezone=data.get("clinic_timezone", "Europe/Moscow"),
         aggregators=tuple(aggregators),

@@ -106,6 +106,18 @@ def apply_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR)
     return applied_now
 
 
+def prepare_database(conn: psycopg.Connection) -> list[str]:
+    """Apply the migrations, then record the configured integrations and their labels
+    (``integration.integrations``, from integrations.yaml). Returns the migrations applied."""
+    from ident_hooks.config import load_config
+    from ident_hooks.registry import record_instances
+
+    applied = apply_migrations(conn)
+    record_instances(conn, load_config())
+    conn.commit()
+    return applied
+
+
 def create_database_if_missing(conn_id: str = CLINIC_CONN_ID) -> bool:
     """Create the connection's database on its server (via the ``postgres`` database)."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
@@ -132,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.create_database and create_database_if_missing(args.conn_id):
         print("created the clinic database")
     with connect(args.conn_id) as conn:
-        applied = apply_migrations(conn)
+        applied = prepare_database(conn)
     print("applied: " + ", ".join(applied) if applied else "database is up to date")
 
 

@@ -911,11 +911,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replace", action="store_true", help="replace existing clinic data")
     args = parser.parse_args(argv)
 
-    from ident_hooks.db import apply_migrations, connect
+    from ident_hooks.db import connect, prepare_database
 
     clinic = generate(args.doctors, args.days, seed=args.seed, history_weeks=args.history_weeks)
     with connect() as conn:
-        apply_migrations(conn)
+        prepare_database(conn)
         written = load(conn, clinic, replace=args.replace)
     if written:
         print(

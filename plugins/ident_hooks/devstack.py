@@ -73,21 +73,15 @@ def _start_simulators(env: dict[str, str]) -> list:
     Their connections go into ``env`` as ``AIRFLOW_CONN_*``, so the DAGs talk to them.
     """
     from ident_hooks import db
-    from ident_hooks.config import load_config
     from ident_hooks.simulators.catalog import DemoLeadFeeder, build_simulators
     from ident_hooks.simulators.fake_leads import LeadServingSimulator
 
     with db.connect() as conn:
         doctors = conn.execute("select doctor_id, full_name from clinic.doctors").fetchall()
         branches = [r[0] for r in conn.execute("select branch_id from clinic.branches")]
-    sites = [
-        s.name.removeprefix("site_")
-        for s in load_config().lead_sources
-        if s.name.startswith("site_")
-    ]
     started = int(time.time())
     services = build_simulators(
-        doctors, branches, sites, seed=started, first_serial=started - 1_700_000_000
+        doctors, branches, seed=started, first_serial=started - 1_700_000_000
     )
     running = []
     for service in services.values():
@@ -152,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     from ident_hooks import db, demo
 
     with db.connect() as conn:
-        applied = db.apply_migrations(conn)
+        applied = db.prepare_database(conn)
         print("clinic migrations: " + (", ".join(applied) if applied else "up to date"))
         if not args.no_demo:
             clinic = demo.generate()

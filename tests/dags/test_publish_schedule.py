@@ -302,3 +302,52 @@ def test_nonsense_settings_stop_the_run_and_publish_nothing(services, clinic_con
             " check (slot_minutes between 5 and 480)"
         )
         clinic_conn.commit()
+
+
+A_NEW_IDENT_AGGREGATOR = """
+clinic_timezone: Europe/Moscow
+aggregators:
+  docdoc:
+    kind: ident_timetable
+    title: DocDoc
+    connection: docdoc
+    interval_minutes: 10
+"""
+
+
+def test_a_new_aggregator_on_the_ident_protocol_is_configuration_only(
+    clinic, clinic_conn, monkeypatch, airflow_db, tmp_path
+):
+    """A YAML entry and a connection: a DAG, the whole timetable sent, a label for staff."""
+    from ident_hooks.config import parse_config
+
+    config_file = tmp_path / "integrations.yaml"
+    config_file.write_text(A_NEW_IDENT_AGGREGATOR)
+    monkeypatch.setenv("IDENT_INTEGRATIONS_CONFIG", str(config_file))
+    import yaml
+
+    config = parse_config(yaml.safe_load(A_NEW_IDENT_AGGREGATOR))
+    doctors = [(doctor_id, name) for doctor_id, name, *_ in clinic.doctors]
+    branches = [branch_id for branch_id, *_ in clinic.branches]
+    service = build_simulators(doctors, branches, config=config)["docdoc"]
+    service.server.start()
+    try:
+        monkeypatch.setenv(service.env_var, service.airflow_connection)
+        assert _run("docdoc").state == "success"
+    finally:
+        service.server.stop()
+
+    received = service.server.snapshot
+    assert service.server.accepted == 1  # the whole timetable, one request
+    assert set(received.branches.values()) == {name for _, name, *_ in clinic.branches}
+    active = clinic_conn.execute("select count(*) from clinic.doctors where is_active").fetchone()
+    assert len(received.doctors) == active[0]
+    assert received.intervals
+    assert all(isinstance(interval["DoctorId"], int) for interval in received.intervals)
+    logged, title = clinic_conn.execute(
+        "select (select count(*) from integration.publish_log where aggregator = 'docdoc'"
+        "        and status = 'sent'),"
+        "       (select title from integration.integrations"
+        "         where role = 'aggregator' and name = 'docdoc')"
+    ).fetchone()
+    assert (logged, title) == (1, "DocDoc")

@@ -19,7 +19,7 @@ import time_machine
 from ident_hooks import demo
 from ident_hooks.leads.sources import SourceError, SourceSettings, adapter_for, parse_records
 from ident_hooks.simulators.base import SimRequest, SimResponse
-from ident_hooks.simulators.catalog import DEMO_SECRETS
+from ident_hooks.simulators.catalog import demo_secret
 from ident_hooks.simulators.napopravku import NapopravkuSimulator
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -196,7 +196,7 @@ def napopravku(after_midnight, clinic_conn, monkeypatch, airflow_db):
     clinic_conn.execute("truncate integration.leads, integration.lead_rejects")
     clinic_conn.commit()
     service = NapopravkuSimulator(
-        token=DEMO_SECRETS["napopravku"],
+        token=demo_secret("napopravku"),
         doctors=[(doctor_id, name) for doctor_id, name, *_ in clinic.doctors],
         clinic_ids=tuple(branch_id for branch_id, *_ in clinic.branches),
         seed=25,
@@ -204,7 +204,7 @@ def napopravku(after_midnight, clinic_conn, monkeypatch, airflow_db):
     connection = {
         "conn_type": "http",
         "host": f"{service.base_url}/api/v1",
-        "password": DEMO_SECRETS["napopravku"],
+        "password": demo_secret("napopravku"),
     }
     monkeypatch.setenv("AIRFLOW_CONN_NAPOPRAVKU", json.dumps(connection))
     Variable.delete("leads_cursor_napopravku")

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from ident_hooks.schedule.engine import Schedule, compute_schedule, resolve_settings
+from ident_hooks.schedule.engine import Schedule, compute_schedule
+from ident_hooks.schedule.publish import settings_for
 
 MSK = "Europe/Moscow"
 YEKT = "Asia/Yekaterinburg"
@@ -123,7 +124,7 @@ class ClinicData:
     def schedule(
         self, aggregator: str = "prodoctorov", settings: dict | None = None, now=NOW
     ) -> Schedule:
-        return compute_schedule(*self.frames(), resolve_settings(aggregator, settings), now)
+        return compute_schedule(*self.frames(), settings_for(aggregator, settings), now)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from ident_hooks.schedule.aggregators import AGGREGATORS
+from ident_hooks.schedule.aggregators import publisher
 from ident_hooks.schedule.engine import MINUTE_LABELS
 from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
 
@@ -69,7 +69,7 @@ def test_prodoctorov_gets_no_24_00_and_the_simulator_takes_it(
     clinic, zone, started, service_connection
 ):
     evening(clinic, zone)
-    requests = AGGREGATORS["prodoctorov"].build_requests(
+    requests = publisher("prodoctorov").build_requests(
         clinic.schedule("prodoctorov"), clinic.branches()
     )
     assert all(b"24:00" not in request.body for request in requests)
@@ -82,7 +82,7 @@ def test_prodoctorov_gets_no_24_00_and_the_simulator_takes_it(
     assert doctors["d1"]["cells"][-1]["time_end"] == "23:30"
 
     sim = started(ProdoctorovSimulator(token="t"))
-    client = AGGREGATORS["prodoctorov"].client(service_connection("pd_day", sim.base_url, "t"))
+    client = publisher("prodoctorov").client(service_connection("pd_day", sim.base_url, "t"))
     assert [request.send(client).status_code for request in requests] == [204]
     assert sim.cells("b1", "d2")[-1]["time_end"] == "23:59"
 
@@ -90,7 +90,7 @@ def test_prodoctorov_gets_no_24_00_and_the_simulator_takes_it(
 @ZONES
 def test_napopravku_gets_no_24_00(clinic, zone):
     evening(clinic, zone)
-    requests = AGGREGATORS["napopravku"].build_requests(
+    requests = publisher("napopravku").build_requests(
         clinic.schedule("napopravku"), clinic.branches()
     )
     assert all(b"24:00" not in request.body for request in requests)

@@ -301,11 +301,11 @@ def test_naive_timestamps_are_refused(clinic):
         compute_schedule(naive, busy, doctors, rules, settings, clinic.NOW)
 
 
-def test_settings_take_defaults_and_napopravku_is_fixed_at_32_days():
+def test_settings_take_defaults_and_a_fixed_horizon_wins():
     assert resolve_settings("prodoctorov", None) == ExportSettings("prodoctorov", 30, 2, 30, True)
     row = {"days_ahead": 14, "skip_hours_today": None, "slot_minutes": 15, "enabled": False}
     assert resolve_settings("32top", row) == ExportSettings("32top", 14, 2, 15, False)
-    assert resolve_settings("napopravku", {"days_ahead": 5}).days_ahead == 32
+    assert resolve_settings("napopravku", {"days_ahead": 5}, fixed_days_ahead=32).days_ahead == 32
     assert (
         resolve_settings("sberzdorovie", {"skip_hours_today": Decimal("1.5")}).skip_hours_today
         == 1.5
@@ -322,7 +322,6 @@ def test_settings_take_defaults_and_napopravku_is_fixed_at_32_days():
         ("32top", {"skip_hours_today": -2}, "skip_hours_today"),
         ("prodoctorov", {"days_ahead": True}, "days_ahead"),
         ("prodoctorov", {"enabled": "yes"}, "enabled"),
-        ("docdoc", None, "unknown aggregator 'docdoc'"),
     ],
 )
 def test_settings_that_make_no_sense_are_refused(aggregator, row, named):

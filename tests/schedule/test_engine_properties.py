@@ -10,7 +10,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ident_hooks.schedule.aggregators import AGGREGATORS
+from ident_hooks.schedule.aggregators import publisher
 from ident_hooks.schedule.engine import compute_schedule, resolve_settings
 
 ZONES = {"msk": "Europe/Moscow", "ekb": "Asia/Yekaterinburg"}
@@ -206,7 +206,7 @@ def test_nothing_ends_at_midnight_or_at_or_before_its_start(clinic):
     # IndexError on a schedule without any free slot, so it is asked only when there is one.)
     aggregators = ["prodoctorov", "napopravku"] if len(schedule.free) else ["prodoctorov"]
     for aggregator in aggregators:
-        for request in AGGREGATORS[aggregator].build_requests(schedule, BRANCHES):
+        for request in publisher(aggregator).build_requests(schedule, BRANCHES):
             assert b"24:00" not in request.body
             for begin, finish in re.findall(
                 rb'"(?:time_start|from)":"([^"]+)","(?:time_end|to)":"([^"]+)"', request.body

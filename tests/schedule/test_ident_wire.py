@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 import requests
 
-from ident_hooks.schedule.aggregators import AGGREGATORS, RequestTooLarge, ident_timetable
+from ident_hooks.schedule.aggregators import RequestTooLarge, ident_timetable, publisher
 from ident_hooks.schedule.engine import compute_schedule, resolve_settings
 from ident_hooks.schedule.publish import publish_schedule
 from ident_hooks.schedule.reader import read_snapshot
@@ -57,7 +57,7 @@ def network(clinic):
 @pytest.mark.parametrize("aggregator", ["sberzdorovie", "32top"])
 def test_the_whole_timetable_is_one_request_with_integer_ids(network, aggregator):
     schedule, branches = aliased(network, aggregator)
-    requests_ = AGGREGATORS[aggregator].build_requests(schedule, branches)
+    requests_ = publisher(aggregator).build_requests(schedule, branches)
     assert [(r.endpoint, r.kind, r.branch_ids, r.doctor_count) for r in requests_] == [
         ("PostTimeTable", "timetable", ("b1", "ekb"), 4)
     ]
@@ -111,8 +111,8 @@ def test_a_small_max_request_bytes_never_splits_the_timetable(clinic):
             date = f"2026-12-{day:02d}"
             clinic.work(f"d{doctor}", f"b{doctor % 2}", f"{date} 09:00", f"{date} 18:00")
     schedule, branches = aliased(clinic)
-    whole = AGGREGATORS["sberzdorovie"].build_requests(schedule, branches)
-    tiny = AGGREGATORS["sberzdorovie"].build_requests(schedule, branches, max_request_bytes=300)
+    whole = publisher("sberzdorovie").build_requests(schedule, branches)
+    tiny = publisher("sberzdorovie").build_requests(schedule, branches, max_request_bytes=300)
     assert len(whole) == len(tiny) == 1 and tiny[0].body == whole[0].body
     assert len(whole[0].body) > 30_000
 
@@ -131,9 +131,9 @@ def test_a_branch_without_an_ident_id_is_refused(network):
     schedule, branches = aliased(network)
     branches.loc[branches["branch_id"] == "ekb", "ident_id"] = None
     with pytest.raises(ValueError, match=r"branches without an IDENT id .*\['ekb'\]"):
-        AGGREGATORS["sberzdorovie"].build_requests(schedule, branches)
+        publisher("sberzdorovie").build_requests(schedule, branches)
     with pytest.raises(ValueError, match="doctors carry no ident_id column"):
-        AGGREGATORS["sberzdorovie"].build_requests(network.schedule("sberzdorovie"), branches)
+        publisher("sberzdorovie").build_requests(network.schedule("sberzdorovie"), branches)
 
 
 # -- the receiver ----------------------------------------------------------------------
@@ -273,7 +273,7 @@ def aliases(conn) -> dict[tuple[str, str], int]:
 def receiver(started, service_connection):
     sim = started(IdentTimetableSimulator(key="ident-key", path_prefix="/ident"))
     conn_id = service_connection("ident_wire", f"{sim.base_url}/ident", "ident-key")
-    return sim, AGGREGATORS["sberzdorovie"].client(conn_id, **NO_WAIT)
+    return sim, publisher("sberzdorovie").client(conn_id, **NO_WAIT)
 
 
 def test_one_publish_run_leaves_every_branch_and_doctor_at_a_snapshot_receiver(

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ident_hooks import demo
-from ident_hooks.schedule.aggregators import AGGREGATORS
+from ident_hooks.schedule.aggregators import publisher
 from ident_hooks.schedule.publish import publish_schedule
 from ident_hooks.simulators.base import SimRequest, SimResponse
 from ident_hooks.simulators.napopravku import NapopravkuSimulator
@@ -68,7 +68,7 @@ def service(started, clock):
 @pytest.fixture
 def client(service, service_connection):
     conn_id = service_connection("napopravku_publish", f"{service.base_url}/api/v1", TOKEN)
-    return AGGREGATORS["napopravku"].client(conn_id, backoff_seconds=0, sleep=lambda _: None)
+    return publisher("napopravku").client(conn_id, backoff_seconds=0, sleep=lambda _: None)
 
 
 def _publish(clinic_conn, client, now):

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ident_hooks.config import KNOWN_AGGREGATORS
+from ident_hooks.config import load_config
 from ident_hooks.http_client import IDENT_INTEGRATION_KEY, NAPOPRAVKU_BEARER, PRODOCTOROV_TOKEN
-from ident_hooks.schedule.aggregators import AGGREGATORS, RequestTooLarge
+from ident_hooks.schedule.aggregators import RequestTooLarge, publisher
 
 DAY = "2026-12-02"
 
@@ -28,16 +28,25 @@ def network(clinic):
     return clinic
 
 
-def test_the_registry_covers_every_aggregator_with_its_auth_style():
-    assert set(AGGREGATORS) == set(KNOWN_AGGREGATORS)
-    assert AGGREGATORS["prodoctorov"].auth == PRODOCTOROV_TOKEN
-    assert AGGREGATORS["napopravku"].auth == NAPOPRAVKU_BEARER
-    assert AGGREGATORS["sberzdorovie"].auth == AGGREGATORS["32top"].auth == IDENT_INTEGRATION_KEY
+def test_every_configured_aggregator_speaks_a_registered_kind_with_its_auth():
+    kinds = {a.name: a.kind for a in load_config().aggregators}
+    assert kinds == {
+        "prodoctorov": "prodoctorov",
+        "napopravku": "napopravku",
+        "sberzdorovie": "ident_timetable",
+        "32top": "ident_timetable",
+    }
+    assert publisher("prodoctorov").spec.auth == PRODOCTOROV_TOKEN
+    assert publisher("napopravku").spec.auth == NAPOPRAVKU_BEARER
+    assert publisher("sberzdorovie").spec.auth == IDENT_INTEGRATION_KEY
+    assert publisher("sberzdorovie") == publisher("32top")
+    with pytest.raises(KeyError, match="no aggregator 'docdoc'"):
+        publisher("docdoc")
 
 
 def test_prodoctorov_gets_free_and_busy_cells_per_branch(network):
     schedule = network.schedule("prodoctorov")
-    requests = AGGREGATORS["prodoctorov"].build_requests(schedule, network.branches())
+    requests = publisher("prodoctorov").build_requests(schedule, network.branches())
     assert [(r.method, r.endpoint, r.branch_ids) for r in requests] == [
         ("POST", "v2/doctors/send_schedule/", ("b1",)),
         ("POST", "v2/doctors/send_schedule/", ("ekb",)),
@@ -76,14 +85,14 @@ def test_prodoctorov_gets_free_and_busy_cells_per_branch(network):
 
 def test_a_doctor_with_nothing_left_is_sent_with_no_cells(clinic):
     clinic.work("d1", "b1", "2026-12-01 06:00", "2026-12-01 09:00")  # over by 10:00 today
-    requests = AGGREGATORS["prodoctorov"].build_requests(clinic.schedule(), clinic.branches())
+    requests = publisher("prodoctorov").build_requests(clinic.schedule(), clinic.branches())
     assert bodies(requests)[0]["schedule"]["data"]["b1"]["d1"]["cells"] == []
 
 
 def test_napopravku_gets_clinics_doctors_then_free_ranges(network):
     network.work("d1", "ekb", f"{DAY} 14:00", f"{DAY} 15:00", network.YEKT)
     network.rule("d2", slot_minutes=15)
-    requests = AGGREGATORS["napopravku"].build_requests(
+    requests = publisher("napopravku").build_requests(
         network.schedule("napopravku"), network.branches()
     )
     assert [(r.endpoint, r.kind, r.branch_ids) for r in requests] == [
@@ -188,9 +197,9 @@ def cells_of(aggregator: str, parsed: list[dict]) -> list:
 @pytest.mark.parametrize("parts", [2, 8])
 def test_a_large_branch_is_split_below_the_limit_without_losing_anything(clinic, aggregator, parts):
     schedule = big_branch(clinic).schedule(aggregator)
-    whole = AGGREGATORS[aggregator].build_requests(schedule, clinic.branches())
+    whole = publisher(aggregator).build_requests(schedule, clinic.branches())
     limit = max(len(request.body) for request in whole) // parts
-    split = AGGREGATORS[aggregator].build_requests(
+    split = publisher(aggregator).build_requests(
         schedule, clinic.branches(), max_request_bytes=limit
     )
     assert len(split) > len(whole)
@@ -201,7 +210,7 @@ def test_a_large_branch_is_split_below_the_limit_without_losing_anything(clinic,
 def test_a_limit_too_small_for_one_doctor_day_is_refused(clinic):
     schedule = big_branch(clinic, doctors=1, days=1).schedule("napopravku")
     with pytest.raises(RequestTooLarge, match="doctor d0: one day needs"):
-        AGGREGATORS["napopravku"].build_requests(schedule, clinic.branches(), max_request_bytes=150)
+        publisher("napopravku").build_requests(schedule, clinic.branches(), max_request_bytes=150)
 
 
 def test_napopravku_publishes_a_fully_booked_network_with_no_slots(clinic):
@@ -209,7 +218,7 @@ def test_napopravku_publishes_a_fully_booked_network_with_no_slots(clinic):
     clinic.busy("d3", f"{DAY} 12:00", f"{DAY} 13:00")
     schedule = clinic.schedule("napopravku")
     assert schedule.free.empty
-    requests = AGGREGATORS["napopravku"].build_requests(schedule, clinic.branches())
+    requests = publisher("napopravku").build_requests(schedule, clinic.branches())
     slots = [
         body
         for request, body in zip(requests, bodies(requests), strict=True)

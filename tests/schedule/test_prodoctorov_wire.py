@@ -11,7 +11,7 @@ import json
 import pytest
 import requests
 
-from ident_hooks.schedule.aggregators import AGGREGATORS
+from ident_hooks.schedule.aggregators import publisher
 from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
 
 DAY = "2026-12-02"
@@ -19,7 +19,7 @@ PATH = "/v2/doctors/send_schedule/"
 
 
 def build(clinic, **options):
-    return AGGREGATORS["prodoctorov"].build_requests(
+    return publisher("prodoctorov").build_requests(
         clinic.schedule("prodoctorov"), clinic.branches(), **options
     )
 
@@ -161,7 +161,7 @@ def test_what_we_send_is_what_the_simulator_keeps(clinic, sim, service_connectio
     clinic.work("d1", "b1", f"{DAY} 09:00", f"{DAY} 11:00")
     clinic.busy("d1", f"{DAY} 09:30", f"{DAY} 10:00")
     clinic.work("d2", "ekb", f"{DAY} 10:00", f"{DAY} 11:00", clinic.YEKT)
-    target = AGGREGATORS["prodoctorov"]
+    target = publisher("prodoctorov")
     client = target.client(service_connection("pd_wire", sim.base_url, "t"))
     for request in build(clinic):
         assert request.send(client).status_code == 204

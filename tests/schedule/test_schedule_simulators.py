@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from ident_hooks.http_client import ServiceRejected
-from ident_hooks.schedule.aggregators import AGGREGATORS
+from ident_hooks.schedule.aggregators import publisher
 from ident_hooks.schedule.engine import compute_schedule, resolve_settings
 from ident_hooks.simulators.base import Fault
 from ident_hooks.simulators.ident_timetable import IdentTimetableSimulator
@@ -29,7 +29,7 @@ def network(clinic):
 
 
 def publish(aggregator, schedule, branches, conn_id, **build_options):
-    target = AGGREGATORS[aggregator]
+    target = publisher(aggregator)
     client = target.client(conn_id, **NO_WAIT)
     outgoing = target.build_requests(schedule, branches, **build_options)
     statuses = [request.send(client).status_code for request in outgoing]

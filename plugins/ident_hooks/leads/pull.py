@@ -30,6 +30,7 @@ from ident_hooks.leads.store import (
     store_leads,
     store_rejects,
 )
+from ident_hooks.registry import LEAD_SOURCE_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ def pull_source(
     tz = ZoneInfo(clinic_timezone)
     cursor = parse_cursor(read_cursor())
     period_from = period_start(cursor, now, tz, initial_days)
+    revisit_days = LEAD_SOURCE_KINDS[kind].revisit_days
+    if cursor is not None and revisit_days:
+        # Leads of this kind change state at the source later (cancelled, deleted).
+        period_from = min(period_from, period_start(None, now, tz, revisit_days))
     adapter = adapter_for(kind)
     settings = SourceSettings(source=source, timezone=tz)
     # The whole period is fetched before anything is stored: a failure half-way through

@@ -48,9 +48,6 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from ident_hooks.config import KNOWN_AGGREGATORS
-
-NAPOPRAVKU_DAYS_AHEAD = 32
 DEFAULT_DAYS_AHEAD = 30
 DEFAULT_SKIP_HOURS_TODAY = 2
 DEFAULT_SLOT_MINUTES = 30
@@ -114,25 +111,24 @@ def _checked_number(
     return int(value) if integral else float(value)
 
 
-def resolve_settings(aggregator: str, row: Mapping[str, Any] | None) -> ExportSettings:
+def resolve_settings(
+    aggregator: str, row: Mapping[str, Any] | None, *, fixed_days_ahead: int | None = None
+) -> ExportSettings:
     """Settings for ``aggregator`` from its ``clinic.export_settings`` row (or ``None``).
 
-    Missing or NULL values take the defaults (30 days, 2 hours, 30 minutes,
-    enabled). НаПоправку's horizon is fixed at 32 days whatever the row says.
+    Missing or NULL values take the defaults (30 days, 2 hours, 30 minutes, enabled).
+    ``fixed_days_ahead`` is a horizon the service itself fixes (its kind's, in the
+    registry: НаПоправку's today + 32), whatever the row says.
     Raises :class:`InvalidExportSettings` naming the bad setting.
     """
-    if aggregator not in KNOWN_AGGREGATORS:
-        raise InvalidExportSettings(
-            f"unknown aggregator {aggregator!r}; known: {', '.join(KNOWN_AGGREGATORS)}"
-        )
     row = row or {}
 
     def value(name: str, default: Any) -> Any:
         found = row.get(name)
         return default if found is None else found
 
-    if aggregator == "napopravku":
-        days_ahead = NAPOPRAVKU_DAYS_AHEAD
+    if fixed_days_ahead is not None:
+        days_ahead = fixed_days_ahead
     else:
         days_ahead = _checked_number(
             aggregator,

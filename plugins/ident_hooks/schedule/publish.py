@@ -2,9 +2,9 @@
 
 The database work is a fixed handful of set-based queries; every request is sent and
 retried on its own by the HTTP client. A request whose body is identical to the one
-last sent successfully is skipped only where the aggregator allows it, and only for as
-long as it allows (``Aggregator.skip_unchanged``): НаПоправку's slots go on every run,
-since the service wants them every 10 minutes or more often, changed or not
+last sent successfully is skipped only where the aggregator's kind allows it, and only
+for as long (``AggregatorKind.skip_unchanged`` in the registry): НаПоправку's slots go
+on every run, since the service wants them every 10 minutes or more often, changed or not
 (``napopravku/rta-api-service-client``, ``README.md``). Every run leaves one row in
 ``integration.publish_log``; for НаПоправку it also records the doctors the service
 could not link to its own profiles (``not_matched`` of the ``POST doctors`` reply,
@@ -16,18 +16,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 import psycopg
 
 from ident_hooks.http_client import ServiceClient, ServiceError
 from ident_hooks.schedule.aggregators import (
-    AGGREGATORS,
     DEFAULT_MAX_REQUEST_BYTES,
+    RequestTooLarge,
     doctor_names,
+    publisher,
 )
 from ident_hooks.schedule.engine import (
+    ExportSettings,
     InvalidExportSettings,
     Schedule,
     compute_schedule,
@@ -68,6 +72,13 @@ def _request_keys(requests: list) -> list[str]:
     return keys
 
 
+def settings_for(aggregator: str, row: Mapping[str, Any] | None) -> ExportSettings:
+    """The configured aggregator's export settings: its ``clinic.export_settings`` row
+    under the rules of its kind (a horizon the service fixes)."""
+    spec = publisher(aggregator).spec
+    return resolve_settings(aggregator, row, fixed_days_ahead=spec.fixed_days_ahead)
+
+
 def publish_schedule(
     aggregator: str,
     *,
@@ -81,9 +92,10 @@ def publish_schedule(
     make no sense, and re-raises the service's error after logging the failed run."""
     started = datetime.now().astimezone()
     summary = PublishSummary(aggregator)
+    target = publisher(aggregator)
     settings_row = read_settings(conn, aggregator)
     try:
-        settings = resolve_settings(aggregator, settings_row)
+        settings = settings_for(aggregator, settings_row)
     except InvalidExportSettings as invalid:
         summary.status, summary.error = "failed", str(invalid)
         _log_run(conn, summary, started, run_id)
@@ -99,10 +111,14 @@ def publish_schedule(
     schedule = compute_schedule(
         snapshot.work, snapshot.busy, snapshot.doctors, snapshot.rules, settings, now
     )
-    target = AGGREGATORS[aggregator]
-    requests = target.build_requests(
-        schedule, snapshot.branches, max_request_bytes=max_request_bytes
-    )
+    try:
+        requests = target.build_requests(
+            schedule, snapshot.branches, max_request_bytes=max_request_bytes
+        )
+    except RequestTooLarge as too_large:
+        summary.status, summary.error = "failed", str(too_large)
+        _log_run(conn, summary, started, run_id)
+        raise
     summary.doctors = len(schedule.doctors)
     summary.free_slots = len(schedule.free)
     summary.busy_cells = len(schedule.busy)
@@ -124,7 +140,7 @@ def publish_schedule(
         for key, request in zip(_request_keys(requests), requests, strict=True):
             body_hash = hashlib.sha256(request.body).hexdigest()
             previous = last_sent.get(key)
-            skip_for = target.skip_unchanged.get(request.kind)
+            skip_for = target.spec.skip_unchanged.get(request.kind)
             if (
                 skip_for is not None
                 and previous

@@ -89,6 +89,11 @@ class SimulatorServer:
     def route(self, method: str, path: str, handler: Handler) -> None:
         self._routes[(method.upper(), path.rstrip("/"))] = handler
 
+    def serve_routes_of(self, other: SimulatorServer) -> None:
+        """Answer ``other``'s routes here, through ``other`` (its auth, faults, records)."""
+        for method, path in other._routes:
+            self.route(method, path, other.dispatch)
+
     def authorize(self, request: SimRequest) -> SimResponse | None:
         """Return an error response when the request is not authorised."""
         return None

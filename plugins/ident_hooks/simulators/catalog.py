@@ -1,29 +1,25 @@
 """Which simulator stands in for which Airflow connection — one place for tests and the demo.
 
-``start_simulators`` starts one loopback server per external service and returns, for
-each connection id of ``include/integrations.yaml``, the server and the Airflow
-connection (JSON) that points at it with the simulator's credentials.
+``build_simulators`` makes one loopback server per connection of the integrations config,
+chosen by the kind of the instances that use it, and returns, for each connection id,
+the server and the Airflow connection (JSON) that points at it with the simulator's
+credentials. A new kind is one factory in :data:`LEAD_SIMULATORS` or
+:data:`AGGREGATOR_SIMULATORS`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ident_hooks.simulators.base import SimulatorServer
 
-# Credentials the simulators accept; they protect nothing real.
-DEMO_SECRETS = {
-    "prodoctorov": "prodoctorov-demo-token",
-    "sberzdorovie": "sberzdorovie-demo-key",
-    "uis": "uis-demo-token",
-    "flexbe": "flexbe-demo-key",
-    "napopravku": "napopravku-demo-token",
-    "32top": "32top-demo-key",
-    "site": "site-demo-key",
-}
+
+def demo_secret(conn_id: str) -> str:
+    """The credential a connection's simulator accepts; it protects nothing real."""
+    return f"{conn_id}-demo-key"
 
 
 @dataclass
@@ -48,78 +44,118 @@ class SimulatedService:
         return f"AIRFLOW_CONN_{self.conn_id.upper()}"
 
 
+@dataclass(frozen=True)
+class _Context:
+    secret: str
+    doctors: list[tuple[str, str]]
+    branch_ids: tuple[str, ...]
+    seed: int
+    common: dict[str, Any]
+    # The connection also takes a schedule: the partner is an aggregator (32top), whose
+    # tickets name only the doctor's surname and the start time.
+    also_aggregator: bool
+
+
+def _uis(c: _Context) -> tuple[SimulatorServer, str]:
+    from ident_hooks.simulators.uis import UisSimulator
+
+    return UisSimulator(access_token=c.secret, seed=c.seed, doctors=c.doctors, **c.common), ""
+
+
+def _flexbe(c: _Context) -> tuple[SimulatorServer, str]:
+    from ident_hooks.simulators.flexbe import FlexbeSimulator
+
+    return FlexbeSimulator(api_key=c.secret, seed=c.seed, doctors=c.doctors, **c.common), ""
+
+
+def _napopravku(c: _Context) -> tuple[SimulatorServer, str]:
+    from ident_hooks.simulators.napopravku import NapopravkuSimulator
+
+    simulator = NapopravkuSimulator(
+        token=c.secret, clinic_ids=c.branch_ids, seed=c.seed, doctors=c.doctors, **c.common
+    )
+    return simulator, "/api/v1"
+
+
+def _ident_tickets(c: _Context) -> tuple[SimulatorServer, str]:
+    from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
+
+    style = "32top" if c.also_aggregator else "site"
+    simulator = IdentTicketsSimulator(
+        key=c.secret, style=style, seed=c.seed, doctors=c.doctors, **c.common
+    )
+    return simulator, ""
+
+
+def _prodoctorov(c: _Context) -> tuple[SimulatorServer, str]:
+    from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
+
+    return ProdoctorovSimulator(token=c.secret), ""
+
+
+def _ident_timetable(c: _Context) -> tuple[SimulatorServer, str]:
+    from ident_hooks.simulators.ident_timetable import IdentTimetableSimulator
+
+    return IdentTimetableSimulator(key=c.secret), ""
+
+
+# kind (registry.py) -> (context -> (server, path under its base URL))
+Factory = Callable[[_Context], tuple[SimulatorServer, str]]
+LEAD_SIMULATORS: dict[str, Factory] = {
+    "uis": _uis,
+    "flexbe": _flexbe,
+    "napopravku": _napopravku,
+    "ident_tickets": _ident_tickets,
+}
+AGGREGATOR_SIMULATORS: dict[str, Factory] = {
+    "prodoctorov": _prodoctorov,
+    "napopravku": _napopravku,
+    "ident_timetable": _ident_timetable,
+}
+
+
 def build_simulators(
     doctors: Iterable[tuple[str, str]],
     branch_ids: Iterable[str],
-    site_names: Iterable[str] = ("main",),
     *,
+    config: Any = None,
     seed: int = 0,
     **common: Any,
 ) -> dict[str, SimulatedService]:
-    """Every external service's simulator keyed by connection id (not started).
+    """A simulator per connection of ``config`` (default: integrations.yaml), not started.
 
-    ``common`` goes to the lead-serving simulators (``clock``, ``first_serial`` ...).
+    A connection used by a lead source and an aggregator of different kinds (32top pulls
+    our schedule and serves its tickets on one base URL) gets the lead simulator, with the
+    schedule receiver's routes mounted on it. ``common`` goes to the lead-serving
+    simulators (``clock``, ``first_serial`` ...).
     """
-    from ident_hooks.simulators.flexbe import FlexbeSimulator
-    from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
-    from ident_hooks.simulators.ident_timetable import IdentTimetableSimulator
-    from ident_hooks.simulators.napopravku import NapopravkuSimulator
-    from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
-    from ident_hooks.simulators.uis import UisSimulator
+    from ident_hooks.config import load_config
 
-    doctors = list(doctors)
-    kwargs = {"doctors": doctors, **common}
-    services = [
-        SimulatedService(
-            "uis",
-            UisSimulator(access_token=DEMO_SECRETS["uis"], seed=seed + 1, **kwargs),
-            DEMO_SECRETS["uis"],
-        ),
-        SimulatedService(
-            "flexbe",
-            FlexbeSimulator(api_key=DEMO_SECRETS["flexbe"], seed=seed + 2, **kwargs),
-            DEMO_SECRETS["flexbe"],
-        ),
-        SimulatedService(
-            "napopravku",
-            NapopravkuSimulator(
-                token=DEMO_SECRETS["napopravku"],
-                clinic_ids=tuple(branch_ids),
-                seed=seed + 3,
-                **kwargs,
-            ),
-            DEMO_SECRETS["napopravku"],
-            path="/api/v1",
-        ),
-        SimulatedService(
-            "prodoctorov",
-            ProdoctorovSimulator(token=DEMO_SECRETS["prodoctorov"]),
-            DEMO_SECRETS["prodoctorov"],
-        ),
-        SimulatedService(
-            "sberzdorovie",
-            IdentTimetableSimulator(key=DEMO_SECRETS["sberzdorovie"]),
-            DEMO_SECRETS["sberzdorovie"],
-        ),
-    ]
-    # 32top pulls leads from us and takes our schedule on the same base URL and key.
-    tickets = IdentTicketsSimulator(
-        key=DEMO_SECRETS["32top"], style="32top", seed=seed + 4, **kwargs
-    )
-    timetable = IdentTimetableSimulator(key=DEMO_SECRETS["32top"])
-    tickets.route("POST", "/PostTimeTable", timetable.dispatch)
-    services.append(SimulatedService("32top", tickets, DEMO_SECRETS["32top"], timetable=timetable))
-    for offset, name in enumerate(site_names):
-        services.append(
-            SimulatedService(
-                f"site_{name}",
-                IdentTicketsSimulator(
-                    key=DEMO_SECRETS["site"], style="site", seed=seed + 10 + offset, **kwargs
-                ),
-                DEMO_SECRETS["site"],
-            )
+    config = config or load_config()
+    doctors, branch_ids = list(doctors), tuple(branch_ids)
+    leads = {source.connection: source.kind for source in config.lead_sources}
+    schedules = {aggregator.connection: aggregator.kind for aggregator in config.aggregators}
+    services: dict[str, SimulatedService] = {}
+    for number, conn_id in enumerate(dict.fromkeys([*leads, *schedules])):
+        context = _Context(
+            secret=demo_secret(conn_id),
+            doctors=doctors,
+            branch_ids=branch_ids,
+            seed=seed + number + 1,
+            common=common,
+            also_aggregator=conn_id in schedules,
         )
-    return {service.conn_id: service for service in services}
+        lead_kind, schedule_kind = leads.get(conn_id), schedules.get(conn_id)
+        if lead_kind is not None:
+            server, path = LEAD_SIMULATORS[lead_kind](context)
+        else:
+            server, path = AGGREGATOR_SIMULATORS[schedule_kind](context)
+        timetable = None
+        if lead_kind is not None and schedule_kind is not None and schedule_kind != lead_kind:
+            timetable, _ = AGGREGATOR_SIMULATORS[schedule_kind](context)
+            server.serve_routes_of(timetable)
+        services[conn_id] = SimulatedService(conn_id, server, context.secret, path, timetable)
+    return services
 
 
 class DemoLeadFeeder:

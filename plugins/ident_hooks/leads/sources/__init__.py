@@ -9,9 +9,9 @@ nothing about retries, the database or Airflow. It provides
 * optionally ``acknowledge(client, external_id, *, success=True, message="")`` — to be
   called only after the lead is committed (НаПоправку cancels unacknowledged bookings).
 
-Kinds: ``uis``, ``flexbe``, ``napopravku`` and ``ident_tickets`` (IDENT ``GetTickets``:
-32top and clinic websites). A configured source names its kind in integrations.yaml, so
-any number of sources may share one.
+Which module serves which kind, and where its secret goes, is
+``ident_hooks.registry.LEAD_SOURCE_KINDS``; a configured source names its kind in
+integrations.yaml, so any number of sources may share one.
 """
 
 from __future__ import annotations
@@ -24,14 +24,9 @@ from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ident_hooks.http_client import (
-    FLEXBE_API_KEY,
-    IDENT_INTEGRATION_KEY,
-    NAPOPRAVKU_BEARER,
-    SECRET_IN_BODY,
-    AuthStyle,
-)
+from ident_hooks.http_client import AuthStyle
 from ident_hooks.leads.normalise import DoctorMatcher, Lead, Reject, RejectedRecord, without_nul
+from ident_hooks.registry import LEAD_SOURCE_KINDS
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
@@ -92,22 +87,14 @@ class SourceAdapter:
         return getattr(self.module, "acknowledge", None)
 
 
-# kind -> (module, where the secret goes); modules are imported on first use, not at DAG
-# parse time. UIS takes its token inside the JSON-RPC params, which its adapter fills in.
-SOURCE_KINDS: dict[str, tuple[str, AuthStyle]] = {
-    "uis": ("ident_hooks.leads.sources.uis", SECRET_IN_BODY),
-    "flexbe": ("ident_hooks.leads.sources.flexbe", FLEXBE_API_KEY),
-    "napopravku": ("ident_hooks.leads.sources.napopravku", NAPOPRAVKU_BEARER),
-    "ident_tickets": ("ident_hooks.leads.sources.ident_tickets", IDENT_INTEGRATION_KEY),
-}
-
-
 def adapter_for(kind: str) -> SourceAdapter:
-    """The adapter of a source kind (the ``kind`` of a lead source in integrations.yaml)."""
-    if kind not in SOURCE_KINDS:
-        raise KeyError(f"unknown lead source kind {kind!r}; known: {', '.join(SOURCE_KINDS)}")
-    module_name, auth = SOURCE_KINDS[kind]
-    return SourceAdapter(kind=kind, auth=auth, module=importlib.import_module(module_name))
+    """The adapter of a lead-source kind (``ident_hooks.registry.LEAD_SOURCE_KINDS``)."""
+    spec = LEAD_SOURCE_KINDS.get(kind)
+    if spec is None:
+        raise KeyError(f"unknown lead source kind {kind!r}; known: {', '.join(LEAD_SOURCE_KINDS)}")
+    # Imported on first use, not at DAG parse time.
+    module = importlib.import_module(f"{__name__}.{spec.adapter}")
+    return SourceAdapter(kind=kind, auth=spec.auth, module=module)
 
 
 @dataclass

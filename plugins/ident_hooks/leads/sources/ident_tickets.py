@@ -18,7 +18,8 @@ comes from:
   the paging with a warning in the task log; what came so far is kept. Partial overlaps
   are normal (a receiver that sorts newest first, like the Bitrix module
   ``Kontur\\Ident`` — ``Exchange::actionGetTickets`` orders by ``DATE_AND_TIME DESC`` —
-  shifts its pages when a lead arrives meanwhile), so each id is passed on once.
+  shifts its pages when a lead arrives meanwhile), so each id is passed on once. These
+  rules are the shared ``OffsetPaginator``'s (``ident_hooks.leads.paging``).
 * **The patient's name** is ``ClientFullName`` or ``ClientSurname`` + ``ClientName`` +
   ``ClientPatronymic`` (never both: ``Kontur\\Ident`` ``TicketTable::getMap`` and
   ``Exchange::actionGetTickets``; ``brearey/smmikod`` ``src/database/init.sql``,
@@ -39,8 +40,6 @@ comes from:
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -54,64 +53,33 @@ from ident_hooks.leads.normalise import (
     parse_time,
     record_id,
 )
+from ident_hooks.leads.paging import OffsetPaginator, Page, field_key, walk
 from ident_hooks.leads.sources import SourceError, SourceSettings, read_json
-
-log = logging.getLogger(__name__)
 
 ENDPOINT = "GetTickets"
 DEFAULT_PAGE_SIZE = 500
 NAME_PARTS = ("ClientSurname", "ClientName", "ClientPatronymic")
 
 
-def _ticket_key(ticket: Any) -> str:
-    """What tells tickets apart across pages: the id, or for a ticket without a usable
-    one (left for ``parse`` to reject) the whole record."""
-    identity = ticket.get("Id") if isinstance(ticket, dict) else None
-    if isinstance(identity, int | str) and not isinstance(identity, bool):
-        text = str(identity).strip()
-        if text:
-            return f"id:{text}"
-    return "raw:" + json.dumps(ticket, ensure_ascii=False, sort_keys=True, default=str)
+def _page(client: Any, source: str, params: dict[str, Any]) -> Page:
+    page = read_json(client.request("GET", ENDPOINT, params=params), source)
+    if not isinstance(page, list):
+        raise SourceError(source, f"expected a JSON array, got {str(page)[:200]!r}")
+    return Page(page)
 
 
 def fetch(
     client: Any, period_from: datetime, period_to: datetime, *, settings: SourceSettings
 ) -> Iterator[dict[str, Any]]:
     """Tickets of ``[period_from, period_to)``, every page walked, each id once."""
-    limit = settings.page_size or DEFAULT_PAGE_SIZE
-    offset = 0
-    seen: set[str] = set()
-    while True:
-        params = {
-            "dateTimeFrom": period_from.isoformat(timespec="seconds"),
-            "dateTimeTo": period_to.isoformat(timespec="seconds"),
-            "limit": limit,
-            "offset": offset,
-        }
-        page = read_json(client.request("GET", ENDPOINT, params=params), settings.source)
-        if not isinstance(page, list):
-            raise SourceError(settings.source, f"expected a JSON array, got {str(page)[:200]!r}")
-        if not page:
-            return
-        keys = [_ticket_key(ticket) for ticket in page]
-        if all(key in seen for key in keys):
-            log.warning(
-                "%s: GetTickets at offset %d sent %d tickets, none of them new: the server"
-                " seems to ignore offset. Paging stopped after %d tickets; if it has more in"
-                " %s .. %s, they are not fetched until it pages correctly",
-                settings.source,
-                offset,
-                len(page),
-                len(seen),
-                params["dateTimeFrom"],
-                params["dateTimeTo"],
-            )
-            return
-        for key, ticket in zip(keys, page, strict=True):
-            if key not in seen:
-                seen.add(key)
-                yield ticket
-        offset += len(page)
+    period = {
+        "dateTimeFrom": period_from.isoformat(timespec="seconds"),
+        "dateTimeTo": period_to.isoformat(timespec="seconds"),
+    }
+    paginator = OffsetPaginator(
+        settings.source, limit=settings.page_size or DEFAULT_PAGE_SIZE, key=field_key("Id")
+    )
+    return walk(paginator, lambda paging: _page(client, settings.source, {**period, **paging}))
 
 
 def _client_name(raw: dict[str, Any]) -> str | None:

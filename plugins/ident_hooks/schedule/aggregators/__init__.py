@@ -1,25 +1,18 @@
-"""Payload builders, one module per aggregator API, and the registry that names them.
+"""Payload builders, one module per aggregator protocol, and the publisher that runs them.
 
 A builder module exposes ``build_requests(schedule, branches, *, max_request_bytes)``
 returning the :class:`OutgoingRequest` list to send, in order. ``branches`` is a
-DataFrame ``branch_id, name`` (optional ``address``). A module may also expose
-``read_reply(request, response) -> ReplyFindings`` for what a service says back beyond
-success. Adding an aggregator is one module plus one :data:`AGGREGATORS` entry.
-
-Each aggregator says which request kinds may be skipped when their body is the same as
-the one last sent successfully, and for how long (``skip_unchanged``); a kind not named
-there is sent on every run. НаПоправку wants slots every 10 minutes or more often,
-changed or not, and clinics and doctors daily or more often (``README.md`` of
-``napopravku/rta-api-service-client``, «Правила работы с сервисом»): its slots are never
-skipped, its clinics and doctors for at most 6 hours. The others skip an unchanged
-schedule for 60 minutes.
+DataFrame ``branch_id, name`` (optional ``address``, ``ident_id``). A module may also
+expose ``read_reply(request, response) -> ReplyFindings`` for what a service says back
+beyond success. Which module serves which configured aggregator, its auth and its rules
+(how long an unchanged request may go unsent, a fixed horizon) are in
+:mod:`ident_hooks.registry`; a new protocol is one module here plus one kind there.
 
 Bodies are rendered straight to UTF-8 JSON bytes: fragments are formatted once
 per distinct value (a date, a time, a slot) and joined per doctor-day, which is
-what keeps a 2,000-doctor network within the benchmark budget. Requests never
-mix branches and stay at or below ``max_request_bytes``; a branch too large for
-one request is split between doctors, and a doctor too large for one request
-between days.
+what keeps a 2,000-doctor network within the benchmark budget. How a schedule is cut
+into requests is the protocol's: ПроДокторов one branch per request, НаПоправку's slots
+one branch per request split below ``max_request_bytes``, IDENT the whole timetable.
 """
 
 from __future__ import annotations
@@ -27,21 +20,16 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ident_hooks.http_client import (
-    IDENT_INTEGRATION_KEY,
-    NAPOPRAVKU_BEARER,
-    PRODOCTOROV_TOKEN,
-    AuthStyle,
-    ServiceClient,
-)
+from ident_hooks.config import load_config
+from ident_hooks.http_client import ServiceClient
+from ident_hooks.registry import AggregatorKind
 from ident_hooks.schedule.engine import SECONDS_PER_DAY, Schedule
 
 # nginx rejects bodies over 1 MiB by default; stay well below it.
@@ -87,22 +75,17 @@ class ReplyFindings:
 
 
 @dataclass(frozen=True)
-class Aggregator:
-    """How to reach one aggregator: its builder module, auth style and default connection.
+class Publisher:
+    """A configured aggregator's protocol at work: builds its requests, reads its replies.
 
-    ``skip_unchanged`` maps a request kind to how long a request of that kind whose body
-    equals the last one sent successfully may go unsent; other kinds go on every run.
+    ``spec`` is its kind from :mod:`ident_hooks.registry`; the builder module is imported
+    on first use, so nothing of it costs anything at DAG parse time.
     """
 
-    name: str
-    module: str
-    auth: AuthStyle
-    default_conn_id: str
-    skip_unchanged: Mapping[str, timedelta] = field(default_factory=dict, hash=False)
+    spec: AggregatorKind
 
     def _builder(self) -> Any:
-        # Imported on use so the registry costs nothing at DAG parse time.
-        return importlib.import_module(f"{__name__}.{self.module}")
+        return importlib.import_module(f"{__name__}.{self.spec.builder}")
 
     def build_requests(
         self,
@@ -119,33 +102,13 @@ class Aggregator:
         read = getattr(self._builder(), "read_reply", None)
         return read(request, response) if read is not None else ReplyFindings()
 
-    def client(self, conn_id: str | None = None, **options: Any) -> ServiceClient:
-        return ServiceClient(conn_id or self.default_conn_id, auth=self.auth, **options)
+    def client(self, conn_id: str, **options: Any) -> ServiceClient:
+        return ServiceClient(conn_id, auth=self.spec.auth, **options)
 
 
-HOUR = timedelta(hours=1)
-AGGREGATORS: dict[str, Aggregator] = {
-    "prodoctorov": Aggregator(
-        "prodoctorov", "prodoctorov", PRODOCTOROV_TOKEN, "prodoctorov", {"schedule": HOUR}
-    ),
-    "napopravku": Aggregator(
-        "napopravku",
-        "napopravku",
-        NAPOPRAVKU_BEARER,
-        "napopravku",
-        {"clinics": 6 * HOUR, "doctors": 6 * HOUR},
-    ),
-    "sberzdorovie": Aggregator(
-        "sberzdorovie",
-        "ident_timetable",
-        IDENT_INTEGRATION_KEY,
-        "sberzdorovie",
-        {"timetable": HOUR},
-    ),
-    "32top": Aggregator(
-        "32top", "ident_timetable", IDENT_INTEGRATION_KEY, "32top", {"timetable": HOUR}
-    ),
-}
+def publisher(aggregator: str) -> Publisher:
+    """The publisher of the aggregator configured as ``aggregator`` in integrations.yaml."""
+    return Publisher(load_config().aggregator(aggregator).spec)
 
 
 # -- helpers shared by the builders --------------------------------------------------

@@ -1,0 +1,150 @@
+"""The one registry of integration kinds: which protocols exist and what each can do.
+
+A *kind* is a protocol: the module that speaks it (a payload builder for an aggregator,
+an adapter for a lead source), where its secret goes, its label for staff and its
+capabilities. ``include/integrations.yaml`` names *instances* of kinds, each with its
+own Airflow connection, so a second Flexbe landing or another IDENT partner is a YAML
+entry and a connection. A new protocol is one module, its simulator and one entry here;
+nothing else in the code, the SQL or the DAG files lists integration names.
+
+Nothing here imports the modules it names: DAG files read the registry at parse time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import MappingProxyType
+from typing import Any
+
+from ident_hooks.http_client import (
+    FLEXBE_API_KEY,
+    IDENT_INTEGRATION_KEY,
+    NAPOPRAVKU_BEARER,
+    PRODOCTOROV_TOKEN,
+    SECRET_IN_BODY,
+    AuthStyle,
+)
+
+
+@dataclass(frozen=True)
+class AggregatorKind:
+    """A schedule-publishing protocol.
+
+    ``builder`` is the module under ``ident_hooks.schedule.aggregators`` that turns a
+    computed schedule into requests; ``skip_unchanged`` maps a request kind to how long a
+    request whose body equals the last one accepted may go unsent (kinds not named are
+    sent on every run); ``fixed_days_ahead`` overrides the clinic's ``days_ahead``;
+    ``sends_busy`` says whether busy cells go out beside free slots. ``title`` is the
+    default label of an instance (None for a protocol many services speak: the instance
+    then needs its own ``title`` in the YAML, else its name is shown).
+    """
+
+    name: str
+    title: str | None
+    builder: str
+    auth: AuthStyle
+    payload: str  # what is sent, for the DAG's documentation
+    sends_busy: bool
+    fixed_days_ahead: int | None = None
+    skip_unchanged: Mapping[str, timedelta] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class LeadSourceKind:
+    """A lead-pulling protocol: ``adapter`` is the module under ``ident_hooks.leads.sources``.
+
+    ``acknowledges``: the service must be told, after the commit, that a lead was stored.
+    ``revisit_days``: leads change state at the source after the day they came (Flexbe's
+    cancelled and deleted), so every pull reads at least this many days back.
+    ``title`` as for :class:`AggregatorKind`.
+    """
+
+    name: str
+    title: str | None
+    adapter: str
+    auth: AuthStyle
+    acknowledges: bool = False
+    revisit_days: int = 0
+
+
+AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
+    {
+        kind.name: kind
+        for kind in (
+            AggregatorKind(
+                name="prodoctorov",
+                title="ПроДокторов",
+                builder="prodoctorov",
+                auth=PRODOCTOROV_TOKEN,
+                payload="free and busy cells, `v2/doctors/send_schedule/`",
+                sends_busy=True,
+                skip_unchanged={"schedule": timedelta(minutes=60)},
+            ),
+            AggregatorKind(
+                name="napopravku",
+                title="НаПоправку",
+                builder="napopravku",
+                auth=NAPOPRAVKU_BEARER,
+                payload="clinics, doctors and free ranges, RTA API `slots`",
+                sends_busy=False,
+                # Vendor rule (napopravku/rta-api-service-client README): the horizon is
+                # today + 32; slots every 10 minutes or more often, changed or not;
+                # clinics and doctors daily or more often.
+                fixed_days_ahead=32,
+                skip_unchanged={
+                    "clinics": timedelta(hours=6),
+                    "doctors": timedelta(hours=6),
+                },
+            ),
+            AggregatorKind(
+                name="ident_timetable",
+                title=None,
+                builder="ident_timetable",
+                auth=IDENT_INTEGRATION_KEY,
+                payload="IDENT `PostTimeTable`: the whole timetable, free and busy",
+                sends_busy=True,
+                skip_unchanged={"timetable": timedelta(minutes=60)},
+            ),
+        )
+    }
+)
+
+LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
+    {
+        kind.name: kind
+        for kind in (
+            # UIS takes its token inside the JSON-RPC params, which its adapter fills in.
+            LeadSourceKind("uis", "UIS", "uis", SECRET_IN_BODY),
+            # A lead cancelled or deleted in Flexbe days later must leave the inbox.
+            LeadSourceKind("flexbe", "Flexbe", "flexbe", FLEXBE_API_KEY, revisit_days=7),
+            LeadSourceKind(
+                "napopravku", "НаПоправку", "napopravku", NAPOPRAVKU_BEARER, acknowledges=True
+            ),
+            LeadSourceKind("ident_tickets", None, "ident_tickets", IDENT_INTEGRATION_KEY),
+        )
+    }
+)
+
+
+def record_instances(conn: Any, config: Any) -> None:
+    """Write the configured instances and their labels to ``integration.integrations``.
+
+    Called by the migration commands and at the start of every pull and publish run, so
+    the labels staff see follow the YAML file; rows of removed instances stay.
+    """
+    rows = [("aggregator", a.name, a.kind, a.title) for a in config.aggregators] + [
+        ("lead_source", s.name, s.kind, s.title) for s in config.lead_sources
+    ]
+    conn.execute(
+        """
+        insert into integration.integrations (role, name, kind, title)
+        select * from unnest(%s::text[], %s::text[], %s::text[], %s::text[])
+        on conflict (role, name) do update
+           set kind = excluded.kind, title = excluded.title, updated_at = now()
+         where (integrations.kind, integrations.title) is distinct from
+               (excluded.kind, excluded.title)
+        """,
+        [list(column) for column in zip(*rows, strict=True)] if rows else [[], [], [], []],
+    )
