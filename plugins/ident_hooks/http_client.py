@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import requests
+import requests.auth
 import tenacity
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,30 @@ class AuthStyle:
     @property
     def needs_secret(self) -> bool:
         return self.header is not None or self.query_param is not None
+
+    def bind(self, secret: str) -> requests.auth.AuthBase:
+        """The ``requests`` auth that puts ``secret`` where this style says."""
+        return SecretAuth(self, secret)
+
+
+class SecretAuth(requests.auth.AuthBase):
+    """Adds a service's secret to every request of a session, so the code that builds
+    requests never touches it."""
+
+    def __init__(self, style: AuthStyle, secret: str) -> None:
+        self.style = style
+        self.secret = secret
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        style = self.style
+        if style.header:
+            request.headers[style.header] = style.header_format.format(secret=self.secret)
+        if style.query_param:
+            request.prepare_url(request.url, {style.query_param: self.secret})
+        return request
+
+    def __repr__(self) -> str:  # never the secret
+        return f"SecretAuth({self.style!r})"
 
 
 PRODOCTOROV_TOKEN = AuthStyle(header="Authorization", header_format="Token {secret}")
@@ -190,12 +215,9 @@ class ServiceClient:
                     endpoint="-",
                 )
             session = self._hook.get_conn(extra_options={"check_response": False})
-            session.auth = None  # the secret travels as AuthStyle says, never as basic auth
+            # The secret travels as the AuthStyle says, never as HTTP basic auth.
+            session.auth = self.auth.bind(self._secret)
             session.headers.update(self.auth.headers)
-            if self.auth.header:
-                session.headers[self.auth.header] = self.auth.header_format.format(
-                    secret=self._secret
-                )
             self._session = session
         return self._session
 
@@ -241,8 +263,6 @@ class ServiceClient:
         method = method.upper()
         url = self._hook.url_from_endpoint(endpoint.lstrip("/"))
         query = dict(params or {})
-        if self.auth.query_param:
-            query[self.auth.query_param] = self._secret
         shown = self.redact(endpoint)
 
         def send_once() -> requests.Response:
