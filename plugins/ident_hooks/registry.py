@@ -35,7 +35,8 @@ class AggregatorKind:
     ``builder`` is the module under ``ident_hooks.schedule.aggregators`` that turns a
     computed schedule into requests; ``skip_unchanged`` maps a request kind to how long a
     request whose body equals the last one accepted may go unsent (kinds not named are
-    sent on every run); ``fixed_days_ahead`` overrides the clinic's ``days_ahead``;
+    sent on every run); ``fixed_days_ahead`` overrides the clinic's ``days_ahead``,
+    counted in ``horizon_zone``'s date (None: each branch's own);
     ``sends_busy`` says whether busy cells go out beside free slots. ``title`` is the
     default label of an instance (None for a protocol many services speak: the instance
     then needs its own ``title`` in the YAML, else its name is shown).
@@ -48,6 +49,7 @@ class AggregatorKind:
     payload: str  # what is sent, for the DAG's documentation
     sends_busy: bool
     fixed_days_ahead: int | None = None
+    horizon_zone: str | None = None
     skip_unchanged: Mapping[str, timedelta] = field(default_factory=dict, hash=False)
 
 
@@ -93,6 +95,10 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                 # today + 32; slots every 10 minutes or more often, changed or not;
                 # clinics and doctors daily or more often.
                 fixed_days_ahead=32,
+                # «наше API работает в UTC» (README): a Yekaterinburg branch just after its
+                # midnight must not send today + 33 by the service's count. UTC's date is
+                # never ahead of a Russian branch's, so this stays inside the service's window.
+                horizon_zone="UTC",
                 skip_unchanged={
                     "clinics": timedelta(hours=6),
                     "doctors": timedelta(hours=6),

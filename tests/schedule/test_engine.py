@@ -328,3 +328,26 @@ def test_settings_that_make_no_sense_are_refused(aggregator, row, named):
     with pytest.raises(InvalidExportSettings, match=named):
         resolve_settings(aggregator, row)
     assert issubclass(InvalidExportSettings, ValueError)
+
+
+def test_napopravku_horizon_never_passes_the_services_date_east_of_it(clinic):
+    """23:58 Moscow is 01:58 the next day in Yekaterinburg: by the service's own (UTC) date
+    today + 32 is still a day earlier there, and a later date would be refused (422)."""
+    now = dt.datetime(2026, 12, 1, 20, 58, tzinfo=dt.UTC)  # 23:58 MSK, 01:58 YEKT on Dec 2
+    for day in ("2027-01-02", "2027-01-03"):
+        clinic.work("d1", "ekb", f"{day} 09:00", f"{day} 10:00", clinic.YEKT)
+        clinic.work("d2", "b1", f"{day} 09:00", f"{day} 10:00")
+    napopravku = clinic.schedule("napopravku", now=now)
+    assert set(napopravku.free["local_date"]) == {"2027-01-02"}
+    # Others count the horizon by each branch's own date: 30 days from Dec 2 in Yekaterinburg.
+    clinic.work("d1", "ekb", "2027-01-01 09:00", "2027-01-01 10:00", clinic.YEKT)
+    clinic.work("d2", "b1", "2027-01-01 09:00", "2027-01-01 10:00")
+    prodoctorov = clinic.schedule("prodoctorov", {"days_ahead": 30}, now=now)
+    published = set(
+        zip(
+            prodoctorov.free["branch_id"].astype(str),
+            prodoctorov.free["local_date"].astype(str),
+            strict=True,
+        )
+    )
+    assert ("ekb", "2027-01-01") in published and ("b1", "2027-01-01") not in published

@@ -96,6 +96,8 @@ class ExportSettings:
     skip_hours_today: float = DEFAULT_SKIP_HOURS_TODAY
     slot_minutes: int = DEFAULT_SLOT_MINUTES
     enabled: bool = True
+    # The zone whose date the service counts its own horizon in; None: each branch's own.
+    horizon_zone: str | None = None
 
 
 def _checked_number(
@@ -112,13 +114,18 @@ def _checked_number(
 
 
 def resolve_settings(
-    aggregator: str, row: Mapping[str, Any] | None, *, fixed_days_ahead: int | None = None
+    aggregator: str,
+    row: Mapping[str, Any] | None,
+    *,
+    fixed_days_ahead: int | None = None,
+    horizon_zone: str | None = None,
 ) -> ExportSettings:
     """Settings for ``aggregator`` from its ``clinic.export_settings`` row (or ``None``).
 
     Missing or NULL values take the defaults (30 days, 2 hours, 30 minutes, enabled).
     ``fixed_days_ahead`` is a horizon the service itself fixes (its kind's, in the
-    registry: НаПоправку's today + 32), whatever the row says.
+    registry: НаПоправку's today + 32), whatever the row says; ``horizon_zone`` the zone
+    whose date that horizon is counted in, so no branch east of it reaches past it.
     Raises :class:`InvalidExportSettings` naming the bad setting.
     """
     row = row or {}
@@ -154,7 +161,7 @@ def resolve_settings(
     enabled = value("enabled", True)
     if not isinstance(enabled, bool):
         raise InvalidExportSettings(f"{aggregator}: enabled must be true or false, got {enabled!r}")
-    return ExportSettings(aggregator, days_ahead, skip_hours, slot_minutes, enabled)
+    return ExportSettings(aggregator, days_ahead, skip_hours, slot_minutes, enabled, horizon_zone)
 
 
 @dataclass(frozen=True)
@@ -292,17 +299,31 @@ class _Calendar:
     first_slot_start: np.ndarray  # shape (zones,)
 
 
-def _calendar(zones: list[str], days_ahead: int, skip_hours: float, now: dt.datetime) -> _Calendar:
+def _calendar(
+    zones: list[str],
+    days_ahead: int,
+    skip_hours: float,
+    now: dt.datetime,
+    horizon_zone: str | None = None,
+) -> _Calendar:
     days = days_ahead + 1
     midnights = np.empty((len(zones), days + 1), dtype=np.int64)
     now_seconds = int(now.timestamp())
     first_slot_start = np.empty(len(zones), dtype=np.int64)
+    # A service counting its horizon in its own zone refuses later dates, even where a
+    # branch further east is already a day ahead: its days past the end are left empty.
+    end = (
+        now.astimezone(ZoneInfo(horizon_zone)).date() + dt.timedelta(days=days)
+        if horizon_zone
+        else None
+    )
     for index, name in enumerate(zones):
         zone = ZoneInfo(name)
         today = now.astimezone(zone).date()
+        dates = [today + dt.timedelta(days=n) for n in range(days + 1)]
         midnights[index] = [
-            int(dt.datetime.combine(today + dt.timedelta(days=n), dt.time(), zone).timestamp())
-            for n in range(days + 1)
+            int(dt.datetime.combine(min(day, end) if end else day, dt.time(), zone).timestamp())
+            for day in dates
         ]
         # The today-only cut-off never reaches into tomorrow.
         first_slot_start[index] = min(now_seconds + round(skip_hours * 3600), midnights[index][1])
@@ -433,7 +454,9 @@ def compute_schedule(
     zone_names = [str(name) for name in zone_index]
     for name in zone_names:
         ZoneInfo(name)  # an unknown zone fails here, named in the message
-    calendar = _calendar(zone_names, settings.days_ahead, settings.skip_hours_today, now)
+    calendar = _calendar(
+        zone_names, settings.days_ahead, settings.skip_hours_today, now, settings.horizon_zone
+    )
 
     doctor_codes, doctor_index = pd.factorize(
         pd.concat([work["doctor_id"], busy["doctor_id"]], ignore_index=True), sort=True

@@ -76,7 +76,9 @@ def settings_for(aggregator: str, row: Mapping[str, Any] | None) -> ExportSettin
     """The configured aggregator's export settings: its ``clinic.export_settings`` row
     under the rules of its kind (a horizon the service fixes)."""
     spec = publisher(aggregator).spec
-    return resolve_settings(aggregator, row, fixed_days_ahead=spec.fixed_days_ahead)
+    return resolve_settings(
+        aggregator, row, fixed_days_ahead=spec.fixed_days_ahead, horizon_zone=spec.horizon_zone
+    )
 
 
 def publish_schedule(
