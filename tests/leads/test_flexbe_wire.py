@@ -8,6 +8,7 @@ came back and the reply's total; a reply is an error when it has ``error``.
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -196,7 +197,7 @@ def test_a_server_capping_pages_at_100_still_yields_every_lead(
     assert [call.arg("start") for call in calls] == expected
 
 
-def test_a_server_that_ignores_start_does_not_loop_forever(running, client_for, doctors):
+def test_a_server_that_ignores_start_does_not_loop_forever(running, client_for, doctors, caplog):
     stuck = running(
         FlexbeSimulator(doctors=doctors, seed=33, max_count=100, ignore_start=True, leads_as="list")
     )
@@ -206,12 +207,16 @@ def test_a_server_that_ignores_start_does_not_loop_forever(running, client_for, 
 
     pool = ThreadPoolExecutor(1)  # a walk that never ends fails the test instead of hanging it
     try:
-        records = pool.submit(fetch, client, page_size=100).result(timeout=30)
+        with caplog.at_level(logging.WARNING, logger="ident_hooks.leads.paging"):
+            records = pool.submit(fetch, client, page_size=100).result(timeout=30)
     finally:
         pool.shutdown(wait=False)
 
     assert len(records) == len({r["id"] for r in records}) == 100
-    assert len(stuck.received("/mod/api")) == 2  # the second page held nothing new
+    assert [call.arg("start") for call in stuck.received("/mod/api")] == ["0", "100"]
+    (warning,) = caplog.records  # the second page held nothing new
+    assert warning.getMessage().startswith("flexbe: the page at start=100 brought 100 records")
+    assert "seems to ignore start" in warning.getMessage()
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -71,13 +71,16 @@ def test_a_server_ignoring_offset_is_not_paged_forever(
     site.generate(250, NOW, spread_seconds=7200)
     client = client_for(site, "site_main", "ident-key")
 
-    with caplog.at_level(logging.WARNING, logger="ident_hooks.leads.sources.ident_tickets"):
+    with caplog.at_level(logging.WARNING, logger="ident_hooks.leads.paging"):
         records, batch = pull(client, matcher)
 
     assert offsets(site) == [0, 100]
     assert [t["Id"] for t in records] == [t["Id"] for t in site.records[:100]]
     assert len(batch.leads) == 100
-    assert "seems to ignore offset" in caplog.text and "after 100 tickets" in caplog.text
+    (warning,) = caplog.records
+    assert warning.getMessage().startswith("site_main: the page at offset=100 brought 100")
+    assert "seems to ignore offset" in warning.getMessage()
+    assert "after 100 records" in warning.getMessage()
 
 
 def test_a_name_in_parts_is_kept(running, client_for, doctors, matcher):

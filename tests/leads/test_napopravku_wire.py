@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,8 @@ import requests
 import time_machine
 
 from ident_hooks import demo
-from ident_hooks.leads.sources import SourceError, SourceSettings, adapter_for, parse_records
+from ident_hooks.leads.pull import acknowledge_stored, pull_source
+from ident_hooks.leads.sources import SourceSettings, adapter_for, parse_records
 from ident_hooks.simulators.base import SimRequest, SimResponse
 from ident_hooks.simulators.catalog import demo_secret
 from ident_hooks.simulators.napopravku import NapopravkuSimulator
@@ -126,16 +128,62 @@ class PageIgnoringSimulator(NapopravkuSimulator):
         return super()._appointments(dataclasses.replace(request, query=query))
 
 
-def test_a_server_that_ignores_the_page_stops_the_pull_with_a_clear_error(
-    running, client_for, doctors, clock
+def test_a_server_that_ignores_the_page_stops_the_walk_with_a_warning_keeping_page_one(
+    running, client_for, doctors, clock, caplog
 ):
     service = running(PageIgnoringSimulator(token=TOKEN, doctors=doctors, seed=23, clock=clock))
-    service.generate(12, clock())
+    bookings = service.generate(12, clock())
     client = client_for(service, "napopravku", TOKEN, "/api/v1")
 
-    with pytest.raises(SourceError, match="ignore paging"):
-        _fetch(service, client, clock() - timedelta(days=1), page_size=5)
+    with caplog.at_level(logging.WARNING, logger="ident_hooks.leads.paging"):
+        records = _fetch(service, client, clock() - timedelta(days=1), page_size=5)
+
     assert [call.arg("paging[page]") for call in service.received("/appointments")] == ["1", "2"]
+    oldest_first = sorted(bookings, key=lambda booking: booking["created_at"])
+    assert [r["uuid"] for r in records] == [b["uuid"] for b in oldest_first[:5]]
+    (warning,) = caplog.records
+    assert warning.getMessage().startswith("napopravku: the page at paging[page]=2 brought 5")
+    assert "seems to ignore paging[page]" in warning.getMessage()
+
+
+def test_bookings_before_an_ignored_page_are_stored_and_acknowledged_in_time(
+    running, client_for, doctors, clock, clinic_conn
+):
+    clinic_conn.execute("truncate integration.leads, integration.lead_rejects")
+    clinic_conn.commit()
+    service = running(PageIgnoringSimulator(token=TOKEN, doctors=doctors, seed=26, clock=clock))
+    bookings = service.generate(130, clock(), spread_seconds=300)
+    client = client_for(service, "napopravku", TOKEN, "/api/v1")
+
+    summary = pull_source(
+        "napopravku",
+        kind="napopravku",
+        conn=clinic_conn,
+        client=client,
+        clinic_timezone="Europe/Moscow",
+        now=clock(),
+        read_cursor=lambda: None,
+        write_cursor=lambda _: None,
+    )
+    counts = acknowledge_stored("napopravku", kind="napopravku", conn=clinic_conn, client=client)
+
+    assert (summary.fetched, summary.inserted) == (100, 100)  # page 1 of 100; page 2 repeated it
+    assert counts == {"acknowledged": 100, "refused": 0, "pending": 0}
+    stored = {
+        external_id
+        for (external_id,) in clinic_conn.execute(
+            "select external_id from integration.leads"
+            " where source = 'napopravku' and acknowledged_at is not null"
+        )
+    }
+    clinic_conn.commit()
+    assert stored == {ack["appointment_uuid"] for ack in service.acknowledgements}
+    assert stored < {booking["uuid"] for booking in bookings}
+    clock.advance(minutes=10)
+    assert not any(service.booking(uuid)["is_cancelled"] for uuid in stored)
+    # The 30 the broken paging hid are the service's to cancel; the warning says so.
+    missed = [b["uuid"] for b in bookings if b["uuid"] not in stored]
+    assert len(missed) == 30 and all(service.booking(uuid)["is_cancelled"] for uuid in missed)
 
 
 class NoLastPageSimulator(NapopravkuSimulator):
@@ -161,6 +209,28 @@ def test_pages_follow_total_when_last_page_is_missing(running, client_for, docto
         "2",
         "3",
     ]
+
+
+class NoMetaSimulator(NapopravkuSimulator):
+    """A server whose list replies carry no ``meta`` at all."""
+
+    def _appointments(self, request: SimRequest) -> SimResponse:
+        response = super()._appointments(request)
+        if response.status == 200:
+            del response.body["result"]["meta"]
+        return response
+
+
+def test_without_meta_a_short_page_is_not_taken_for_the_last(running, client_for, doctors, clock):
+    service = running(NoMetaSimulator(token=TOKEN, doctors=doctors, seed=27, clock=clock))
+    bookings = service.generate(12, clock())
+    client = client_for(service, "napopravku", TOKEN, "/api/v1")
+
+    records = _fetch(service, client, clock() - timedelta(days=1), page_size=5)
+
+    assert sorted(r["uuid"] for r in records) == sorted(b["uuid"] for b in bookings)
+    pages = [call.arg("paging[page]") for call in service.received("/appointments")]
+    assert pages == ["1", "2", "3", "4"]  # 5, 5, 2 and the empty page that ends the walk
 
 
 def test_set_received_takes_laravel_booleans_in_json(running, clock):

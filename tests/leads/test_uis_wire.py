@@ -7,6 +7,7 @@ is at most 100 000 and the body is sent as ``application/json; charset=UTF-8``.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -111,3 +112,54 @@ def test_more_requests_in_one_second_than_the_offset_reaches_fail_clearly(
     assert "150 site requests" in str(failure.value)
     assert not failure.value.retryable
     assert max(call.json()["params"]["offset"] for call in small.received("/v2.0")) == 0
+
+
+class GrowingUisSimulator(UisSimulator):
+    """A Data API whose period gains 40 new requests before each reply."""
+
+    def _report(self, params: dict) -> dict:
+        for _ in range(40):
+            self.add_lead(NOW - timedelta(seconds=1))  # the newest: appended to the order
+        return super()._report(params)
+
+
+def test_a_period_that_grows_past_the_offset_limit_while_read_fails_retryably(
+    running, client_for, doctors, monkeypatch
+):
+    monkeypatch.setattr(uis_adapter, "MAX_OFFSET", 100)
+    growing = running(GrowingUisSimulator(doctors=doctors, seed=44, max_offset=100))
+    for i in range(60):
+        growing.add_lead(NOW - timedelta(seconds=37 * i + 60))
+
+    with pytest.raises(SourceError, match="grew past the Data API's largest offset") as failure:
+        fetch(client_for(growing, "uis", "uis-token"), page_size=50)
+
+    assert failure.value.retryable  # the next run measures the period again and halves it
+    assert "between 2026-12-02 00:00:00 and 2026-12-02 14:00:00" in str(failure.value)
+    # 100 at the first reply (no halving yet), 140 at the second: offset 150 is out of reach.
+    assert [c.json()["params"]["offset"] for c in growing.received("/v2.0")] == [0, 50, 100]
+
+
+class OffsetIgnoringUisSimulator(UisSimulator):
+    """A Data API that answers offset 0 whatever ``offset`` asks for."""
+
+    def _report(self, params: dict) -> dict:
+        return super()._report({**params, "offset": 0})
+
+
+def test_a_server_that_ignores_offset_stops_the_walk_with_a_warning(
+    running, client_for, doctors, caplog
+):
+    stuck = running(OffsetIgnoringUisSimulator(doctors=doctors, seed=45))
+    created = [stuck.add_lead(NOW - timedelta(minutes=i + 1)) for i in range(17)]
+
+    with caplog.at_level(logging.WARNING, logger="ident_hooks.leads.paging"):
+        records = fetch(client_for(stuck, "uis", "uis-token"), page_size=6)
+
+    oldest_first = sorted(created, key=lambda record: record["date_time"])
+    assert [r["id"] for r in records] == [r["id"] for r in oldest_first[:6]]
+    # Not walked on to the total of 17 (offsets 0, 6, 12): the repeated page ends it.
+    assert [c.json()["params"]["offset"] for c in stuck.received("/v2.0")] == [0, 6]
+    (warning,) = caplog.records
+    assert warning.getMessage().startswith("uis: the page at offset=6 brought 6 records")
+    assert "seems to ignore offset" in warning.getMessage()

@@ -19,7 +19,8 @@ Where each fact comes from:
   the page size (reportedly at 1000 — integrations.md Corrections), so ``start`` advances by
   what came back, and the walk ends on an empty page or when ``start`` reaches the reply's
   ``data.total`` (when it gives one — assumed name, our simulator's) — never on a short page.
-  A page holding nothing new (a server that ignores ``start``) ends the walk too.
+  A page holding nothing new (a server that ignores ``start``) stops the walk with a warning,
+  keeping what came. The walk is the shared ``OffsetPaginator`` (``ident_hooks.leads.paging``).
 * ``data.leads`` is an object keyed by lead id or a list; the period filter
   ``date_from``/``date_to`` (Unix seconds) has uncertain names, so the period is also enforced
   on each lead's ``time`` (integrations.md "Flexbe", low confidence).
@@ -27,7 +28,6 @@ Where each fact comes from:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -44,13 +44,8 @@ from ident_hooks.leads.normalise import (
     parse_unix_time,
     record_id,
 )
-from ident_hooks.leads.sources import (
-    SourceError,
-    SourceLimitReached,
-    SourceSettings,
-    read_json,
-    unique_by,
-)
+from ident_hooks.leads.paging import OffsetPaginator, Page, field_key, walk
+from ident_hooks.leads.sources import SourceError, SourceLimitReached, SourceSettings, read_json
 
 ENDPOINT = "mod/api/"
 DEFAULT_PAGE_SIZE = 1000  # the reported server cap; a lower cap is followed by what came back
@@ -85,8 +80,8 @@ def _total(data: dict[str, Any]) -> int | None:
         return None
 
 
-def _page(client: Any, params: dict[str, Any]) -> tuple[list[Any], int | None]:
-    """The page's leads and the reply's total (None when it gives none)."""
+def _page(client: Any, params: dict[str, Any]) -> Page:
+    """The page's leads and the reply's total (when it gives one)."""
     body = read_json(client.request("GET", ENDPOINT, params=params), "flexbe")
     if not isinstance(body, dict):
         raise SourceError("flexbe", f"unexpected reply {str(body)[:200]!r}")
@@ -103,7 +98,7 @@ def _page(client: Any, params: dict[str, Any]) -> tuple[list[Any], int | None]:
         ]
     elif not isinstance(leads, list):
         raise SourceError("flexbe", f"data.leads is neither object nor list: {str(leads)[:200]!r}")
-    return leads, _total(data)
+    return Page(leads, total=_total(data))
 
 
 def _in_period(lead: Any, period_start: float, period_end: float) -> bool:
@@ -118,49 +113,25 @@ def _in_period(lead: Any, period_start: float, period_end: float) -> bool:
     return period_start <= seconds < period_end
 
 
-def _identity(lead: Any) -> Any:
-    """What tells two records apart: the id, else (a broken record) its whole content."""
-    if isinstance(lead, dict) and isinstance(lead.get("id"), int | str) and lead["id"] != "":
-        return ("id", str(lead["id"]))
-    return ("record", json.dumps(lead, sort_keys=True, ensure_ascii=False, default=str))
-
-
-def _pages(client: Any, period_from: datetime, period_to: datetime, settings: SourceSettings):
-    count = settings.page_size or DEFAULT_PAGE_SIZE
-    start = 0
-    seen: set[Any] = set()
-    while True:
-        page, total = _page(
-            client,
-            {
-                "method": "getLeads",
-                "start": start,
-                "count": count,
-                "date_from": int(period_from.timestamp()),
-                "date_to": int(period_to.timestamp()),
-            },
-        )
-        identities = {_identity(lead) for lead in page}
-        if not identities - seen:
-            return  # empty, or only leads already seen: a server that ignores ``start``
-        seen |= identities
-        yield from page
-        start += len(page)
-        if total is not None and start >= total:
-            return
-
-
 def fetch(
     client: Any, period_from: datetime, period_to: datetime, *, settings: SourceSettings
 ) -> Iterator[dict[str, Any]]:
     """Leads of ``[period_from, period_to)``, every page walked, each id once."""
-    period_start, period_end = period_from.timestamp(), period_to.timestamp()
-    records = (
-        lead
-        for lead in _pages(client, period_from, period_to, settings)
-        if _in_period(lead, period_start, period_end)
+    query = {
+        "method": "getLeads",
+        "date_from": int(period_from.timestamp()),
+        "date_to": int(period_to.timestamp()),
+    }
+    paginator = OffsetPaginator(
+        settings.source,
+        limit=settings.page_size or DEFAULT_PAGE_SIZE,
+        key=field_key("id"),  # a lead without one (a broken record) by its whole content
+        offset_param="start",
+        limit_param="count",
     )
-    return unique_by(records, lambda lead: lead.get("id"))
+    leads = walk(paginator, lambda paging: _page(client, {**query, **paging}))
+    period_start, period_end = period_from.timestamp(), period_to.timestamp()
+    return (lead for lead in leads if _in_period(lead, period_start, period_end))
 
 
 def source_state(raw: dict[str, Any]) -> str | None:

@@ -41,10 +41,12 @@ cursor) keeps bookings the service cancelled long ago out of every poll. Whether
 past is safe under either reading, while a ``to`` of "now" on the visit time would hide
 every future booking.
 
-Pages are walked by ``meta.last_page`` (``meta.total`` when ``last_page`` is missing).
-A server that ignores ``paging[page]`` would answer the same bookings on every page: a
-page that brings no booking not already seen stops the pull with a ``SourceError``
-instead of looping.
+Pages are walked by the shared ``PageNumberPaginator`` (``ident_hooks.leads.paging``) until
+``meta.last_page``, else until ``meta.total`` bookings came, else until an empty page — a
+page shorter than ``per_page`` is not taken for the last. A server that ignores
+``paging[page]`` would answer the same bookings on every page: a page that brings no
+booking not already seen stops the walk with a warning, and the bookings fetched so far
+are stored and acknowledged as usual, before the service's 10-minute cancellation.
 
 The DAG calls ``acknowledge`` for each booking right after the lead is committed; whether
 the reply to ``set-received`` carries ``result`` is not shown (``receiveAppointment``
@@ -66,7 +68,8 @@ from ident_hooks.leads.normalise import (
     parse_time,
     record_id,
 )
-from ident_hooks.leads.sources import SourceError, SourceSettings, read_json, unique_by
+from ident_hooks.leads.paging import Page, PageNumberPaginator, field_key, walk
+from ident_hooks.leads.sources import SourceError, SourceSettings, read_json
 
 APPOINTMENTS = "appointments"
 SET_RECEIVED = "appointments/set-received"
@@ -97,61 +100,38 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _last_page(meta: dict[str, Any], per_page: int) -> int | None:
-    """``meta.last_page``, else ``meta.total`` over the page size the service used."""
-    last_page, total = _count(meta.get("last_page")), _count(meta.get("total"))
-    if last_page is not None:
-        return last_page
-    if total is not None:
-        size = _count(meta.get("per_page")) or per_page
-        return max(1, -(-total // max(size, 1)))
-    return None
-
-
-def _pages(client: Any, period_from: datetime, settings: SourceSettings):
-    per_page = min(settings.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
-    params: dict[str, Any] = {
-        "is_received": 0,
-        "from": wire_time(period_from),
-        "paging[per_page]": per_page,
-        "sorting[sort_by]": "created_at",
-        "sorting[sort_dir]": "asc",
-    }
-    seen: set[str] = set()
-    page = 1
-    while True:
-        result = _result(
-            client.request("GET", APPOINTMENTS, params={**params, "paging[page]": page})
-        )
-        if not isinstance(result, dict) or not isinstance(result.get("items"), list):
-            raise SourceError("napopravku", f"result without items: {str(result)[:200]!r}")
-        items = result["items"]
-        ids = {
-            item["uuid"]
-            for item in items
-            if isinstance(item, dict) and isinstance(item.get("uuid"), str)
-        }
-        if page > 1 and ids and ids <= seen:
-            raise SourceError(
-                "napopravku",
-                f"page {page} repeats bookings of earlier pages: the service seems to ignore"
-                " paging[page]; stopped instead of asking for the same page forever",
-            )
-        seen |= ids
-        yield from items
-        meta = result.get("meta")
-        last_page = _last_page(meta if isinstance(meta, dict) else {}, per_page)
-        done = page >= last_page if last_page is not None else len(items) < per_page
-        if not items or done:
-            return
-        page += 1
+def _page(client: Any, params: dict[str, Any]) -> Page:
+    """The page's bookings with ``meta.total`` and ``meta.last_page`` (when given)."""
+    result = _result(client.request("GET", APPOINTMENTS, params=params))
+    if not isinstance(result, dict) or not isinstance(result.get("items"), list):
+        raise SourceError("napopravku", f"result without items: {str(result)[:200]!r}")
+    meta = result.get("meta")
+    meta = meta if isinstance(meta, dict) else {}
+    return Page(
+        result["items"],
+        total=_count(meta.get("total")),
+        last_page=_count(meta.get("last_page")),
+    )
 
 
 def fetch(
     client: Any, period_from: datetime, period_to: datetime, *, settings: SourceSettings
 ) -> Iterator[dict[str, Any]]:
     """Every unacknowledged booking since ``period_from`` (see the module notes)."""
-    return unique_by(_pages(client, period_from, settings), lambda item: item.get("uuid"))
+    query: dict[str, Any] = {
+        "is_received": 0,
+        "from": wire_time(period_from),
+        "sorting[sort_by]": "created_at",
+        "sorting[sort_dir]": "asc",
+    }
+    paginator = PageNumberPaginator(
+        settings.source,
+        per_page=min(settings.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE),
+        key=field_key("uuid"),
+        page_param="paging[page]",
+        per_page_param="paging[per_page]",
+    )
+    return walk(paginator, lambda paging: _page(client, {**query, **paging}))
 
 
 def acknowledge(client: Any, external_id: str, *, success: bool = True, message: str = "") -> Any:

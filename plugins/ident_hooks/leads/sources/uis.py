@@ -11,10 +11,13 @@ integrations.md "UIS" and "Corrections, December 2026 → UIS Data API"):
 * Periods are the account's local time ``YYYY-MM-DD hh:mm:ss`` (``settings.timezone``), at most
   3 months per request (``date_interval_limit_reached``), so longer periods are split.
 * Pages: ``limit`` at most 10 000 and ``offset`` at most 100 000 ("Постраничный вывод"), walked
-  until ``metadata.total_items``. A period holding more than 100 000 requests is halved (by
-  time, repeatedly) until each part holds no more, so every offset stays within the limit; a
-  part shorter than two seconds that still holds more fails with a clear error. Halving
-  needs no sort order (``date_time`` is not sortable in this report).
+  until ``metadata.total_items`` by the shared ``OffsetPaginator`` (``ident_hooks.leads.paging``:
+  also an empty page ends the walk, and one with nothing new stops it with a warning). A
+  period holding more than 100 000 requests is halved (by time, repeatedly) until each part
+  holds no more, so every offset stays within the limit; a part shorter than two seconds that
+  still holds more fails with a clear error, and a period that grows past the limit while it
+  is read fails retryably (the next run measures and halves it). Halving needs no sort order
+  (``date_time`` is not sortable in this report).
 * ``fields``: only names the report documents (every name in ``FIELDS`` is in its reply table);
   an unknown one is ``unexpected_parameters`` (-32602).
 * JSON-RPC errors come with HTTP 200 and are raised as ``SourceError`` named by mnemonic.
@@ -38,6 +41,7 @@ from ident_hooks.leads.normalise import (
     parse_time,
     record_id,
 )
+from ident_hooks.leads.paging import OffsetPaginator, Page, field_key, walk
 from ident_hooks.leads.sources import (
     SourceError,
     SourceLimitReached,
@@ -86,6 +90,7 @@ FIELDS = (
     "ym_client_id",
     "tags",
 )
+RECORD_KEY = field_key("id")
 LIMIT_MNEMONICS = {"limit_exceeded"}
 TEMPORARY_MNEMONICS = {"internal_error"}
 _request_ids = itertools.count(1)
@@ -145,22 +150,25 @@ def _call(client: Any, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _page(
-    client: Any, chunk_from: datetime, chunk_to: datetime, settings: SourceSettings, offset: int
-) -> tuple[list[Any], int | None]:
-    """One page of ``[chunk_from, chunk_till]`` and ``metadata.total_items`` (None if absent)."""
+    client: Any,
+    chunk_from: datetime,
+    chunk_to: datetime,
+    settings: SourceSettings,
+    paging: dict[str, int],
+) -> Page:
+    """One page of ``[chunk_from, chunk_till]`` with ``metadata.total_items`` when given."""
     result = _call(
         client,
         {
             "access_token": client.secret,
             "date_from": _account_time(chunk_from, settings).isoformat(sep=" "),
             "date_till": _account_time(chunk_to, settings).isoformat(sep=" "),
-            "limit": _page_size(settings),
-            "offset": offset,
+            **paging,
             "fields": list(FIELDS),
         },
     )
     total = (result.get("metadata") or {}).get("total_items")
-    return result["data"], total if isinstance(total, int) else None
+    return Page(result["data"], total=total if isinstance(total, int) else None)
 
 
 def _page_size(settings: SourceSettings) -> int:
@@ -173,36 +181,40 @@ def _halves(chunk_from: datetime, chunk_to: datetime) -> tuple[datetime, datetim
     return chunk_from, chunk_from + half, chunk_to
 
 
-def _too_many(chunk_from: datetime, chunk_to: datetime, total: int, settings) -> SourceError:
-    return SourceError(
-        "uis",
-        f"{total} site requests between {_account_time(chunk_from, settings)} and "
-        f"{_account_time(chunk_to, settings)}: more than the Data API's largest offset "
-        f"({MAX_OFFSET}) lets one period be read, and the period cannot be narrowed further",
-    )
+def _period(chunk_from: datetime, chunk_to: datetime, settings: SourceSettings) -> str:
+    return f"{_account_time(chunk_from, settings)} and {_account_time(chunk_to, settings)}"
 
 
 def _pages(client: Any, chunk_from: datetime, chunk_to: datetime, settings: SourceSettings):
-    records, total = _page(client, chunk_from, chunk_to, settings, 0)
-    if total is not None and total > MAX_OFFSET:
+    def page(paging: dict[str, int]) -> Page:
+        if paging["offset"] > MAX_OFFSET:
+            failure = SourceError(
+                "uis",
+                f"the site requests between {_period(chunk_from, chunk_to, settings)} grew past"
+                f" the Data API's largest offset ({MAX_OFFSET}) while they were read; the next"
+                " run reads the period in narrower parts",
+            )
+            failure.retryable = True
+            raise failure
+        return _page(client, chunk_from, chunk_to, settings, paging)
+
+    paginator = OffsetPaginator(settings.source, limit=_page_size(settings), key=RECORD_KEY)
+    first = page(paginator.params())
+    if first.total is not None and first.total > MAX_OFFSET:
         # Not every record can be reached by offset: read the two halves instead.
         start, middle, end = _halves(chunk_from, chunk_to)
         if middle == start:
-            raise _too_many(chunk_from, chunk_to, total, settings)
+            raise SourceError(
+                "uis",
+                f"{first.total} site requests between {_period(chunk_from, chunk_to, settings)}:"
+                f" more than the Data API's largest offset ({MAX_OFFSET}) lets one period be"
+                " read, and the period cannot be narrowed further",
+            )
         yield from _pages(client, start, middle, settings)
         yield from _pages(client, middle, end, settings)
         return
-    offset = 0
-    while True:
-        yield from records
-        offset += len(records)
-        if not records or total is None or offset >= total:
-            return
-        if offset > MAX_OFFSET:  # the period grew past the limit while it was being read
-            failure = _too_many(chunk_from, chunk_to, total, settings)
-            failure.retryable = True  # the next run measures it again and halves it
-            raise failure
-        records, total = _page(client, chunk_from, chunk_to, settings, offset)
+    yield from paginator.update(first)
+    yield from walk(paginator, page)
 
 
 def fetch(
@@ -218,7 +230,7 @@ def fetch(
         for chunk_from, chunk_to in split_period(local_from, local_to)
         for record in _pages(client, chunk_from, chunk_to, settings)
     )
-    return unique_by(records, lambda record: record.get("id"))
+    return unique_by(records, RECORD_KEY)
 
 
 def parse(raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher) -> Lead:
