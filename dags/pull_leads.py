@@ -145,4 +145,5 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
 
 _config = load_config()
 for _source in _config.lead_sources:
-    make_pull_dag(_source, _config.clinic_timezone)
+    if not _source.spec.push:  # pushed leads arrive at the intake service
+        make_pull_dag(_source, _config.clinic_timezone)

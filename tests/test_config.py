@@ -21,7 +21,14 @@ def test_shipped_config_names_every_dag_of_the_product():
     assert {"uis", "flexbe", "napopravku", "32top", "site_main"} <= set(sources)
     assert sources["site_main"].kind == "ident_tickets"
     assert sources["site_main"].connection == "site_main"
-    assert all(s.interval == timedelta(minutes=2) for s in sources.values())
+    pulled = {name: s for name, s in sources.items() if not s.spec.push}
+    assert {name for name, s in sources.items() if s.spec.push} == {
+        "tilda",
+        "site_form",
+        "uis_calls",
+    }
+    assert all(s.interval is None for name, s in sources.items() if name not in pulled)
+    assert all(s.interval == timedelta(minutes=2) for s in pulled.values())
     assert all(a.interval == timedelta(minutes=10) for a in config.aggregators)
     assert all(s.initial_days == 7 for s in sources.values())
 
@@ -49,7 +56,7 @@ def test_intervals_and_first_pull_depth_are_per_entry():
             "interval_minutes",
         ),
         ({"aggregators": {"a": {"kind": "ident_timetable", "title": " "}}}, "title"),
-        ({"lead_sources": {"uis": {"kind": "tilda", "interval_minutes": 2}}}, "kind must be"),
+        ({"lead_sources": {"uis": {"kind": "bitrix", "interval_minutes": 2}}}, "kind must be"),
         ({"lead_sources": {"uis": {"kind": "uis", "interval_minutes": "2"}}}, "whole number"),
         ({"sites": [{"name": "Main Site", "interval_minutes": 2}]}, "lowercase"),
         (

@@ -29,10 +29,14 @@ def test_services_of_a_celery_deployment(compose):
         "airflow-worker",
         "airflow-triggerer",
         "airflow-init",
+        "intake",
     }
     commands = {name: svc.get("command") for name, svc in compose["services"].items()}
     assert commands["airflow-apiserver"] == "api-server"
     assert commands["airflow-worker"] == "celery worker"
+    # Pushed leads come in through our own service, not the Airflow api-server.
+    assert commands["intake"].startswith("python -m ident_hooks.intake")
+    assert compose["services"]["intake"]["ports"] == ["8091:8091"]
 
 
 def test_every_airflow_service_shares_the_essentials(compose):

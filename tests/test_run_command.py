@@ -47,7 +47,7 @@ def _wait(condition, timeout: float, what: str, process: subprocess.Popen, log: 
 
 @pytest.mark.slow
 def test_run_command_on_another_port_runs_a_dag_to_success(tmp_path):
-    port = _free_port()
+    port, intake_port = _free_port(), _free_port()
     local = tmp_path / "local"
     env = {
         key: value
@@ -59,7 +59,15 @@ def test_run_command_on_another_port_runs_a_dag_to_success(tmp_path):
     output = tmp_path / "run.out"
     with output.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ident_hooks.devstack", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "ident_hooks.devstack",
+                "--port",
+                str(port),
+                "--intake-port",
+                str(intake_port),
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -99,6 +107,29 @@ def test_run_command_on_another_port_runs_a_dag_to_success(tmp_path):
         states = {task["task_id"]: task["state"] for task in tasks}
         assert state == "success", states
         assert states["pull_and_store"] == "success"
+
+        # The intake service came up beside it and takes a Tilda lead, as printed.
+        from ident_hooks.simulators.catalog import demo_secret
+
+        intake = f"http://127.0.0.1:{intake_port}"
+        tilda_url = f"{intake}/tilda/tilda/{demo_secret('tilda')}"
+        assert f"/tilda/tilda/{demo_secret('tilda')}" in output.read_text()
+        assert requests.post(tilda_url, data={"test": "test"}, timeout=10).status_code == 200
+        sent = {"Name": "Ирина", "Phone": "+7 912 000-11-22", "tranid": "run-cmd-1"}
+        assert requests.post(tilda_url, data=sent, timeout=10).status_code == 200
+        tickets = requests.get(
+            f"{intake}/GetTickets",
+            params={
+                "dateTimeFrom": "2000-01-01T00:00:00+00:00",
+                "dateTimeTo": "2100-01-01T00:00:00+00:00",
+            },
+            headers={"IDENT-Integration-Key": demo_secret("intake_tickets")},
+            timeout=10,
+        )
+        assert tickets.ok, tickets.text
+        # The demo's past leads of the push sources are served too; ours is among them.
+        phones = ["".join(filter(str.isdigit, t["ClientPhone"] or "")) for t in tickets.json()]
+        assert sum(phone.endswith("9120001122") for phone in phones) == 1
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)

@@ -56,7 +56,7 @@ class LeadSource:
     kind: str
     title: str  # shown to staff
     connection: str
-    interval: timedelta
+    interval: timedelta | None  # None for a push kind: nothing is pulled
     initial_days: int = 7  # how far back the very first pull (no cursor yet) reaches
 
     @property
@@ -136,13 +136,14 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
     for name, entry in (data.get("lead_sources") or {}).items():
         name, where = _name("lead_sources", str(name)), f"lead_sources.{name}"
         kind = _kind(where, entry, LEAD_SOURCE_KINDS)
+        pushed = LEAD_SOURCE_KINDS[kind].push
         sources.append(
             LeadSource(
                 name,
                 kind,
                 _title(where, entry, LEAD_SOURCE_KINDS[kind].title or name),
                 entry.get("connection", name),
-                _interval(where, entry, 1),
+                None if pushed else _interval(where, entry, 1),
                 _initial_days(where, entry.get("initial_days", default_days)),
             )
         )

@@ -8,16 +8,16 @@ benchmarks.
 So that the reports have something to show on the first run, the 12 weeks before
 (``--history-weeks``) get the same kind of shifts with visits (status ``completed``), and
 leads arrive over those weeks from every configured source (``include/integrations.yaml``:
-uis, flexbe, napopravku, 32top, site_main) with a mix of channels and a handful of UTM
-campaigns (the channel rules: ``ident_hooks.reports.channels``). The front desk took most
-of them within 5 minutes, some later, night leads the next morning, and closed every one
-(migration 0004: ``taken_*``, ``closed_*``, spam and duplicates as ``spam``); only two leads
-of the last minutes are still in the inbox. A share of the leads became visits: an
-appointment with the lead's phone (E.164 or as a front desk types it) created minutes after
-the answer, which is how the reports count a conversion (``ident_hooks.reports.facts``).
-Those appointments are slots of the generated schedule given the lead's phone, so the
-schedule's shape does not change. The past has a random stream of its own, so the schedule
-from the start day on is the same with or without it.
+uis, flexbe, napopravku, 32top, site_main, tilda, site_form, uis_calls) with a mix of channels and a
+handful of UTM campaigns (the channel rules: ``ident_hooks.reports.channels``). The front
+desk took most of them within 5 minutes, some later, night leads the next morning, and
+closed every one (migration 0004: ``taken_*``, ``closed_*``, spam and duplicates as
+``spam``); only two leads of the last minutes are still in the inbox. A share of the leads
+became visits: an appointment with the lead's phone (E.164 or as a front desk types it)
+created minutes after the answer, which is how the reports count a conversion
+(``ident_hooks.reports.facts``). Those appointments are slots of the generated schedule
+given the lead's phone, so the schedule's shape does not change. The past has a random
+stream of its own, so the schedule from the start day on is the same with or without it.
 
     python -m ident_hooks.demo --doctors 30 --days 40        # load into ident_db
 """
@@ -258,6 +258,11 @@ TRAFFIC = (
     Traffic(5, "uis", NO_TAGS, None, None, 0.45),
     Traffic(8, "napopravku", NO_TAGS, None, None, 0.60),
     Traffic(4, "32top", NO_TAGS, None, None, 0.55),
+    Traffic(6, "tilda", ("yandex", "cpc", "whitening_promo"), "https://yandex.ru/",
+            "/otbelivanie/", 0.22),
+    Traffic(5, "site_form", ("google", "cpc", "brand"), "https://www.google.com/", "/zapis/",
+            0.40),
+    Traffic(4, "uis_calls", NO_TAGS, None, None, 0.45),
 )  # fmt: skip
 CAMPAIGN_TERMS = {
     "implant_msk": ("имплантация зубов цена", "имплант под ключ", "установка импланта"),

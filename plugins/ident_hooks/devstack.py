@@ -67,6 +67,44 @@ def airflow_environment(clinic_conn: str, metadata_url: str, port: int) -> dict[
     return env
 
 
+def _start_intake(env: dict[str, str], port: int, log_file) -> tuple[subprocess.Popen, list[str]]:
+    """The intake service for pushed leads, on its own port (it may face the internet).
+
+    Push sources and the GetTickets key whose connection the user has not set get a local
+    secret, as the simulators do; returns the process and the addresses to print.
+    """
+    from ident_hooks.config import load_config
+    from ident_hooks.intake.settings import TICKETS_CONN_ID
+    from ident_hooks.simulators.catalog import demo_secret
+
+    base = f"http://localhost:{port}"
+    shown = []
+    pushed = [s for s in load_config().lead_sources if s.spec.push]
+    for conn_id in [s.connection for s in pushed] + [TICKETS_CONN_ID]:
+        variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+        if variable not in os.environ:
+            env[variable] = json.dumps({"conn_type": "http", "password": demo_secret(conn_id)})
+    for source in pushed:
+        secret = json.loads(env[f"AIRFLOW_CONN_{source.connection.upper()}"])["password"]
+        if source.kind == "tilda":
+            shown.append(f"{source.title}: webhook URL {base}/tilda/{source.name}/{secret}")
+        elif source.kind == "uis_notification":
+            shown.append(f"{source.title}: notification URL {base}/uis/{source.name}/{secret}")
+        else:
+            shown.append(
+                f"{source.title}: POST {base}/webhook/{source.name}"
+                f"  (Authorization: Bearer {secret})"
+            )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ident_hooks.intake", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return process, shown
+
+
 def _start_simulators(env: dict[str, str]) -> list:
     """Start a simulator for every external service whose connection the user has not set.
 
@@ -117,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("IDENT_UI_PORT", 8080)))
     parser.add_argument(
+        "--intake-port",
+        type=int,
+        default=int(os.environ.get("IDENT_INTAKE_PORT", 8091)),
+        help="the intake service for pushed leads (Tilda, site webhooks)",
+    )
+    parser.add_argument(
         "--reload-demo", action="store_true", help="replace clinic data with a new demo"
     )
     parser.add_argument("--no-demo", action="store_true", help="do not load the demo clinic")
@@ -157,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
     simulated = _start_simulators(env)
+    intake, intake_addresses = _start_intake(
+        env,
+        args.intake_port,
+        open(LOCAL / "intake.log", "ab"),  # noqa: SIM115 - lives as long as the intake
+    )
+    stack.append(intake)
     password = _admin_password()
     print("starting Airflow (first start takes a minute or two) ...", flush=True)
     airflow_log = open(LOCAL / "airflow.log", "ab")  # noqa: SIM115 - lives as long as Airflow
@@ -180,7 +230,10 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"\nAirflow UI: http://localhost:{args.port}/  login: {ADMIN_USER}"
                 f"  password: {password}\nlogs: {LOCAL / 'airflow.log'}"
-                "\nCtrl-C stops everything.\n",
+                f"\nIntake (pushed leads): http://localhost:{args.intake_port}/"
+                f"  log: {LOCAL / 'intake.log'}\n  "
+                + "\n  ".join(intake_addresses)
+                + "\nCtrl-C stops everything.\n",
                 flush=True,
             )
         else:

@@ -60,6 +60,9 @@ class LeadSourceKind:
     ``acknowledges``: the service must be told, after the commit, that a lead was stored.
     ``revisit_days``: leads change state at the source after the day they came (Flexbe's
     cancelled and deleted), so every pull reads at least this many days back.
+    ``push``: the service only calls us back (Tilda, site webhooks): its leads arrive at
+    the intake service (``ident_hooks.intake``) and no pull DAG is made for it; its
+    connection's password is the secret the service must present.
     ``title`` as for :class:`AggregatorKind`.
     """
 
@@ -69,6 +72,7 @@ class LeadSourceKind:
     auth: AuthStyle
     acknowledges: bool = False
     revisit_days: int = 0
+    push: bool = False
 
 
 AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
@@ -129,6 +133,13 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
                 "napopravku", "НаПоправку", "napopravku", NAPOPRAVKU_BEARER, acknowledges=True
             ),
             LeadSourceKind("ident_tickets", None, "ident_tickets", IDENT_INTEGRATION_KEY),
+            # Pushed to the intake service; the secret is checked there, none goes out.
+            LeadSourceKind("tilda", "Tilda", "tilda", AuthStyle(), push=True),
+            LeadSourceKind("webhook", None, "webhook", AuthStyle(), push=True),
+            # UIS HTTP event notifications (calls, site requests): the secret is in the URL.
+            LeadSourceKind(
+                "uis_notification", "UIS: звонки", "uis_notification", AuthStyle(), push=True
+            ),
         )
     }
 )

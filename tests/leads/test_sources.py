@@ -40,7 +40,7 @@ def test_configured_sources_name_their_adapter_by_kind():
     config = load_config()
     assert config.lead_source("32top").kind == config.lead_source("site_main").kind
     assert adapter_for(config.lead_source("site_main").kind).kind == "ident_tickets"
-    for unknown in ("site_main", "tilda", "32top"):
+    for unknown in ("site_main", "bitrix", "32top"):
         with pytest.raises(KeyError, match="unknown lead source kind"):
             adapter_for(unknown)
     assert adapter_for("napopravku").acknowledge is not None

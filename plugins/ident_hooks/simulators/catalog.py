@@ -133,7 +133,8 @@ def build_simulators(
 
     config = config or load_config()
     doctors, branch_ids = list(doctors), tuple(branch_ids)
-    leads = {source.connection: source.kind for source in config.lead_sources}
+    # Push sources call us (the intake service): nothing of theirs to simulate here.
+    leads = {s.connection: s.kind for s in config.lead_sources if not s.spec.push}
     schedules = {aggregator.connection: aggregator.kind for aggregator in config.aggregators}
     services: dict[str, SimulatedService] = {}
     for number, conn_id in enumerate(dict.fromkeys([*leads, *schedules])):

@@ -1,0 +1,197 @@
+"""The intake service's ASGI app: ``POST /tilda/{source}/{secret}``, ``POST /webhook/{source}``
+(``Authorization: Bearer <secret>``), ``POST /uis/{source}/{secret}`` (UIS event
+notifications), ``GET /GetTickets`` (IDENT) and ``GET /health``.
+
+Order of checks for a push: the source must be configured for that kind (else 404), the
+secret must match (compared in constant time; else 401/403, nothing kept), the source's
+token bucket must have a token (else 429 with ``Retry-After``), then the body is read up to
+the size limit and handed to ``receive`` in the database. The answer is sent only after
+the commit, and within ``deadline_seconds`` (Tilda waits 5 s): a database that is away or
+slow is 503, so the sender retries and the retry is deduplicated by the lead's id.
+
+Logs name the source, the kind, the answer and the outcome — never a body field, a secret
+or a URL path (Tilda's and UIS's hold the secret; run uvicorn without its access log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ident_hooks.intake import tickets
+from ident_hooks.intake.guard import (
+    BodyTooLarge,
+    TokenBucket,
+    bearer_token,
+    read_body,
+    secret_matches,
+)
+from ident_hooks.intake.pool import ConnectionPool, DatabaseAway
+from ident_hooks.intake.receive import (
+    TILDA,
+    UIS_NOTIFICATION,
+    WEBHOOK,
+    Answer,
+    DoctorCache,
+    PushSource,
+    Received,
+    receive,
+)
+
+log = logging.getLogger("ident_hooks.intake")
+TICKETS_KEY_HEADER = "IDENT-Integration-Key"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class IntakeSettings:
+    """What the app needs; ``ident_hooks.intake.settings`` builds it from Airflow."""
+
+    sources: Mapping[str, PushSource]
+    connect: Callable[[], psycopg.Connection]
+    timezone: tzinfo
+    tickets_key: str | None = field(default=None, repr=False)  # None: no GetTickets
+    max_body_bytes: int = 64 * 1024
+    rate_per_second: float = 5.0
+    burst: int = 60
+    deadline_seconds: float = 4.0
+    pool_size: int = 8
+    clock: Callable[[], datetime] = _utc_now
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def create_app(settings: IntakeSettings) -> FastAPI:
+    pool = ConnectionPool(settings.connect, size=settings.pool_size)
+    doctors = DoctorCache()
+    buckets = {
+        name: TokenBucket(settings.rate_per_second, settings.burst) for name in settings.sources
+    }
+    tickets_bucket = TokenBucket(settings.rate_per_second, settings.burst)
+    app = FastAPI(title="Приём заявок", docs_url=None, redoc_url=None, openapi_url=None)
+    app.router.add_event_handler("shutdown", pool.close)
+
+    async def in_database(work: Callable[[psycopg.Connection], object]) -> object:
+        # Past the deadline the sender hears 503 and retries; should the work still commit
+        # meanwhile, the retry finds the lead already stored.
+        return await asyncio.wait_for(
+            run_in_threadpool(pool.run, work), timeout=settings.deadline_seconds
+        )
+
+    async def push(request: Request, source: PushSource) -> Response:
+        wait = buckets[source.name].take()
+        if wait:
+            return _error(429, "too many requests", **{"Retry-After": str(max(1, round(wait)))})
+        received_at = settings.clock()
+        too_large = None
+        try:
+            body = await read_body(request, settings.max_body_bytes)
+            size = len(body)
+        except BodyTooLarge as over:
+            body, too_large = over.head, settings.max_body_bytes
+            size = over.size or len(over.head) + 1
+        req = Received(
+            source=source,
+            content_type=request.headers.get("content-type"),
+            body=body,
+            body_bytes=size,
+            received_at=received_at,
+            too_large_limit=too_large,
+        )
+        try:
+            answer: Answer = await in_database(
+                lambda conn: receive(conn, req, timezone=settings.timezone, doctors=doctors)
+            )
+        except (DatabaseAway, TimeoutError):
+            log.warning("%s (%s): 503, not stored: database away", source.name, source.kind)
+            return _error(503, "cannot store the request now; retry later", **{"Retry-After": "30"})
+        log.info("%s (%s): %s %s", source.name, source.kind, answer.status, answer.outcome)
+        if source.kind == TILDA and answer.status == 200:
+            return PlainTextResponse("ok")
+        return JSONResponse(answer.body, status_code=answer.status)
+
+    def configured(name: str, kind: str) -> PushSource | None:
+        source = settings.sources.get(name)
+        return source if source is not None and source.kind == kind else None
+
+    @app.post("/tilda/{name}/{secret}")
+    async def tilda_form(name: str, secret: str, request: Request) -> Response:
+        source = configured(name, TILDA)
+        if source is None:
+            return _error(404, "no such Tilda source")
+        if not secret_matches(secret, source.secret):
+            log.warning("%s (tilda): 403, wrong secret", name)
+            return _error(403, "wrong secret in the webhook address")
+        return await push(request, source)
+
+    @app.post("/uis/{name}/{secret}")
+    async def uis_notification(name: str, secret: str, request: Request) -> Response:
+        # UIS's notification settings are a method, a URL and a body: the secret is in the URL.
+        source = configured(name, UIS_NOTIFICATION)
+        if source is None:
+            return _error(404, "no such UIS notification source")
+        if not secret_matches(secret, source.secret):
+            log.warning("%s (uis_notification): 403, wrong secret", name)
+            return _error(403, "wrong secret in the notification address")
+        return await push(request, source)
+
+    @app.post("/webhook/{name}")
+    async def webhook_lead(name: str, request: Request) -> Response:
+        source = configured(name, WEBHOOK)
+        if source is None:
+            return _error(404, "no such webhook source")
+        given = bearer_token(request.headers.get("authorization"))
+        if given is None:
+            return _error(401, "Authorization: Bearer <secret> is required")
+        if not secret_matches(given, source.secret):
+            log.warning("%s (webhook): 403, wrong secret", name)
+            return _error(403, "wrong secret")
+        return await push(request, source)
+
+    @app.get("/GetTickets")
+    async def get_tickets(request: Request) -> Response:
+        if settings.tickets_key is None:
+            return PlainTextResponse("GetTickets is not configured", status_code=404)
+        given = request.headers.get(TICKETS_KEY_HEADER)
+        if given is None:
+            return PlainTextResponse(f"{TICKETS_KEY_HEADER} header is required", 401)
+        if not secret_matches(given, settings.tickets_key):
+            return PlainTextResponse(f"Invalid {TICKETS_KEY_HEADER}", 403)
+        wait = tickets_bucket.take()
+        if wait:
+            return PlainTextResponse("too many requests", 429, {"Retry-After": "1"})
+        try:
+            query = tickets.parse_query(dict(request.query_params), settings.timezone)
+        except tickets.BadQuery as bad:
+            return PlainTextResponse(f"Bad request: {bad}", 400)
+        names = sorted(settings.sources)
+        try:
+            found = await in_database(
+                lambda conn: tickets.tickets(conn, names, query, settings.timezone)
+            )
+        except (DatabaseAway, TimeoutError):
+            return PlainTextResponse("the clinic database is away; retry later", 503)
+        return JSONResponse(found)
+
+    @app.get("/health")
+    async def health() -> Response:
+        try:
+            await in_database(lambda conn: conn.execute("select 1"))
+        except (DatabaseAway, TimeoutError):
+            return JSONResponse({"database": "away"}, status_code=503)
+        return JSONResponse({"database": "ok", "sources": sorted(settings.sources)})
+
+    return app

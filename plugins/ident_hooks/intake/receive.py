@@ -1,0 +1,199 @@
+"""One pushed request in the database: its raw body, and the lead or the reject it became.
+
+Everything for one request happens in one transaction that the caller commits before
+answering (``ConnectionPool.run``): the request row, the lead through the same normaliser
+and store as pulled leads (``leads.store.store_leads``; unique per source and id, so a
+resent request stays one lead), or a reject with its reason (``store_rejects``). Two copies
+of one lead arriving at once (Tilda's retry racing the first attempt) are serialised by a
+transaction lock on the lead's key, so the second sees the first's row.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Any
+
+import psycopg
+
+from ident_hooks.leads.normalise import DoctorMatcher, Lead, Reject, RejectedRecord, without_nul
+from ident_hooks.leads.sources import SourceSettings, tilda, uis_notification, webhook
+from ident_hooks.leads.store import store_leads, store_rejects
+
+# the push kinds of ident_hooks.registry
+TILDA, WEBHOOK, UIS_NOTIFICATION = "tilda", "webhook", "uis_notification"
+_SHOWN_BODY_CHARS = 4000  # how much of an unreadable body a reject row keeps
+_DOCTORS_TTL_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class PushSource:
+    """A configured push source with its secret (from its Airflow connection)."""
+
+    name: str
+    kind: str
+    title: str
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Received:
+    source: PushSource
+    content_type: str | None
+    body: bytes  # at most the size limit
+    body_bytes: int  # what the sender sent (or declared)
+    received_at: datetime
+    too_large_limit: int | None = None  # set when the body was over this limit
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    outcome: str  # stored, repeated, test, rejected
+    body: dict[str, Any]
+
+
+class DoctorCache:
+    """The clinic's doctors for matching, re-read at most once a minute."""
+
+    def __init__(self) -> None:
+        self._matcher: DoctorMatcher | None = None
+        self._loaded = 0.0
+        self._lock = threading.Lock()
+
+    def matcher(self, conn: psycopg.Connection) -> DoctorMatcher:
+        with self._lock:
+            if self._matcher is None or time.monotonic() - self._loaded > _DOCTORS_TTL_SECONDS:
+                rows = conn.execute("select doctor_id, full_name from clinic.doctors").fetchall()
+                self._matcher = DoctorMatcher(rows)
+                self._loaded = time.monotonic()
+            return self._matcher
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, reason: str, raw: Any) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.raw = status, reason, raw
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def _shown_body(body: bytes) -> dict[str, Any]:
+    return {"body": body.decode("utf-8", "replace").replace("\x00", "")[:_SHOWN_BODY_CHARS]}
+
+
+def _tilda_lead(req: Received, settings: SourceSettings) -> Lead | None:
+    """The lead of a Tilda submission; None for Tilda's connection test."""
+    if _media_type(req.content_type) != "application/x-www-form-urlencoded":
+        raise _Refused(415, "Tilda posts application/x-www-form-urlencoded", _shown_body(req.body))
+    try:
+        fields = tilda.read_form(req.body)
+    except RejectedRecord as rejected:
+        raise _Refused(400, rejected.reason, _shown_body(req.body)) from None
+    if tilda.is_connection_test(fields):
+        return None
+    try:
+        return tilda.parse(fields, settings=settings, received_at=req.received_at)
+    except RejectedRecord as rejected:
+        raise _Refused(422, rejected.reason, fields) from None
+
+
+def _webhook_lead(
+    req: Received, settings: SourceSettings, conn: psycopg.Connection, doctors: DoctorCache
+) -> Lead:
+    if _media_type(req.content_type) != "application/json":
+        raise _Refused(415, "the webhook takes application/json", _shown_body(req.body))
+    try:
+        raw = without_nul(json.loads(req.body.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise _Refused(400, f"body is not JSON: {error}", _shown_body(req.body)) from None
+    try:
+        return webhook.parse(
+            raw, settings=settings, matcher=doctors.matcher(conn), received_at=req.received_at
+        )
+    except RejectedRecord as rejected:
+        raise _Refused(422, rejected.reason, raw) from None
+
+
+def _uis_lead(req: Received, settings: SourceSettings) -> Lead:
+    # The Content-Type UIS sends is not published: the body is read as JSON whatever it says.
+    try:
+        raw = without_nul(json.loads(req.body.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise _Refused(400, f"body is not JSON: {error}", _shown_body(req.body)) from None
+    try:
+        return uis_notification.parse(raw, settings=settings, received_at=req.received_at)
+    except RejectedRecord as rejected:
+        raise _Refused(422, rejected.reason, raw) from None
+
+
+def _record(
+    conn: psycopg.Connection,
+    req: Received,
+    outcome: str,
+    status: int,
+    *,
+    external_id: str | None = None,
+    reason: str | None = None,
+    lead_id: int | None = None,
+) -> None:
+    conn.execute(
+        "insert into integration.intake_requests (source, kind, received_at, content_type,"
+        " body, body_bytes, external_id, outcome, http_status, reason, lead_id)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            req.source.name,
+            req.source.kind,
+            req.received_at,
+            req.content_type,
+            req.body,
+            req.body_bytes,
+            external_id,
+            outcome,
+            status,
+            reason,
+            lead_id,
+        ),
+    )
+
+
+def receive(
+    conn: psycopg.Connection, req: Received, *, timezone: tzinfo, doctors: DoctorCache
+) -> Answer:
+    """Keep the request and what it became, in the caller's transaction."""
+    settings = SourceSettings(source=req.source.name, timezone=timezone)
+    try:
+        if req.too_large_limit is not None:
+            reason = f"body of {req.body_bytes} bytes is over the limit of {req.too_large_limit}"
+            raise _Refused(413, reason, {"body_bytes": req.body_bytes, **_shown_body(req.body)})
+        if req.source.kind == TILDA:
+            lead = _tilda_lead(req, settings)
+        elif req.source.kind == UIS_NOTIFICATION:
+            lead = _uis_lead(req, settings)
+        else:
+            lead = _webhook_lead(req, settings, conn, doctors)
+    except _Refused as refused:
+        store_rejects(conn, [Reject(req.source.name, refused.raw, refused.reason)])
+        _record(conn, req, "rejected", refused.status, reason=refused.reason)
+        return Answer(refused.status, "rejected", {"error": refused.reason})
+    if lead is None:
+        _record(conn, req, "test", 200)
+        return Answer(200, "test", {"status": "ok"})
+    # Serialise copies of one lead (a retry racing its first attempt) until commit.
+    conn.execute(
+        "select pg_advisory_xact_lock(hashtextextended(%s, 0))",
+        (f"intake\x1f{lead.source}\x1f{lead.external_id}",),
+    )
+    result = store_leads(conn, [lead])
+    outcome = "stored" if result.inserted else "repeated"
+    (lead_id,) = conn.execute(
+        "select lead_id from integration.leads where source = %s and external_id = %s",
+        (lead.source, lead.external_id),
+    ).fetchone()
+    _record(conn, req, outcome, 200, external_id=lead.external_id, lead_id=lead_id)
+    return Answer(200, outcome, {"status": outcome, "id": lead.external_id})
