@@ -29,7 +29,8 @@ import psycopg
 import pytest
 import requests
 
-from ident_hooks.leads.normalise import normalise_phone
+from ident_hooks.leads.normalise import Lead, normalise_phone
+from ident_hooks.leads.store import store_leads
 
 USERS = {"admin": "admin-pass-1", "anna": "anna-pass-2"}
 INBOX_REFRESH_SECONDS = 3  # shorter than the default 10 s to keep the browser test quick
@@ -176,7 +177,7 @@ DOCTORS = [
 @pytest.fixture
 def inbox_conn(clinic_conn: psycopg.Connection) -> psycopg.Connection:
     """The clinic database with two branches, two doctors and no leads."""
-    clinic_conn.execute("truncate integration.leads")
+    clinic_conn.execute("truncate integration.leads cascade")
     with clinic_conn.cursor() as cursor:
         cursor.executemany(
             "insert into clinic.branches (branch_id, name, timezone) values (%s, %s, %s)",
@@ -218,3 +219,33 @@ def add_lead(inbox_conn: psycopg.Connection):
         return lead_id
 
     return add
+
+
+@pytest.fixture
+def commit_lead(inbox_conn: psycopg.Connection):
+    """``commit_lead(name, phone, **fields) -> (lead_id, committed_at)``: one lead stored the
+    way every intake path stores them (``store_leads``, then commit); ``committed_at`` is
+    ``time.time()`` just before the commit (what is measured from it includes the commit)."""
+
+    def commit(name: str, phone: str, **fields: Any) -> tuple[int, float]:
+        lead = Lead(
+            source=fields.pop("source", "flexbe"),
+            external_id=uuid.uuid4().hex,
+            created_at=datetime.now(UTC),
+            name=name,
+            phone_raw=phone,
+            phone_e164=normalise_phone(phone),
+            branch_id=fields.pop("branch_id", "msk"),
+            raw={"id": "from-test"},
+            **fields,
+        )
+        assert store_leads(inbox_conn, [lead]).inserted == 1
+        (lead_id,) = inbox_conn.execute(
+            "select lead_id from integration.leads where source = %s and external_id = %s",
+            (lead.source, lead.external_id),
+        ).fetchone()
+        committing_at = time.time()
+        inbox_conn.commit()
+        return lead_id, committing_at
+
+    return commit

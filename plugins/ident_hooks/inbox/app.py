@@ -4,6 +4,8 @@ Routes (relative to the mount point):
 
 * ``GET /`` — the page (anonymous visitors are sent to Airflow's login page);
 * ``GET /api/leads?branch=&source=&q=`` — open leads, newest first;
+* ``GET /api/events`` — server-sent events: ``leads`` whenever the open leads change
+  (see ``push``), so the page fetches the list at once instead of waiting for its poll;
 * ``POST /api/leads/{id}/take`` | ``/close`` | ``/spam`` — the front desk's actions,
   JSON bodies (``{"comment": "..."}`` for close and spam), checked against cross-site
   forgery (see ``security``);
@@ -12,7 +14,8 @@ Routes (relative to the mount point):
 Everything but the static files needs an authenticated Airflow user, exactly as the
 Airflow UI does: the ``_token`` cookie of its login, or ``Authorization: Bearer <jwt>``.
 The clinic database is reached through the ``ident_db`` connection, one short-lived
-connection per request (a few milliseconds; the page polls every few seconds).
+connection per request (a few milliseconds; the page polls every few seconds), plus one
+connection per api-server process that LISTENs for changes while any page is open.
 """
 
 from __future__ import annotations
@@ -30,13 +33,13 @@ from airflow.api_fastapi.core_api.security import get_user
 from airflow.configuration import conf
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from ident_hooks import db
 from ident_hooks.config import load_config
-from ident_hooks.inbox import store
+from ident_hooks.inbox import push, store
 from ident_hooks.inbox.pages import airflow_root_url, page_templates
 from ident_hooks.inbox.security import PAGE_CSP, csrf_problem, csrf_token, secure_app
 
@@ -52,6 +55,11 @@ def refresh_seconds() -> int:
     """How often the page asks for new leads: ``[ident_inbox] refresh_seconds``."""
     configured = conf.getint(CONFIG_SECTION, "refresh_seconds", fallback=DEFAULT_REFRESH_SECONDS)
     return max(MIN_REFRESH_SECONDS, configured)
+
+
+def push_enabled() -> bool:
+    """Whether pages get pushed changes: ``[ident_inbox] push`` (off: they only poll)."""
+    return conf.getboolean(CONFIG_SECTION, "push", fallback=True)
 
 
 def _secret_key() -> str:
@@ -119,6 +127,8 @@ def inbox_page(
             user_name=user.get_name(),
             csrf_token=csrf_token(_secret_key(), user.get_name()),
             refresh_seconds=refresh_seconds(),
+            push_enabled=push_enabled(),
+            heartbeat_seconds=push.HEARTBEAT_SECONDS,
             target_seconds=RESPONSE_TARGET_SECONDS,
             list_limit=store.LIST_LIMIT,
             branches=branches,
@@ -149,6 +159,24 @@ def open_leads(
         "leads": leads,
     }
     return JSONResponse(jsonable_encoder(body))
+
+
+@router.get("/api/events")
+async def lead_events(request: Request, user: CurrentUser) -> StreamingResponse:
+    """The page's push channel; ``503`` when the clinic database cannot LISTEN (the page polls)."""
+    if not push_enabled():
+        raise HTTPException(404, "Мгновенные обновления выключены")
+    feed: push.LeadsFeed = request.app.state.leads_feed
+    try:
+        subscription = await feed.subscribe()
+    except push.FeedUnavailable as problem:
+        raise HTTPException(503, f"Мгновенные обновления недоступны: {problem}") from None
+    return StreamingResponse(
+        push.event_stream(feed, subscription),
+        media_type="text/event-stream",
+        # nginx buffers responses unless told not to; an event must not wait in a buffer.
+        headers={"X-Accel-Buffering": "no"},
+    )
 
 
 def _state_json(state: store.LeadState) -> dict[str, Any]:
@@ -193,6 +221,7 @@ def mark_spam(lead_id: int, user: ActingUser, body: CloseBody | None = None) -> 
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Заявки", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.leads_feed = push.LeadsFeed(db.connect)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     secure_app(app, pages=[inbox_page])

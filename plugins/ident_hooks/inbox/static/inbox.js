@@ -1,11 +1,14 @@
-// The leads inbox page: polls the open leads, keeps the waiting times live, announces new
-// leads (highlight, browser notification, a short chime) and sends the admin's actions.
+// The leads inbox page: fetches the open leads when the server pushes that they changed
+// (server-sent events), polls them when it cannot, keeps the waiting times live, announces
+// new leads (highlight, browser notification, a short chime) and sends the admin's actions.
 "use strict";
 
 (() => {
   const page = document.body.dataset;
   const config = {
     refreshMs: Number(page.refreshSeconds) * 1000,
+    push: page.push === "on",
+    heartbeatMs: Number(page.heartbeatSeconds) * 1000,
     targetSeconds: Number(page.targetSeconds),
     listLimit: Number(page.listLimit),
     user: page.user,
@@ -16,6 +19,10 @@
   const STORAGE_LAST_SEEN = "identInbox.lastSeenLeadId";
   const STORAGE_SOUND = "identInbox.sound";
   const MAX_NOTIFICATIONS = 3;
+  // While pushes arrive the page still fetches the list this often, in case one got lost.
+  const PUSHED_REFRESH_MS = 60_000;
+  // After the push channel failed for good (an error answer), try it again this much later.
+  const PUSH_RETRY_MS = 30_000;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -45,6 +52,11 @@
   let lastSeenId = Number(localStorage.getItem(STORAGE_LAST_SEEN) || 0);
   let pendingSeen = null; // {id, since}: the newest lead, on screen since `since`
   let request = null; // the list request in flight, if any
+  let refreshAgain = false; // a push came while a request was in flight: fetch once more
+  let listedAt = 0; // Date.now() of the last list received
+  let stream = null; // the EventSource of the push channel, when the browser has one
+  let streamOpenedAt = 0;
+  let lastPushAt = 0; // Date.now() of the last event on the push channel
   let rowsById = new Map(); // lead id -> {row, signature}
   let dialogAction = null; // {leadId, action} the open dialog will send
 
@@ -282,9 +294,13 @@
 
   // `restart` replaces a request in flight; `baseline` takes the answer as the new normal
   // (new filters), not as news to announce.
-  async function refresh({ restart = false, baseline = false } = {}) {
+  // `followUp` (a push): a request in flight may predate the change, so fetch again after it.
+  async function refresh({ restart = false, baseline = false, followUp = false } = {}) {
     if (request) {
-      if (!restart) return; // still waiting for the previous answer
+      if (!restart) {
+        refreshAgain = refreshAgain || followUp;
+        return; // still waiting for the previous answer
+      }
       request.abort();
     }
     const controller = new AbortController();
@@ -305,13 +321,60 @@
       receive(await response.json(), baseline);
       hideBanner();
       ui.status.textContent = `Обновлено в ${secondsFormat.format(new Date())}` +
-        ` · каждые ${config.refreshMs / 1000} с`;
+        (pushLive() ? " · мгновенно" : ` · каждые ${config.refreshMs / 1000} с`);
     } catch {
       if (controller.signal.aborted && request !== controller) return; // replaced by a newer one
       showBanner(`Нет связи с сервером, повтор через ${config.refreshMs / 1000} с.`);
     } finally {
       clearTimeout(timeout);
-      if (request === controller) request = null;
+      if (request === controller) {
+        request = null;
+        if (refreshAgain) {
+          refreshAgain = false;
+          refresh();
+        }
+      }
+    }
+  }
+
+  // ---- pushed changes ---------------------------------------------------------------------
+  // The push channel is live while its stream is open and its heartbeats arrive: a proxy that
+  // buffers the stream keeps it open but lets nothing through, and then the page polls.
+  function pushLive() {
+    return Boolean(stream) && stream.readyState === EventSource.OPEN &&
+      Date.now() - lastPushAt < config.heartbeatMs * 2 + 5000;
+  }
+
+  function connectPush() {
+    if (!config.push || !("EventSource" in window)) return;
+    if (stream) stream.close();
+    stream = new EventSource("api/events");
+    streamOpenedAt = Date.now();
+    const alive = () => { lastPushAt = Date.now(); };
+    // On (re)connecting: changes may have come while the page was not listening.
+    stream.addEventListener("ready", () => {
+      alive();
+      refresh({ followUp: true });
+    });
+    stream.addEventListener("leads", () => {
+      alive();
+      refresh({ followUp: true });
+    });
+    stream.addEventListener("heartbeat", alive);
+    // A dropped stream reconnects by itself (readyState CONNECTING); an error answer closes
+    // it for good (CLOSED). Either way pushLive() is false and the ticks poll meanwhile.
+    stream.addEventListener("error", () => { lastPushAt = 0; });
+  }
+
+  // Each tick of the refresh interval: poll unless pushes are arriving, and revive the
+  // push channel when it has failed or gone quiet.
+  function onRefreshTick() {
+    if (!pushLive()) {
+      const quiet = stream && stream.readyState !== EventSource.CONNECTING;
+      if ((!stream || quiet) && Date.now() - streamOpenedAt >= PUSH_RETRY_MS) connectPush();
+      refresh();
+    } else if (Date.now() - listedAt >= PUSHED_REFRESH_MS) {
+      refresh();
     }
   }
 
@@ -326,6 +389,7 @@
     knownMaxId = Math.max(knownMaxId || 0, newest);
     leads = data.leads;
     receivedAt = performance.now();
+    listedAt = Date.now();
     config.csrfToken = data.csrf_token;
     render(data.total);
   }
@@ -538,11 +602,12 @@
   // Timers of a background tab are slowed to once a minute; a worker's are not.
   try {
     const ticker = new Worker("static/ticker.js");
-    ticker.onmessage = () => refresh();
+    ticker.onmessage = onRefreshTick;
     ticker.postMessage(config.refreshMs);
   } catch {
-    setInterval(refresh, config.refreshMs);
+    setInterval(onRefreshTick, config.refreshMs);
   }
   setInterval(tick, 1000);
   refresh();
+  connectPush();
 })();
