@@ -10,10 +10,11 @@ from ident_hooks.config import Aggregator, load_config, run_schedule
 DOC = """
 ### Publish free appointment time to {title}
 
-Every {minutes} min, and as soon as lead ingestion reports new leads (the `leads`
-Asset), computes each doctor's free slots — work intervals (`clinic.work_intervals`)
-minus appointments that are not cancelled (in any branch) and minus the time open
-leads asked for — and sends them to **{title}** (kind `{kind}`: {payload}).
+Every {minutes} min, and as soon as new leads are stored (the `leads` Asset: a pull
+that stored leads, or a lead asking for a doctor's time committed by any path, seen by
+its watcher in the triggerer), computes each doctor's free slots — work intervals
+(`clinic.work_intervals`) minus appointments that are not cancelled (in any branch) and
+minus the time open leads asked for — and sends them to **{title}** (kind `{kind}`: {payload}).
 
 **Rules** ("Правила выгрузки расписания"), from `clinic.export_settings` and
 `clinic.export_rules` for aggregator `{name}`: days ahead ({horizon}), slot length

@@ -1,6 +1,19 @@
-"""Airflow Assets that connect the DAGs: lead ingestion -> publishing and reports."""
+"""Airflow Assets that connect the DAGs: lead ingestion -> publishing and reports.
 
-from airflow.sdk import Asset
+Every DAG imports its Assets from here and never defines them again: the dag-processor
+keeps an Asset's watchers as the last parsed definition of it has them, so a copy without
+the watcher would switch the watcher off.
+"""
 
-# Updated by a pull_leads_* run that stored new or changed leads.
-LEADS = Asset(name="leads", uri="ident://integration/leads")
+from airflow.sdk import Asset, AssetWatcher
+
+from ident_hooks.triggers import NewLeadsTrigger
+
+# Updated by a pull_leads_* run that stored new or changed leads, and by the triggerer
+# as soon as the clinic database has a new lead that could hold a doctor's time (pushed to
+# the intake service, or written by any other writer): see ident_hooks.triggers.
+LEADS = Asset(
+    name="leads",
+    uri="ident://integration/leads",
+    watchers=[AssetWatcher(name="new_leads_in_clinic_db", trigger=NewLeadsTrigger())],
+)
