@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             if demo.load(conn, clinic, replace=args.reload_demo):
                 print(
                     f"demo clinic loaded: {len(clinic.doctors)} doctors, "
-                    f"{len(clinic.appointments)} appointments"
+                    f"{len(clinic.appointments)} appointments, {len(clinic.leads)} past leads"
                 )
 
     simulated = _start_simulators(env)
