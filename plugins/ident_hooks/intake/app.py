@@ -127,26 +127,28 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         source = settings.sources.get(name)
         return source if source is not None and source.kind == kind else None
 
+    async def push_with_secret_in_path(
+        kind: str, service: str, address: str, name: str, secret: str, request: Request
+    ) -> Response:
+        """For services that can be given only a URL: the secret is its last segment."""
+        source = configured(name, kind)
+        if source is None:
+            return _error(404, f"no such {service} source")
+        if not secret_matches(secret, source.secret):
+            log.warning("%s (%s): 403, wrong secret", name, kind)
+            return _error(403, f"wrong secret in the {address} address")
+        return await push(request, source)
+
     @app.post("/tilda/{name}/{secret}")
     async def tilda_form(name: str, secret: str, request: Request) -> Response:
-        source = configured(name, TILDA)
-        if source is None:
-            return _error(404, "no such Tilda source")
-        if not secret_matches(secret, source.secret):
-            log.warning("%s (tilda): 403, wrong secret", name)
-            return _error(403, "wrong secret in the webhook address")
-        return await push(request, source)
+        return await push_with_secret_in_path(TILDA, "Tilda", "webhook", name, secret, request)
 
     @app.post("/uis/{name}/{secret}")
     async def uis_notification(name: str, secret: str, request: Request) -> Response:
         # UIS's notification settings are a method, a URL and a body: the secret is in the URL.
-        source = configured(name, UIS_NOTIFICATION)
-        if source is None:
-            return _error(404, "no such UIS notification source")
-        if not secret_matches(secret, source.secret):
-            log.warning("%s (uis_notification): 403, wrong secret", name)
-            return _error(403, "wrong secret in the notification address")
-        return await push(request, source)
+        return await push_with_secret_in_path(
+            UIS_NOTIFICATION, "UIS notification", "notification", name, secret, request
+        )
 
     @app.post("/webhook/{name}")
     async def webhook_lead(name: str, request: Request) -> Response:
