@@ -13,7 +13,10 @@ error, so a setting added to the file is either used here or noticed.
 Two settings are added that the file does not have: the scheduler does not create runs
 from the clock or from asset events (``[scheduler] use_job_schedule = False``), so only
 the runs a test triggers run and the test does not depend on the time of day; and tasks
-go to a queue of their own that only this stack's worker serves.
+go to a queue of their own that only this stack's worker serves. A test that needs the
+scheduler to create runs (asset-triggered ones) restarts it with
+``AirflowStack.restart_scheduler_creating_runs``, once it has paused every DAG whose runs
+it does not expect.
 
 Every process is stopped — its whole process tree and process group — when the context
 ends, also when the test fails.
@@ -39,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psutil
+import psycopg
 import pytest
 import requests
 import yaml
@@ -179,6 +183,7 @@ class AirflowStack:
     metadata_url: str
     deadline: float
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    launches: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
     _token: str | None = None
 
     # -- diagnostics ---------------------------------------------------
@@ -216,6 +221,39 @@ class AirflowStack:
                 return found
             time.sleep(poll)
         self.fail(f"timed out waiting for {description}")
+
+    # -- processes -----------------------------------------------------
+    def launch(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        """Start a service in a session of its own, its output appended to its log."""
+        self.launches[name] = (command, env)
+        with self.log_path(name).open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def restart_scheduler_creating_runs(self) -> None:
+        """Restart the scheduler with ``use_job_schedule`` on, as compose runs it: it then
+        creates runs from asset events and from the clock for every unpaused DAG."""
+        name = "airflow-scheduler"
+        with psycopg.connect(self.metadata_url) as meta:
+            (last_job,) = meta.execute(
+                "select coalesce(max(id), 0) from job where job_type = 'SchedulerJob'"
+            ).fetchone()
+        _stop([self.processes.pop(name)])
+        command, env = self.launches[name]
+        self.launch(name, command, {**env, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True"})
+
+        def heartbeating() -> bool:
+            with psycopg.connect(self.metadata_url) as meta:
+                return bool(
+                    meta.execute(
+                        "select 1 from job where job_type = 'SchedulerJob' and id > %s"
+                        " and state = 'running' and latest_heartbeat > start_date",
+                        (last_job,),
+                    ).fetchone()
+                )
+
+        self.wait_for("the restarted scheduler to heartbeat", heartbeating)
 
     # -- REST API ------------------------------------------------------
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -387,14 +425,7 @@ def airflow_stack(
             if name == "airflow-worker":
                 command += ["--queues", QUEUE]
             env = {**base_env, **environments[name], **local, **extra_env}
-            with stack.log_path(name).open("wb") as log:
-                stack.processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", "airflow", *command],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            stack.launch(name, [sys.executable, "-m", "airflow", *command], env)
 
         def healthy() -> bool:
             response = requests.get(f"{stack.base_url}/api/v2/monitor/health", timeout=5)

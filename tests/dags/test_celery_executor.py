@@ -5,24 +5,41 @@ api-server, scheduler, dag-processor, triggerer and a Celery worker, with Redis 
 and the Celery result backend on PostgreSQL. A pull DAG and a publish DAG are unpaused and
 triggered through the api-server's REST API; their tasks must run in the worker, and their
 data must arrive: the leads in the clinic database, the schedule at the aggregator.
+
+Then, on the same stack, the watcher of the ``leads`` Asset (``NewLeadsTrigger``) in the
+real triggerer: a lead asking for a doctor's time, committed straight into
+``integration.leads`` as the intake service commits it, must become an asset event of
+``leads`` from the trigger, which the scheduler (restarted to create runs, with only the
+publish DAG unpaused) turns into one asset-triggered publish run that takes the lead's
+time off the schedule at the aggregator.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from airflow_stack import QUEUE, AirflowStack, airflow_stack
 
 from ident_hooks import demo, embedded_pg
+from ident_hooks.leads.normalise import make_lead
+from ident_hooks.leads.store import store_leads
 from ident_hooks.simulators.catalog import SimulatedService, build_simulators
+from ident_hooks.triggers import APPLICATION_NAME
 
 PULL, PUBLISH = "pull_leads_flexbe", "publish_schedule_prodoctorov"
 SIMULATED = ("flexbe", "prodoctorov")
-# Start (~1 min), parsing and both runs take about 2 minutes on two shared cores.
+WATCHED_ASSET = "leads"
+PUSHED_SOURCE = "site_form"  # a webhook source of include/integrations.yaml
+# Start (~1 min), parsing and both runs take about 2 minutes on two shared cores; the
+# scheduler's restart and the watcher's run about one more.
 TIMEOUT_SECONDS = 600
+# From the lead's commit to the end of the publish run it triggers.
+WATCHER_RUN_SECONDS = 90
 
 
 @pytest.fixture
@@ -94,16 +111,192 @@ def _celery_tasks_done(stack: AirflowStack, run_ids: list[str]) -> list[str] | N
     return [celery_id for celery_id, _ in rows] if done else None
 
 
+def _free_cell_days_ahead(received: dict[str, list[dict]], clinic, prodoctorov) -> dict:
+    """A free cell at ПроДокторов, picked the same way each run, days away from today's
+    edge of the window ("no slots in the next N hours"), with its doctor, branch and
+    start and end as instants."""
+    zones = {branch_id: ZoneInfo(zone) for branch_id, _name, zone, *_ in clinic.branches}
+    soon = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    candidates = sorted(
+        (cell["dt"], cell["time_start"], cell["time_end"], doctor_id, branch_id)
+        for branch_id in zones
+        for doctor_id in received
+        for cell in prodoctorov.cells(branch_id, doctor_id)
+        if cell["free"] and cell["dt"] >= soon
+    )
+    assert candidates, f"no free cell two days ahead: {received}"
+    day, start, end, doctor_id, branch_id = candidates[len(candidates) // 2]
+    zone = zones[branch_id]
+    return {
+        "dt": day,
+        "time_start": start,
+        "doctor_id": doctor_id,
+        "branch_id": branch_id,
+        "starts": datetime.fromisoformat(f"{day}T{start}").replace(tzinfo=zone),
+        "ends": datetime.fromisoformat(f"{day}T{end}").replace(tzinfo=zone),
+    }
+
+
+def _asset_events(stack: AirflowStack) -> list[dict]:
+    """The events of the ``leads`` Asset, oldest first."""
+    response = stack.api("GET", "/api/v2/assets/events", params={"limit": 100})
+    response.raise_for_status()
+    events = [e for e in response.json()["asset_events"] if e["name"] == WATCHED_ASSET]
+    return sorted(events, key=lambda event: event["id"])
+
+
+def _watcher_events(stack: AirflowStack) -> list[dict]:
+    """The events of the ``leads`` Asset that came from its watcher's trigger."""
+    return [e for e in _asset_events(stack) if (e["extra"] or {}).get("from_trigger")]
+
+
+def _runs(stack: AirflowStack, dag_id: str) -> list[dict]:
+    response = stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})
+    response.raise_for_status()
+    return response.json()["dag_runs"]
+
+
+def _watcher_listening(clinic_conn: psycopg.Connection) -> bool:
+    """Whether the trigger's connection to the clinic database is open (it LISTENs)."""
+    row = clinic_conn.execute(
+        "select count(*) from pg_stat_activity where application_name = %s",
+        (APPLICATION_NAME,),
+    ).fetchone()
+    clinic_conn.commit()
+    return row[0] > 0
+
+
+def _check_the_watcher_triggers_a_publish_run(
+    stack: AirflowStack, prodoctorov, clinic, clinic_conn: psycopg.Connection, pull_run: str
+) -> None:
+    received = _received_cells(prodoctorov, clinic)
+    cell = _free_cell_days_ahead(received, clinic, prodoctorov)
+    # The pull's own announcement is an event of the Asset too, but not the trigger's: the
+    # pulled leads name no doctor, so until now the watcher had nothing to fire for.
+    (announced,) = _asset_events(stack)
+    assert (announced["source_dag_id"], announced["source_run_id"]) == (PULL, pull_run)
+    assert _watcher_events(stack) == []
+
+    # Only the publish DAG (unpaused: the watcher runs only for an unpaused consumer) may
+    # get runs; the one the restarted scheduler creates at once from the clock (catchup
+    # off: the latest tick) is left to finish first.
+    response = stack.api("PATCH", f"/api/v2/dags/{PULL}", json={"is_paused": True})
+    assert response.status_code == 200 and response.json()["is_paused"] is True, response.text
+    response = stack.api("GET", "/api/v2/dags", params={"paused": False, "limit": 100})
+    response.raise_for_status()
+    assert [dag["dag_id"] for dag in response.json()["dags"]] == [PUBLISH]
+    stack.restart_scheduler_creating_runs()
+    stack.wait_for(
+        "the scheduled publish run that the restarted scheduler creates to finish",
+        lambda: (
+            (runs := _runs(stack, PUBLISH))
+            and any(run["run_type"] == "scheduled" for run in runs)
+            and all(run["state"] in ("success", "failed") for run in runs)
+        ),
+        poll=2.0,
+    )
+    assert all(run["state"] == "success" for run in _runs(stack, PUBLISH))
+    stack.wait_for(
+        "the watcher in the triggerer to connect", lambda: _watcher_listening(clinic_conn)
+    )
+
+    asked = make_lead(
+        source=PUSHED_SOURCE,
+        external_id="e2e-watcher-1",
+        created_at=datetime.now(UTC),
+        raw={"id": "e2e-watcher-1"},
+        name="Анна",
+        phone="+7 916 123-45-67",
+        doctor_id=cell["doctor_id"],
+        requested_start=cell["starts"],
+        requested_end=cell["ends"],
+        branch_id=cell["branch_id"],
+    )
+    store_leads(clinic_conn, [asked])
+    clinic_conn.commit()
+    committed = time.monotonic()
+    (lead_id,) = clinic_conn.execute(
+        "select lead_id from integration.leads where source = %s and external_id = %s",
+        (PUSHED_SOURCE, asked.external_id),
+    ).fetchone()
+    clinic_conn.commit()
+
+    def triggered_run_done() -> dict | None:
+        if time.monotonic() - committed > WATCHER_RUN_SECONDS:
+            stack.fail(
+                f"no asset-triggered {PUBLISH} run succeeded within {WATCHER_RUN_SECONDS} s"
+                f" of lead {lead_id}'s commit: events {_watcher_events(stack)},"
+                f" runs {_runs(stack, PUBLISH)}\n--- triggerer ---\n"
+                + "\n".join(stack.log_text("airflow-triggerer").splitlines()[-60:])
+            )
+        triggered = [run for run in _runs(stack, PUBLISH) if run["run_type"] == "asset_triggered"]
+        return (
+            triggered[0] if triggered and triggered[0]["state"] in ("success", "failed") else None
+        )
+
+    run = stack.wait_for("the asset-triggered publish run", triggered_run_done, poll=2.0)
+    run_id = run["dag_run_id"]
+    if run["state"] != "success":
+        stack.fail(f"{run_id} ended {run['state']}: {stack.task_instances(PUBLISH, run_id)}")
+
+    # One event from the trigger, for this lead, and it created exactly this run ...
+    (event,) = _watcher_events(stack)
+    assert event["extra"] == {"from_trigger": True, "payload": {"op": "insert", "lead_id": lead_id}}
+    assert event["source_dag_id"] is None and event["source_task_id"] is None
+    assert [created["run_id"] for created in event["created_dagruns"]] == [run["dag_run_id"]]
+    triggered = [
+        r["dag_run_id"] for r in _runs(stack, PUBLISH) if r["run_type"] == "asset_triggered"
+    ]
+    assert triggered == [run["dag_run_id"]]
+    upstream = stack.api(
+        "GET", f"/api/v2/dags/{PUBLISH}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents"
+    )
+    upstream.raise_for_status()
+    # A first asset-triggered run consumes every event of its Assets since the DAG was
+    # scheduled on them: the pull's announcement (queued for no DAG, the publish DAG being
+    # paused then) and the watcher's.
+    consumed = {e["id"]: (e["source_run_id"], e["extra"]) for e in upstream.json()["asset_events"]}
+    assert consumed == {
+        announced["id"]: (pull_run, announced["extra"]),
+        event["id"]: (None, event["extra"]),
+    }
+    # ... whose task ran in the worker and computed the schedule without the lead's time:
+    instances = stack.task_instances(PUBLISH, run["dag_run_id"])
+    assert {task: ti["state"] for task, ti in instances.items()} == {"publish": "success"}
+    assert {ti["queue"] for ti in instances.values()} == {QUEUE}
+    logged = clinic_conn.execute(
+        "select status, error from integration.publish_log"
+        " where aggregator = 'prodoctorov' and run_id = %s",
+        (run["dag_run_id"],),
+    ).fetchall()
+    clinic_conn.commit()
+    assert len(logged) == 1 and logged[0][0] in ("sent", "skipped") and logged[0][1] is None
+    # The cell the lead asked for is no longer offered at ПроДокторов.
+    now_offered = [
+        c
+        for c in prodoctorov.cells(cell["branch_id"], cell["doctor_id"])
+        if c["dt"] == cell["dt"] and c["time_start"] == cell["time_start"]
+    ]
+    assert now_offered and not any(c["free"] for c in now_offered), now_offered
+
+
 @pytest.mark.slow
 def test_pull_and_publish_dags_run_in_the_celery_worker(stack, services, clinic, clinic_conn):
     flexbe, prodoctorov = services["flexbe"].server, services["prodoctorov"].server
     now = datetime.now(UTC)
-    added = [flexbe.add_lead(now - timedelta(minutes=minutes)) for minutes in (50, 35, 20, 5)]
+    # Leads that name no doctor: the watcher of the leads Asset must stay quiet until the
+    # last step pushes one that does.
+    added = [
+        flexbe.add_lead(now - timedelta(minutes=minutes), with_doctor=False)
+        for minutes in (50, 35, 20, 5)
+    ]
     for dag_id in (PULL, PUBLISH):
         assert stack.wait_for_dag(dag_id)["is_paused"] is True  # as compose creates DAGs
-        stack.unpause(dag_id)
-
+    # The publish DAG is unpaused after the pull: the pull's event of the leads Asset is
+    # then queued for no DAG, and the asset-triggered run of the last step is the watcher's.
+    stack.unpause(PULL)
     pull_run = _run_to_the_end(stack, PULL)
+    stack.unpause(PUBLISH)
     publish_run = _run_to_the_end(stack, PUBLISH)
 
     # The data arrived: every lead stored once, the cursor kept through the api-server ...
@@ -146,3 +339,5 @@ def test_pull_and_publish_dags_run_in_the_celery_worker(stack, services, clinic,
     assert len(celery_ids) == 4
     worker_log = stack.log_text("airflow-worker")
     assert all(f"execute_workload[{celery_id}] succeeded" in worker_log for celery_id in celery_ids)
+
+    _check_the_watcher_triggers_a_publish_run(stack, prodoctorov, clinic, clinic_conn, pull_run)
