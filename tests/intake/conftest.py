@@ -29,6 +29,13 @@ DOCTORS = [
 ]
 
 
+def leads(conn: psycopg.Connection) -> list[dict]:
+    """Every stored lead, as dicts (after committing what the test's connection holds)."""
+    conn.commit()
+    cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
+    return cursor.execute("select * from integration.leads order by lead_id").fetchall()
+
+
 @pytest.fixture
 def intake_db(clinic_conn: psycopg.Connection) -> psycopg.Connection:
     """The clinic database with two doctors and no pushed requests, leads or rejects."""

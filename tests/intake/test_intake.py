@@ -22,6 +22,7 @@ from tests.intake.conftest import (
     SITE_SECRET,
     TICKETS_KEY,
     TILDA_SECRET,
+    leads,
 )
 
 TILDA_FORM = {
@@ -58,12 +59,6 @@ def post_site(intake, body, *, secret: str | None = SITE_SECRET, **kwargs) -> ht
         headers["Content-Type"] = "application/json"
         return httpx.post(f"{intake.url}/webhook/site_form", content=body, headers=headers)
     return httpx.post(f"{intake.url}/webhook/site_form", json=body, headers=headers, **kwargs)
-
-
-def leads(conn: psycopg.Connection) -> list[dict]:
-    conn.commit()
-    cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
-    return cursor.execute("select * from integration.leads order by lead_id").fetchall()
 
 
 def requests_kept(conn: psycopg.Connection) -> list[tuple]:

@@ -18,7 +18,7 @@ import pytest
 
 from ident_hooks.intake.receive import PushSource
 from ident_hooks.registry import LEAD_SOURCE_KINDS
-from tests.intake.conftest import RECEIVED_AT, SOURCES, TILDA_SECRET
+from tests.intake.conftest import RECEIVED_AT, SOURCES, TILDA_SECRET, leads
 
 UIS_SECRET = "u1s-5ecret-qrs"
 UIS_SOURCE = PushSource("uis_calls", "uis_notification", "UIS: звонки", UIS_SECRET)
@@ -64,12 +64,6 @@ def post_uis(intake, body: bytes, *, secret: str = UIS_SECRET, source: str = "ui
         content=body,
         headers={"Content-Type": "application/json"},
     )
-
-
-def leads(conn: psycopg.Connection) -> list[dict]:
-    conn.commit()
-    cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
-    return cursor.execute("select * from integration.leads order by lead_id").fetchall()
 
 
 def requests_kept(conn: psycopg.Connection) -> list[tuple]:
