@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from ident_hooks.assets import LEADS
+from ident_hooks.assets import CLINIC_SCHEDULE, LEADS
 from ident_hooks.config import Aggregator, load_config, run_schedule
 
 DOC = """
@@ -56,7 +56,10 @@ def make_publish_dag(aggregator: Aggregator):
 
     @dag(
         dag_id=f"publish_schedule_{aggregator.name}",
-        schedule=run_schedule(aggregator.interval, also_on=[LEADS]),
+        schedule=run_schedule(
+            aggregator.interval,
+            also_on=[CLINIC_SCHEDULE, LEADS] if aggregator.publish_on_change else [LEADS],
+        ),
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=1,
@@ -103,6 +106,7 @@ def make_publish_dag(aggregator: Aggregator):
                     client=client,
                     now=datetime.now().astimezone(),
                     run_id=run_id,
+                    on_change=aggregator.publish_on_change,
                 )
             return summary.as_dict()
 

@@ -19,7 +19,12 @@ import pytest
 
 from ident_hooks.leads.normalise import Lead
 from ident_hooks.leads.store import mark_acknowledged, store_leads
-from ident_hooks.triggers import APPLICATION_NAME, CURSOR_KEY, NewLeadsTrigger
+from ident_hooks.triggers import (
+    APPLICATION_NAME,
+    CURSOR_KEY,
+    ClinicScheduleTrigger,
+    NewLeadsTrigger,
+)
 
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
 SOURCE = "site_push"
@@ -260,7 +265,7 @@ def test_serialize_round_trips():
         NewLeadsTrigger(poll_seconds=0)
 
 
-def test_dags_parse_and_publishing_watches_the_leads_asset():
+def test_dags_parse_and_publishing_watches_the_leads_and_the_schedule_assets():
     from airflow.dag_processing.dagbag import DagBag
     from airflow.serialization.serialized_objects import DagSerialization
 
@@ -270,13 +275,20 @@ def test_dags_parse_and_publishing_watches_the_leads_asset():
     pulls = [d for d in bag.dags.values() if d.dag_id.startswith("pull_leads_")]
     assert publish and pulls
     for dag in publish:
-        (leads,) = dag.timetable.asset_condition.objects
+        # Any one of them starts a run (AssetAny), beside the timer.
+        condition = dag.timetable.asset_condition
+        assert type(condition).__name__ == "AssetAny"
+        schedule, leads = condition.objects
         assert (leads.name, leads.uri) == ("leads", "ident://integration/leads")
+        assert (schedule.name, schedule.uri) == ("clinic_schedule", "ident://clinic/schedule")
         (watcher,) = leads.watchers
         assert watcher.trigger.serialize() == NewLeadsTrigger().serialize()
+        (watcher,) = schedule.watchers
+        assert watcher.trigger.serialize() == ClinicScheduleTrigger().serialize()
         # What the dag-processor stores and the scheduler hands to the triggerer.
         stored = DagSerialization.to_dict(dag)["dag"]["timetable"]
         assert "ident_hooks.triggers.NewLeadsTrigger" in str(stored)
+        assert "ident_hooks.triggers.ClinicScheduleTrigger" in str(stored)
     for dag in pulls:
         outlets = [o for t in dag.tasks for o in t.outlets]
         assert [(o.name, len(o.watchers)) for o in outlets] == [("leads", 1)]

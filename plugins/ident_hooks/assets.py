@@ -7,7 +7,7 @@ the watcher would switch the watcher off.
 
 from airflow.sdk import Asset, AssetWatcher
 
-from ident_hooks.triggers import NewLeadsTrigger
+from ident_hooks.triggers import ClinicScheduleTrigger, NewLeadsTrigger
 
 # Updated by a pull_leads_* run that stored new or changed leads, and by the triggerer
 # as soon as the clinic database has a new lead that could hold a doctor's time (pushed to
@@ -16,4 +16,13 @@ LEADS = Asset(
     name="leads",
     uri="ident://integration/leads",
     watchers=[AssetWatcher(name="new_leads_in_clinic_db", trigger=NewLeadsTrigger())],
+)
+
+# Updated by the triggerer whenever a statement changes what the aggregators are shown
+# (appointments, work intervals, doctors, branches, export settings and rules, leads
+# holding time): migration 0013's change log. Change-driven publish DAGs run on it.
+CLINIC_SCHEDULE = Asset(
+    name="clinic_schedule",
+    uri="ident://clinic/schedule",
+    watchers=[AssetWatcher(name="clinic_schedule_changes", trigger=ClinicScheduleTrigger())],
 )

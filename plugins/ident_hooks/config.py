@@ -42,6 +42,10 @@ class Aggregator:
     title: str  # shown to staff
     connection: str
     interval: timedelta
+    # True: a run publishes what the change log recorded since the last one and is also
+    # started by the clinic_schedule Asset (issue 11). False: every run rereads the whole
+    # clinic on the timer, for a clinic database that cannot carry the triggers.
+    publish_on_change: bool = True
 
     @property
     def spec(self) -> AggregatorKind:
@@ -104,6 +108,13 @@ def _interval(where: str, entry: dict[str, Any], minimum: int) -> timedelta:
     return timedelta(minutes=minutes)
 
 
+def _flag(where: str, entry: dict[str, Any], key: str, default: bool) -> bool:
+    value = entry.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be true or false")
+    return value
+
+
 def _initial_days(where: str, days: Any) -> int:
     if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 366:
         raise ConfigError(f"{where}: initial_days must be a whole number from 0 to 366")
@@ -129,6 +140,7 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
                 _title(where, entry, AGGREGATOR_KINDS[kind].title or name),
                 entry.get("connection", name),
                 _interval(where, entry, 1),
+                _flag(where, entry, "publish_on_change", True),
             )
         )
     sources = []
@@ -192,8 +204,14 @@ def _load_config(path: Path) -> IntegrationsConfig:
 
 def run_schedule(interval: timedelta, *, also_on: list | None = None):
     """A timetable firing every ``interval`` (clock-aligned when it divides an hour),
-    optionally also whenever one of the ``also_on`` assets is updated."""
-    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, DeltaTriggerTimetable
+    optionally also whenever any one of the ``also_on`` assets is updated (a plain list
+    would mean all of them)."""
+    from airflow.sdk import (
+        AssetAny,
+        AssetOrTimeSchedule,
+        CronTriggerTimetable,
+        DeltaTriggerTimetable,
+    )
 
     minutes = int(interval.total_seconds() // 60)
     if interval == timedelta(minutes=minutes) and 60 % minutes == 0:
@@ -202,4 +220,4 @@ def run_schedule(interval: timedelta, *, also_on: list | None = None):
         timetable = DeltaTriggerTimetable(interval)
     if not also_on:
         return timetable
-    return AssetOrTimeSchedule(timetable=timetable, assets=also_on)
+    return AssetOrTimeSchedule(timetable=timetable, assets=AssetAny(*also_on))

@@ -37,7 +37,11 @@ class AggregatorKind:
     request whose body equals the last one accepted may go unsent (kinds not named are
     sent on every run); ``fixed_days_ahead`` overrides the clinic's ``days_ahead``,
     counted in ``horizon_zone``'s date (None: each branch's own);
-    ``sends_busy`` says whether busy cells go out beside free slots. ``title`` is the
+    ``sends_busy`` says whether busy cells go out beside free slots. Those rules are for
+    an instance that rereads the clinic on every tick (``publish_on_change: false``). A
+    change-driven instance sends a request when its body changed and, unchanged, only as
+    often as the service itself demands: ``resend_every`` (kind -> period), plus the
+    daily full snapshot (:mod:`ident_hooks.schedule.publish`). ``title`` is the
     default label of an instance (None for a protocol many services speak: the instance
     then needs its own ``title`` in the YAML, else its name is shown).
     """
@@ -51,6 +55,7 @@ class AggregatorKind:
     fixed_days_ahead: int | None = None
     horizon_zone: str | None = None
     skip_unchanged: Mapping[str, timedelta] = field(default_factory=dict, hash=False)
+    resend_every: Mapping[str, timedelta] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,14 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                 # never ahead of a Russian branch's, so this stays inside the service's window.
                 horizon_zone="UTC",
                 skip_unchanged={
+                    "clinics": timedelta(hours=6),
+                    "doctors": timedelta(hours=6),
+                },
+                # «Правила работы с сервисом» (napopravku/rta-api-service-client README):
+                # slots every 10 minutes or more often, clinics and doctors at least daily.
+                # 9 minutes: the 10-minute timer's run always finds the last send older.
+                resend_every={
+                    "slots": timedelta(minutes=9),
                     "clinics": timedelta(hours=6),
                     "doctors": timedelta(hours=6),
                 },

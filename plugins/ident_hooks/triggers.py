@@ -64,8 +64,8 @@ select (select max(lead_id) from integration.leads) as top,
 """
 
 
-class NewLeadsTrigger(BaseEventTrigger):
-    """Fire when leads that could hold a doctor's time arrive in the clinic database.
+class _ClinicDatabaseTrigger(BaseEventTrigger):
+    """What both watchers share: the clinic database's connection and a polling period.
 
     :param conn_id: the Airflow connection of the clinic database (``postgres``; its host
         may be a Unix-socket directory).
@@ -84,6 +84,30 @@ class NewLeadsTrigger(BaseEventTrigger):
             f"{type(self).__module__}.{type(self).__qualname__}",
             {"conn_id": self.conn_id, "poll_seconds": self.poll_seconds},
         )
+
+    async def _conninfo(self) -> str:
+        from airflow.sdk import BaseHook
+        from psycopg import pq
+        from psycopg.conninfo import make_conninfo
+
+        conn = await BaseHook.aget_connection(self.conn_id)
+        keywords = {d.keyword.decode() for d in pq.Conninfo.get_defaults()}
+        params: dict[str, Any] = {
+            key: value for key, value in conn.extra_dejson.items() if key in keywords
+        }
+        params.update(
+            host=conn.host,
+            port=conn.port,
+            user=conn.login,
+            password=conn.password,
+            dbname=conn.schema,
+        )
+        params.setdefault("application_name", APPLICATION_NAME)
+        return make_conninfo(**{k: v for k, v in params.items() if v not in (None, "")})
+
+
+class NewLeadsTrigger(_ClinicDatabaseTrigger):
+    """Fire when leads that could hold a doctor's time arrive in the clinic database."""
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         import psycopg
@@ -139,26 +163,6 @@ class NewLeadsTrigger(BaseEventTrigger):
                         notified.append(lead_id)
         return notified
 
-    async def _conninfo(self) -> str:
-        from airflow.sdk import BaseHook
-        from psycopg import pq
-        from psycopg.conninfo import make_conninfo
-
-        conn = await BaseHook.aget_connection(self.conn_id)
-        keywords = {d.keyword.decode() for d in pq.Conninfo.get_defaults()}
-        params: dict[str, Any] = {
-            key: value for key, value in conn.extra_dejson.items() if key in keywords
-        }
-        params.update(
-            host=conn.host,
-            port=conn.port,
-            user=conn.login,
-            password=conn.password,
-            dbname=conn.schema,
-        )
-        params.setdefault("application_name", APPLICATION_NAME)
-        return make_conninfo(**{k: v for k, v in params.items() if v not in (None, "")})
-
     async def _load_cursor(self) -> int:
         if self.asset_state_store is None:
             return 0
@@ -180,3 +184,99 @@ def _inserted_lead(payload: str) -> int | None:
         return None
     lead_id = message.get("lead_id")
     return lead_id if isinstance(lead_id, int) else None
+
+
+SCHEDULE_CHANNEL = "clinic_schedule"
+SCHEDULE_CURSOR_KEY = "watcher_snapshot"  # in the watched Asset's state store
+# Changes the cursor snapshot could not see, and the snapshot to move the cursor to: the
+# same exact test the publishing runs use (ident_hooks.schedule.changes).
+_SCHEDULE_CHECK_SQL = """
+select exists (select 1 from integration.schedule_changes
+                where xid >= pg_snapshot_xmin(%(after)s::pg_snapshot)
+                  and not pg_visible_in_snapshot(xid, %(after)s::pg_snapshot)),
+       pg_current_snapshot()::text
+"""
+
+
+class ClinicScheduleTrigger(_ClinicDatabaseTrigger):
+    """Fire when the clinic's schedule changed (the change log of migration 0013).
+
+    LISTENs on ``clinic_schedule``, where each changing statement's trigger sends a
+    NOTIFY at commit; checks the log on every notification and every ``poll_seconds``
+    anyway, so a missed notification only delays. The cursor is a PostgreSQL snapshot, kept
+    in the Asset's state store: a change committed late with a lower id, or while the
+    triggerer was down, is still after it. After the first notification it waits
+    ``settle_seconds`` for the rest of a burst (a sync writing a hundred appointments is a
+    hundred statements), so a burst is one event, not a hundred.
+
+    :param settle_seconds: how long to gather a burst before firing.
+    """
+
+    def __init__(
+        self, conn_id: str = "ident_db", poll_seconds: float = 30.0, settle_seconds: float = 0.5
+    ) -> None:
+        super().__init__(conn_id, poll_seconds)
+        if settle_seconds < 0:
+            raise ValueError("settle_seconds must not be negative")
+        self.settle_seconds = settle_seconds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        path, kwargs = super().serialize()
+        return path, {**kwargs, "settle_seconds": self.settle_seconds}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        import psycopg
+
+        after = await self._load_snapshot()
+        retry = _FIRST_RETRY_SECONDS
+        while True:
+            try:
+                conninfo = await self._conninfo()
+                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                    await conn.execute(f"listen {SCHEDULE_CHANNEL}")
+                    retry = _FIRST_RETRY_SECONDS
+                    while True:
+                        if after is None:
+                            changed, after = True, await self._snapshot(conn)
+                        else:
+                            changed, snapshot = await (
+                                await conn.execute(_SCHEDULE_CHECK_SQL, {"after": after})
+                            ).fetchone()
+                        if changed:
+                            await self._drain(conn, self.settle_seconds)
+                            # Everything committed by now is covered by the coming run.
+                            after = await self._snapshot(conn)
+                            await self._save_snapshot(after)
+                            self.log.info("clinic schedule changed")
+                            yield TriggerEvent({"changed": "clinic_schedule"})
+                        elif snapshot != after:
+                            after = snapshot  # keeps the checked range short
+                        await self._wait(conn)
+            except (psycopg.Error, OSError) as error:
+                self.log.warning("clinic database unavailable (%s); retry in %s s", error, retry)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, self.poll_seconds)
+
+    async def _snapshot(self, conn) -> str:
+        return (await (await conn.execute("select pg_current_snapshot()::text")).fetchone())[0]
+
+    async def _wait(self, conn) -> None:
+        """Until a notification or one poll period; then take whatever else is queued."""
+        async with aclosing(conn.notifies(timeout=self.poll_seconds, stop_after=1)) as stream:
+            async for _ in stream:
+                pass
+        await self._drain(conn, 0)
+
+    async def _drain(self, conn, seconds: float) -> None:
+        async with aclosing(conn.notifies(timeout=seconds)) as stream:
+            async for _ in stream:
+                pass
+
+    async def _load_snapshot(self) -> str | None:
+        if self.asset_state_store is None:
+            return None
+        return await self.asset_state_store.aget(SCHEDULE_CURSOR_KEY, default=None)
+
+    async def _save_snapshot(self, snapshot: str) -> None:
+        if self.asset_state_store is not None:
+            await self.asset_state_store.aset(SCHEDULE_CURSOR_KEY, snapshot)

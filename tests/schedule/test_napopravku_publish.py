@@ -49,7 +49,8 @@ def clinic(clinic_conn):
     network = demo.generate(4, 5, now=NOW)
     demo.load(clinic_conn, network)
     clinic_conn.execute(
-        "truncate integration.publish_log, integration.publish_state, integration.leads"
+        "truncate integration.publish_log, integration.publish_state, integration.leads,"
+        " integration.schedule_state cascade"
     )
     clinic_conn.commit()
     return network
@@ -71,8 +72,10 @@ def client(service, service_connection):
     return publisher("napopravku").client(conn_id, backoff_seconds=0, sleep=lambda _: None)
 
 
-def _publish(clinic_conn, client, now):
-    return publish_schedule("napopravku", conn=clinic_conn, client=client, now=now)
+def _publish(clinic_conn, client, now, *, on_change=True):
+    return publish_schedule(
+        "napopravku", conn=clinic_conn, client=client, now=now, on_change=on_change
+    )
 
 
 def _sent(service) -> dict[str, int]:
@@ -103,12 +106,13 @@ def _working_doctors(clinic_conn) -> list[str]:
 def test_a_second_run_with_nothing_changed_still_sends_the_slots(
     clinic, clinic_conn, service, client, clock
 ):
-    first = _publish(clinic_conn, client, NOW)
+    """Rereading the clinic on every tick (``publish_on_change: false``)."""
+    first = _publish(clinic_conn, client, NOW, on_change=False)
     branches = len(clinic.branches)
     assert _sent(service) == {"clinics": 1, "doctors": 1, "slots": branches}
     assert first.free_slots > 0
 
-    second = _publish(clinic_conn, client, NOW)  # the very same schedule
+    second = _publish(clinic_conn, client, NOW, on_change=False)  # the very same schedule
 
     assert second.payload_hash == first.payload_hash
     assert _sent(service) == {"clinics": 1, "doctors": 1, "slots": 2 * branches}
@@ -119,13 +123,38 @@ def test_a_second_run_with_nothing_changed_still_sends_the_slots(
         ("sent", branches, 2),
     ]
 
-    # Unchanged clinics and doctors wait at most six hours: several times a day.
-    clock.now = NOW + timedelta(hours=5)
-    _publish(clinic_conn, client, clock.now)
-    assert _sent(service) == {"clinics": 1, "doctors": 1, "slots": 3 * branches}
-    clock.now = NOW + timedelta(hours=6, minutes=1)
-    _publish(clinic_conn, client, clock.now)
-    assert _sent(service) == {"clinics": 2, "doctors": 2, "slots": 4 * branches}
+
+def test_unchanged_slots_still_go_every_10_minutes_without_reading_the_clinic(
+    clinic, clinic_conn, service, client, clock
+):
+    """Change-driven: nothing changed, yet the service's 10-minute rule is kept."""
+    branches = len(clinic.branches)
+    # Slots start on the half hour: between 08:55 and 08:57 no slot crosses the 2-hour cut-off.
+    start = NOW - timedelta(minutes=5)
+    _publish(clinic_conn, client, start)
+    after_two = _publish(clinic_conn, client, start + timedelta(minutes=2))
+    clock.now = start + timedelta(minutes=10)
+    after_ten = _publish(clinic_conn, client, clock.now)
+
+    modes = clinic_conn.execute(
+        "select mode, doctors_recomputed, requests_sent from integration.publish_log"
+        " where aggregator = 'napopravku' order by publish_id"
+    ).fetchall()
+    clinic_conn.commit()
+    assert modes == [("full", None, 2 + branches), ("idle", 0, 0), ("idle", 0, branches)]
+    assert after_two.requests_sent == 0 and after_ten.requests_sent == branches
+    assert _sent(service) == {"clinics": 1, "doctors": 1, "slots": 2 * branches}
+    # What went out from the kept state is what a full reread would have sent.
+    reread = publish_schedule(
+        "napopravku",
+        conn=clinic_conn,
+        client=client,
+        now=clock.now,
+        on_change=False,
+    )
+    slot_bodies = [call.json() for call in service.received("/api/v1/slots")]
+    assert reread.payload_hash == after_ten.payload_hash
+    assert slot_bodies[-branches:] == slot_bodies[branches : 2 * branches]
 
 
 def test_not_matched_doctors_land_in_publish_log_and_the_task_log(

@@ -299,16 +299,32 @@ class _Calendar:
     first_slot_start: np.ndarray  # shape (zones,)
 
 
+def clipping_moment(now: dt.datetime, step_minutes: int) -> int:
+    """``now`` in epoch seconds, rounded up to a multiple of ``step_minutes``.
+
+    The cut-off of today's slots and the start of busy cells in progress are counted from
+    here: with a step of 15 minutes an unchanged clinic's payloads change four times an
+    hour instead of every minute. Rounding up keeps the rule strict: no slot within the
+    next N hours, sometimes up to a step more. A step of 1 keeps ``now`` as it is (busy
+    cells are then floored to the whole minute).
+    """
+    if step_minutes <= 1:
+        return int(now.timestamp())
+    step = 60 * step_minutes
+    return -(-int(now.timestamp()) // step) * step
+
+
 def _calendar(
     zones: list[str],
     days_ahead: int,
     skip_hours: float,
     now: dt.datetime,
     horizon_zone: str | None = None,
+    clock_step_minutes: int = 1,
 ) -> _Calendar:
     days = days_ahead + 1
     midnights = np.empty((len(zones), days + 1), dtype=np.int64)
-    now_seconds = int(now.timestamp())
+    now_seconds = clipping_moment(now, clock_step_minutes)
     first_slot_start = np.empty(len(zones), dtype=np.int64)
     # A service counting its horizon in its own zone refuses later dates, even where a
     # branch further east is already a day ahead: its days past the end are left empty.
@@ -427,6 +443,8 @@ def compute_schedule(
     rules: pd.DataFrame,
     settings: ExportSettings,
     now: dt.datetime,
+    *,
+    clock_step_minutes: int = 1,
 ) -> Schedule:
     """Free slots and busy cells of every published doctor for one aggregator.
 
@@ -437,7 +455,9 @@ def compute_schedule(
       cancelled, in any branch, plus open leads holding a doctor's time;
     * ``doctors``: ``doctor_id, full_name, specialty, is_active`` (other columns are kept);
     * ``rules``: ``doctor_id, publish, slot_minutes`` (NULL = aggregator's) for this aggregator;
-    * ``now``: a time-zone-aware instant.
+    * ``now``: a time-zone-aware instant; the horizon's dates are its dates, the cut-off
+      and busy cells count from it rounded up to ``clock_step_minutes``
+      (:func:`clipping_moment`).
 
     Work rows of unknown, inactive or excluded doctors are ignored; overlapping
     or touching work intervals of a doctor in one branch are merged first.
@@ -455,7 +475,12 @@ def compute_schedule(
     for name in zone_names:
         ZoneInfo(name)  # an unknown zone fails here, named in the message
     calendar = _calendar(
-        zone_names, settings.days_ahead, settings.skip_hours_today, now, settings.horizon_zone
+        zone_names,
+        settings.days_ahead,
+        settings.skip_hours_today,
+        now,
+        settings.horizon_zone,
+        clock_step_minutes,
     )
 
     doctor_codes, doctor_index = pd.factorize(
@@ -480,7 +505,7 @@ def compute_schedule(
     busy_start, busy_end = seconds(busy, "starts_at", "busy"), seconds(busy, "ends_at", "busy")
     midnights = calendar.midnights - base
     first_slot_start = calendar.first_slot_start - base
-    now_seconds = int(now.timestamp()) - base
+    now_seconds = clipping_moment(now, clock_step_minutes) - base
 
     # 1. Merge work per (doctor, branch).
     valid = work_end > work_start
@@ -566,3 +591,77 @@ def compute_schedule(
         }
     ).sort_values(["branch_id", "doctor_id"], ignore_index=True)
     return Schedule(settings, now, cells, published, assignments)
+
+
+def raw_cells(schedule: Schedule) -> pd.DataFrame:
+    """A schedule's cells as kept between runs: ids, zone, epoch seconds and ``is_free``."""
+    cells = schedule.cells
+    return pd.DataFrame(
+        {
+            "doctor_id": cells["doctor_id"].astype(str).to_numpy(object),
+            "branch_id": cells["branch_id"].astype(str).to_numpy(object),
+            "timezone": cells["timezone"].astype(str).to_numpy(object),
+            "starts_at": cells["starts_at"].to_numpy("datetime64[s]").astype(np.int64),
+            "ends_at": cells["ends_at"].to_numpy("datetime64[s]").astype(np.int64),
+            "is_free": cells["is_free"].to_numpy(bool),
+        }
+    )
+
+
+def schedule_from_cells(
+    cells: pd.DataFrame,
+    doctors: pd.DataFrame,
+    assignments: pd.DataFrame,
+    settings: ExportSettings,
+    now: dt.datetime,
+    *,
+    clock_step_minutes: int = 1,
+) -> Schedule:
+    """The schedule kept cells (:func:`raw_cells`) show at ``now``, without the clinic.
+
+    Clips them as :func:`compute_schedule` would at ``now``: no free slot before today's
+    cut-off (``skip_hours_today``) or past the horizon, busy cells starting at the current
+    minute, nothing that has ended. Time only removes cells between two computations; a
+    day entering the horizon needs a computation (the first run of a new local day).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be time-zone aware")
+    now = pd.Timestamp(now).tz_convert("UTC")
+    zone_codes, zone_index = pd.factorize(cells["timezone"], sort=True)
+    zone_names = [str(name) for name in zone_index]
+    calendar = _calendar(
+        zone_names,
+        settings.days_ahead,
+        settings.skip_hours_today,
+        now,
+        settings.horizon_zone,
+        clock_step_minutes,
+    )
+    zone_codes = zone_codes.astype(np.int64)
+    start = cells["starts_at"].to_numpy(np.int64)
+    end = cells["ends_at"].to_numpy(np.int64)
+    free = cells["is_free"].to_numpy(bool)
+    horizon_end = calendar.midnights[zone_codes, -1] if zone_names else start
+    busy_start = np.maximum(start, clipping_moment(now, clock_step_minutes))
+    busy_start -= busy_start % 60  # whole minutes, as compute_schedule makes them
+    keep = np.where(
+        free,
+        (start >= calendar.first_slot_start[zone_codes] if zone_names else free)
+        & (start < horizon_end),
+        (end > busy_start) & (busy_start < horizon_end),
+    )
+    start = np.where(free, start, busy_start)
+    doctor_codes, doctor_index = pd.factorize(cells["doctor_id"], sort=True)
+    branch_codes, branch_index = pd.factorize(cells["branch_id"], sort=True)
+    frame = _frame(
+        np.asarray(doctor_index, dtype=object),
+        np.asarray(branch_index, dtype=object),
+        zone_names,
+        doctor_codes.astype(np.int64)[keep],
+        branch_codes.astype(np.int64)[keep],
+        zone_codes[keep],
+        start[keep],
+        end[keep],
+        free[keep],
+    )
+    return Schedule(settings, now, frame, doctors, assignments)

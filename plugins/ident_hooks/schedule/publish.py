@@ -1,15 +1,43 @@
-"""One publishing run for one aggregator: read, compute, build, send, log.
+"""One publishing run for one aggregator: read, compute, build, send, keep, log.
 
-The database work is a fixed handful of set-based queries; every request is sent and
-retried on its own by the HTTP client. A request whose body is identical to the one
-last sent successfully is skipped only where the aggregator's kind allows it, and only
-for as long (``AggregatorKind.skip_unchanged`` in the registry): НаПоправку's slots go
-on every run, since the service wants them every 10 minutes or more often, changed or not
-(``napopravku/rta-api-service-client``, ``README.md``). Every run leaves one row in
-``integration.publish_log``; for НаПоправку it also records the doctors the service
-could not link to its own profiles (``not_matched`` of the ``POST doctors`` reply,
-``src/DTOs/Doctor/Result/DoctorListUpdateResultDTO.php``) in ``not_matched_doctors`` and
-names them in the task log — NULL there means no doctors were sent in that run.
+Two ways to publish, chosen per instance (``publish_on_change`` in integrations.yaml):
+
+* **Change-driven** (the default, issue 11). The clinic tables' statement triggers log
+  what changed (migration 0013, :mod:`ident_hooks.schedule.changes`); the
+  ``clinic_schedule`` Asset's watcher starts a run within about a second. A run is
+
+  - ``full`` when nothing is kept yet, on the first run of a new local day (the daily
+    snapshot, which also brings the new last day into the horizon), or after a change
+    with no doctor (a branch, the export settings, a TRUNCATE): everything is read and
+    every request is sent, changed or not;
+  - ``changes`` when the log names doctors: only their work and busy time are read and
+    recomputed, every other doctor comes from the kept state, and a request goes out
+    only if its body differs from the one last accepted (ПроДокторов: the changed
+    doctors' branch documents; IDENT protocol: the whole timetable, built from the kept
+    state; НаПоправку: the changed branches' slots) — or when the service's own rule
+    wants it resent (``AggregatorKind.resend_every``: НаПоправку's slots every 10
+    minutes, clinics and doctors every 6 hours);
+  - ``idle`` when nothing changed: no clinic read at all, the kept state clipped to the
+    moment, and only what is due by those rules or changed by the passing time (today's
+    cut-off moves in quarter hours, ``CLOCK_STEP_MINUTES``).
+
+  The kept state and the change log's progress (a PostgreSQL snapshot) move only after
+  the service accepted every request of the run: a failing aggregator keeps its changes
+  until it takes them. The reading is one REPEATABLE READ transaction, so every change
+  the snapshot shows is in what was read, and every other one is left for the next run.
+
+* **Polling** (``publish_on_change: false``): every run on the timer rereads everything;
+  a request whose body equals the last accepted one is skipped only where the kind
+  allows and for as long (``AggregatorKind.skip_unchanged``). НаПоправку's slots go on
+  every run, since the service wants them every 10 minutes or more often, changed or
+  not (``napopravku/rta-api-service-client``, ``README.md``).
+
+Every run leaves one row in ``integration.publish_log`` (with its ``mode``, the change
+rows it published and how many doctors it recomputed); for НаПоправку it also records
+the doctors the service could not link to its own profiles (``not_matched`` of the
+``POST doctors`` reply, ``src/DTOs/Doctor/Result/DoctorListUpdateResultDTO.php``) in
+``not_matched_doctors`` and names them in the task log — NULL there means no doctors
+were sent in that run.
 """
 
 from __future__ import annotations
@@ -23,7 +51,12 @@ from typing import Any
 
 import psycopg
 
+import pandas as pd
+from zoneinfo import ZoneInfo
+
+from ident_hooks.config import load_config
 from ident_hooks.http_client import ServiceClient, ServiceError
+from ident_hooks.registry import AggregatorKind
 from ident_hooks.schedule.aggregators import (
     DEFAULT_MAX_REQUEST_BYTES,
     RequestTooLarge,
@@ -35,11 +68,26 @@ from ident_hooks.schedule.engine import (
     InvalidExportSettings,
     Schedule,
     compute_schedule,
+    raw_cells,
     resolve_settings,
+    schedule_from_cells,
+)
+from ident_hooks.schedule.changes import (
+    forget_old_changes,
+    load_cells,
+    load_state,
+    read_changes,
+    save_state,
 )
 from ident_hooks.schedule.reader import read_settings, read_snapshot
 
 log = logging.getLogger(__name__)
+
+# Publishing counts today's cut-off and busy cells in progress from "now" rounded up to a
+# quarter hour (engine.clipping_moment): an unchanged clinic's payloads then change four
+# times an hour, not every minute, which is what lets an idle change-driven run send
+# nothing. Both ways of publishing use it, so they send the same bodies.
+CLOCK_STEP_MINUTES = 15
 
 
 @dataclass
@@ -56,6 +104,9 @@ class PublishSummary:
     payload_hash: str | None = None
     error: str | None = None
     not_matched_doctors: list[str] | None = None
+    mode: str | None = None  # full | changes | idle | poll
+    changes: int | None = None
+    doctors_recomputed: int | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -81,6 +132,118 @@ def settings_for(aggregator: str, row: Mapping[str, Any] | None) -> ExportSettin
     )
 
 
+@dataclass
+class _Computed:
+    """What a run computed, and what it keeps once the aggregator has accepted it."""
+
+    mode: str  # full | changes | idle | poll
+    schedule: Schedule
+    branches: Any
+    snapshot: str | None = None  # the clinic snapshot it read (change-driven runs)
+    changes: int | None = None
+    recomputed: frozenset[str] | None = None  # doctors read again (None: all)
+    new_cells: Any = None  # raw cells to keep (None: keep what is kept)
+
+
+def _new_local_day(since: datetime, now: datetime, zones: list[str]) -> bool:
+    return any(since.astimezone(ZoneInfo(z)).date() != now.astimezone(ZoneInfo(z)).date() for z in zones)
+
+
+def _compute(
+    conn: psycopg.Connection,
+    aggregator: str,
+    settings: ExportSettings,
+    settings_row: Mapping[str, Any] | None,
+    now: datetime,
+    on_change: bool,
+) -> _Computed:
+    """Read what this run needs, in one REPEATABLE READ transaction (see changes.py)."""
+    state = load_state(conn, aggregator) if on_change else None
+    mode = "poll" if not on_change else "full"
+    changes = None
+    if state is not None:
+        zones = sorted({*state.branches.get("timezone", []), settings.horizon_zone or "UTC"})
+        if state.computed_at <= now and not _new_local_day(state.full_at, now, zones):
+            changes = read_changes(conn, aggregator, after=state.snapshot)
+            mode = "full" if changes.full else "changes" if changes.rows else "idle"
+    if on_change and changes is None:
+        changes = read_changes(conn, aggregator, after=None)
+
+    if mode == "idle":
+        kept = load_cells(conn, aggregator)
+        schedule = schedule_from_cells(
+            kept,
+            state.doctors,
+            state.assignments,
+            settings,
+            now,
+            clock_step_minutes=CLOCK_STEP_MINUTES,
+        )
+        return _Computed(mode, schedule, state.branches, changes.snapshot, 0, frozenset())
+
+    only = changes.doctors if mode == "changes" else None
+    snapshot = read_snapshot(
+        conn, aggregator, settings_row, now=now, days_ahead=settings.days_ahead, doctor_ids=only
+    )
+    computed = compute_schedule(
+        snapshot.work,
+        snapshot.busy,
+        snapshot.doctors,
+        snapshot.rules,
+        settings,
+        now,
+        clock_step_minutes=CLOCK_STEP_MINUTES,
+    )
+    new_cells = raw_cells(computed)
+    if mode != "changes":
+        return _Computed(
+            mode,
+            computed,
+            snapshot.branches,
+            changes.snapshot if changes else None,
+            changes.rows if changes else None,
+            None,
+            new_cells if on_change else None,
+        )
+    kept = load_cells(conn, aggregator, except_doctors=only)
+    assignments = pd.concat(
+        [state.assignments[~state.assignments["doctor_id"].isin(only)], computed.assignments],
+        ignore_index=True,
+    ).sort_values(["branch_id", "doctor_id"], ignore_index=True)
+    schedule = schedule_from_cells(
+        pd.concat([kept, new_cells], ignore_index=True),
+        computed.doctors,
+        assignments,
+        settings,
+        now,
+        clock_step_minutes=CLOCK_STEP_MINUTES,
+    )
+    return _Computed(
+        mode, schedule, snapshot.branches, changes.snapshot, changes.rows, only, new_cells
+    )
+
+
+def _compute_consistently(conn: psycopg.Connection, *args: Any) -> _Computed:
+    """:func:`_compute` at REPEATABLE READ, retried when a concurrent run's insert of new
+    IDENT aliases makes the snapshot unserializable."""
+    previous = conn.isolation_level
+    conn.rollback()
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    try:
+        for attempt in range(3):
+            try:
+                computed = _compute(conn, *args)
+                conn.commit()
+                return computed
+            except psycopg.errors.SerializationFailure:
+                conn.rollback()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+    finally:
+        conn.isolation_level = previous
+
+
 def publish_schedule(
     aggregator: str,
     *,
@@ -89,12 +252,19 @@ def publish_schedule(
     now: datetime,
     run_id: str | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    on_change: bool | None = None,
 ) -> PublishSummary:
     """Publish; raises ``InvalidExportSettings`` before sending anything if the settings
-    make no sense, and re-raises the service's error after logging the failed run."""
+    make no sense, and re-raises the service's error after logging the failed run.
+
+    ``on_change`` (default: the instance's ``publish_on_change``) chooses change-driven
+    publishing, described in the module docstring, over rereading the clinic every run.
+    """
     started = datetime.now().astimezone()
     summary = PublishSummary(aggregator)
     target = publisher(aggregator)
+    if on_change is None:
+        on_change = load_config().aggregator(aggregator).publish_on_change
     settings_row = read_settings(conn, aggregator)
     try:
         settings = settings_for(aggregator, settings_row)
@@ -107,15 +277,20 @@ def publish_schedule(
         _log_run(conn, summary, started, run_id)
         return summary
 
-    snapshot = read_snapshot(
-        conn, aggregator, settings_row, now=now, days_ahead=settings.days_ahead
-    )
-    schedule = compute_schedule(
-        snapshot.work, snapshot.busy, snapshot.doctors, snapshot.rules, settings, now
+    try:
+        computed = _compute_consistently(conn, aggregator, settings, settings_row, now, on_change)
+    except InvalidExportSettings as invalid:
+        summary.status, summary.error = "failed", str(invalid)
+        _log_run(conn, summary, started, run_id)
+        raise
+    schedule = computed.schedule
+    summary.mode, summary.changes = computed.mode, computed.changes
+    summary.doctors_recomputed = (
+        len(computed.recomputed) if computed.recomputed is not None else None
     )
     try:
         requests = target.build_requests(
-            schedule, snapshot.branches, max_request_bytes=max_request_bytes
+            schedule, computed.branches, max_request_bytes=max_request_bytes
         )
     except RequestTooLarge as too_large:
         summary.status, summary.error = "failed", str(too_large)
@@ -141,14 +316,7 @@ def publish_schedule(
     try:
         for key, request in zip(_request_keys(requests), requests, strict=True):
             body_hash = hashlib.sha256(request.body).hexdigest()
-            previous = last_sent.get(key)
-            skip_for = target.spec.skip_unchanged.get(request.kind)
-            if (
-                skip_for is not None
-                and previous
-                and previous[0] == body_hash
-                and previous[1] > now - skip_for
-            ):
+            if not _must_send(target.spec, computed.mode, request.kind, body_hash, last_sent.get(key), now):
                 summary.requests_skipped += 1
                 continue
             response = request.send(client)
@@ -175,11 +343,15 @@ def publish_schedule(
         summary.http_status = failure.status
         _log_run(conn, summary, started, run_id)
         raise
+    if on_change:
+        _keep(conn, aggregator, computed, now)
     summary.status = "sent" if summary.requests_sent else "skipped"
     _log_run(conn, summary, started, run_id)
     log.info(
-        "%s: %s doctors, %s free slots, %s busy cells; %s requests sent (%s bytes), %s unchanged",
+        "%s (%s run): %s doctors, %s free slots, %s busy cells; %s requests sent (%s bytes),"
+        " %s unchanged",
         aggregator,
+        computed.mode,
         summary.doctors,
         summary.free_slots,
         summary.busy_cells,
@@ -188,6 +360,51 @@ def publish_schedule(
         summary.requests_skipped,
     )
     return summary
+
+
+def _must_send(
+    spec: AggregatorKind,
+    mode: str,
+    kind: str,
+    body_hash: str,
+    previous: tuple[str, datetime] | None,
+    now: datetime,
+) -> bool:
+    """Whether a request goes out: always in a full run (the daily snapshot); otherwise
+    when its body changed, or when unchanged for longer than the rules allow."""
+    if mode == "full" or previous is None or previous[0] != body_hash:
+        return True
+    if mode == "poll":
+        skip_for = spec.skip_unchanged.get(kind)
+        return skip_for is None or previous[1] <= now - skip_for
+    resend_every = spec.resend_every.get(kind)
+    return resend_every is not None and previous[1] <= now - resend_every
+
+
+def _keep(conn: psycopg.Connection, aggregator: str, computed: _Computed, now: datetime) -> None:
+    """After the aggregator accepted the run: its state, and the changes it published."""
+    if computed.mode == "idle":
+        conn.execute(
+            "update integration.schedule_state set snapshot = %s::pg_snapshot"
+            " where aggregator = %s",
+            (computed.snapshot, aggregator),
+        )
+    else:
+        save_state(
+            conn,
+            aggregator,
+            snapshot=computed.snapshot,
+            computed_at=now,
+            full=computed.mode == "full",
+            doctors=computed.schedule.doctors,
+            branches=computed.branches,
+            assignments=computed.schedule.assignments,
+            cells=computed.new_cells,
+            replaced_doctors=computed.recomputed or (),
+        )
+        if computed.mode == "full":
+            forget_old_changes(conn, now)
+    conn.commit()
 
 
 def _warn_not_matched(aggregator: str, doctor_ids: tuple[str, ...], schedule: Schedule) -> None:
@@ -217,8 +434,8 @@ def _log_run(
         insert into integration.publish_log
             (aggregator, run_id, started_at, status, doctors, free_slots, busy_cells,
              requests_sent, requests_skipped, bytes_sent, http_status, payload_hash, error,
-             not_matched_doctors)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+             not_matched_doctors, mode, changes, doctors_recomputed)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         """,
         (
             summary.aggregator,
@@ -235,6 +452,9 @@ def _log_run(
             summary.payload_hash,
             summary.error or "; ".join(summary.notes) or None,
             summary.not_matched_doctors,
+            summary.mode,
+            summary.changes,
+            summary.doctors_recomputed,
         ),
     )
     conn.commit()

@@ -17,6 +17,7 @@ The payload builders stay pure: they only read the column.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +35,7 @@ select w.doctor_id, w.branch_id,
        b.timezone
   from clinic.work_intervals w
   join clinic.branches b using (branch_id)
- where w.ends_at > %(window_start)s and w.starts_at < %(window_end)s
+ where w.ends_at > %(window_start)s and w.starts_at < %(window_end)s{only_doctors}
 """
 BUSY_SQL = """
 select doctor_id,
@@ -42,7 +43,7 @@ select doctor_id,
        extract(epoch from ends_at)::bigint as ends_at
   from clinic.appointments
  where status <> 'cancelled'
-   and ends_at > %(window_start)s and starts_at < %(window_end)s
+   and ends_at > %(window_start)s and starts_at < %(window_end)s{only_doctors}
 union all
 select doctor_id,
        extract(epoch from requested_start)::bigint,
@@ -53,8 +54,10 @@ select doctor_id,
    and doctor_id is not null and requested_start is not null
    and coalesce(requested_end, requested_start + make_interval(mins => %(hold)s))
        > %(window_start)s
-   and requested_start < %(window_end)s
+   and requested_start < %(window_end)s{only_doctors}
 """
+# Appended to both queries when a run recomputes only the doctors the change log names.
+ONLY_DOCTORS = " and {column} = any(%(doctors)s)"
 # Missing aliases only: a conflicting insert would still use up a sequence number, and
 # receivers keep ids as 32-bit INT (brearey/smmikod, src/database/init.sql). Ordered, so
 # two runs adding the same new doctors take the row locks in the same order.
@@ -117,18 +120,26 @@ def read_snapshot(
     *,
     now: datetime,
     days_ahead: int,
+    doctor_ids: Iterable[str] | None = None,
 ) -> ClinicSnapshot:
     """Read the clinic for an export of ``days_ahead`` days from ``now``.
 
     The window reaches a day either side of the horizon so that branch-local dates in
     any time zone are covered; the engine cuts the exact horizon. Missing IDENT aliases
     are inserted in the caller's transaction (committed with the run's next commit).
+    With ``doctor_ids``, work and busy time are read for those doctors only (the rest of
+    the clinic is still read: a few thousand rows at most).
     """
     window = {
         "window_start": now - timedelta(days=1),
         "window_end": now + timedelta(days=days_ahead + 2),
         "hold": LEAD_HOLD_MINUTES,
+        "doctors": sorted(doctor_ids) if doctor_ids is not None else None,
     }
+
+    def only(column: str) -> str:
+        return "" if doctor_ids is None else ONLY_DOCTORS.format(column=column)
+
     conn.execute(ASSIGN_IDENT_IDS_SQL)
     branches = _frame(conn.execute(BRANCHES_SQL))
     doctors = _frame(conn.execute(DOCTORS_SQL))
@@ -139,6 +150,12 @@ def read_snapshot(
             (aggregator,),
         )
     )
-    work = _frame(conn.execute(WORK_SQL, window), ("starts_at", "ends_at"))
-    busy = _frame(conn.execute(BUSY_SQL, window), ("starts_at", "ends_at"))
+    work = _frame(
+        conn.execute(WORK_SQL.format(only_doctors=only("w.doctor_id")), window),
+        ("starts_at", "ends_at"),
+    )
+    busy = _frame(
+        conn.execute(BUSY_SQL.format(only_doctors=only("doctor_id")), window),
+        ("starts_at", "ends_at"),
+    )
     return ClinicSnapshot(settings_row, branches, doctors, rules, work, busy)

@@ -1,0 +1,137 @@
+"""The watcher of the ``clinic_schedule`` Asset: ClinicScheduleTrigger on the real database.
+
+Driven on an asyncio loop as the triggerer drives it; changes are written with plain SQL,
+as a practice-management system writes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psycopg
+import pytest
+
+from tests.test_triggers import MemoryState, Watching
+from ident_hooks.triggers import APPLICATION_NAME, SCHEDULE_CURSOR_KEY, ClinicScheduleTrigger
+
+
+@pytest.fixture
+def db(clinic_conn: psycopg.Connection, clinic_db_url: str, point_ident_db) -> psycopg.Connection:
+    point_ident_db(clinic_db_url)
+    clinic_conn.execute(
+        "insert into clinic.branches (branch_id, name) values ('msk', 'Москва');"
+        "insert into clinic.doctors (doctor_id, full_name) values ('d1', 'Иванов')"
+    )
+    clinic_conn.commit()
+    return clinic_conn
+
+
+def book(conn: psycopg.Connection, appointment_id: str, hour: int = 9) -> None:
+    conn.execute(
+        "insert into clinic.appointments (appointment_id, doctor_id, branch_id, starts_at, ends_at)"
+        " values (%s, 'd1', 'msk', %s::timestamptz, %s::timestamptz)",
+        (appointment_id, f"2026-12-10 {hour:02d}:00Z", f"2026-12-10 {hour:02d}:30Z"),
+    )
+    conn.commit()
+
+
+async def waiting(conn: psycopg.Connection) -> None:
+    """Until the trigger has LISTENed and sits waiting for a notification."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        (count,) = conn.execute(
+            "select count(*) from pg_stat_activity where application_name = %s"
+            " and state = 'idle' and query like '%%select exists%%'",
+            (APPLICATION_NAME,),
+        ).fetchone()
+        conn.rollback()
+        if count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the trigger never started waiting")
+
+
+def watcher(state: MemoryState, **options) -> ClinicScheduleTrigger:
+    trigger = ClinicScheduleTrigger(**{"poll_seconds": 3600, "settle_seconds": 0.3, **options})
+    trigger.asset_state_store = state
+    return trigger
+
+
+def test_a_committed_appointment_fires_and_an_unchanged_rewrite_does_not(db):
+    state = MemoryState()
+    state.values[SCHEDULE_CURSOR_KEY] = db.execute("select pg_current_snapshot()::text").fetchone()[0]
+    db.commit()
+
+    async def scenario():
+        async with Watching(watcher(state)) as watching:
+            await waiting(db)
+            started = time.monotonic()
+            book(db, "a1")
+            assert await watching.next_event(2.0) == {"changed": "clinic_schedule"}
+            assert time.monotonic() - started < 2.0
+            db.execute("update clinic.appointments set starts_at = starts_at")  # nothing changed
+            db.commit()
+            await watching.assert_quiet()
+
+    asyncio.run(scenario())
+
+
+def test_a_burst_of_a_hundred_statements_is_one_event(db):
+    state = MemoryState()
+    state.values[SCHEDULE_CURSOR_KEY] = db.execute("select pg_current_snapshot()::text").fetchone()[0]
+    db.commit()
+
+    async def scenario():
+        async with Watching(watcher(state, settle_seconds=1.0)) as watching:
+            await waiting(db)
+            for n in range(100):  # a hundred commits, as a sync writing one by one
+                db.execute(
+                    "insert into clinic.appointments"
+                    " (appointment_id, doctor_id, branch_id, starts_at, ends_at)"
+                    " values (%s, 'd1', 'msk', %s, %s)",
+                    (f"b{n}", f"2026-12-11 00:00Z", f"2026-12-11 00:05Z"),
+                )
+                db.commit()
+            assert await watching.next_event(3.0) == {"changed": "clinic_schedule"}
+            await watching.assert_quiet()
+
+    asyncio.run(scenario())
+
+
+def test_a_change_while_the_triggerer_was_down_fires_on_start_and_nothing_else_does(db):
+    state = MemoryState()
+
+    async def run_once() -> list:
+        async with Watching(watcher(state)) as watching:
+            events = []
+            try:
+                while True:
+                    events.append(await watching.next_event(1.5))
+            except TimeoutError:
+                return events
+
+    # The first start ever: one run to find out, the cursor kept.
+    assert asyncio.run(run_once()) == [{"changed": "clinic_schedule"}]
+    assert asyncio.run(run_once()) == []  # restarted, nothing changed meanwhile
+    book(db, "down-1")  # while no triggerer runs
+    assert asyncio.run(run_once()) == [{"changed": "clinic_schedule"}]
+
+
+def test_a_missed_notification_is_found_by_the_poll(db):
+    state = MemoryState()
+    state.values[SCHEDULE_CURSOR_KEY] = db.execute("select pg_current_snapshot()::text").fetchone()[0]
+    db.commit()
+
+    async def scenario():
+        async with Watching(watcher(state, poll_seconds=1.0)) as watching:
+            await waiting(db)
+            # A row in the log without its NOTIFY (as if sent while reconnecting).
+            db.execute(
+                "insert into integration.schedule_changes (source_table, doctor_id)"
+                " values ('appointments', 'd1')"
+            )
+            db.commit()
+            assert await watching.next_event(3.0) == {"changed": "clinic_schedule"}
+
+    asyncio.run(scenario())
