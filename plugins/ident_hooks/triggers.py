@@ -205,7 +205,7 @@ class ClinicScheduleTrigger(_ClinicDatabaseTrigger):
     NOTIFY at commit; checks the log on every notification and every ``poll_seconds``
     anyway, so a missed notification only delays. The cursor is a PostgreSQL snapshot, kept
     in the Asset's state store: a change committed late with a lower id, or while the
-    triggerer was down, is still after it. After the first notification it waits
+    triggerer was down, is still after it. The very first start only takes the cursor. After the first notification it waits
     ``settle_seconds`` for the rest of a burst (a sync writing a hundred appointments is a
     hundred statements), so a burst is one event, not a hundred.
 
@@ -235,13 +235,15 @@ class ClinicScheduleTrigger(_ClinicDatabaseTrigger):
                 async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
                     await conn.execute(f"listen {SCHEDULE_CHANNEL}")
                     retry = _FIRST_RETRY_SECONDS
+                    if after is None:
+                        # The first start ever: what came before is the timer's to publish
+                        # (a first run reads everything); from here on nothing is missed.
+                        after = await self._snapshot(conn)
+                        await self._save_snapshot(after)
                     while True:
-                        if after is None:
-                            changed, after = True, await self._snapshot(conn)
-                        else:
-                            changed, snapshot = await (
-                                await conn.execute(_SCHEDULE_CHECK_SQL, {"after": after})
-                            ).fetchone()
+                        changed, snapshot = await (
+                            await conn.execute(_SCHEDULE_CHECK_SQL, {"after": after})
+                        ).fetchone()
                         if changed:
                             await self._drain(conn, self.settle_seconds)
                             # Everything committed by now is covered by the coming run.
