@@ -56,6 +56,9 @@ class AggregatorKind:
     horizon_zone: str | None = None
     skip_unchanged: Mapping[str, timedelta] = field(default_factory=dict, hash=False)
     resend_every: Mapping[str, timedelta] = field(default_factory=dict, hash=False)
+    # The request kind that carries doctors' time (the others carry reference data): its
+    # acceptance is when the service received the schedule of the doctors of its branches.
+    schedule_request: str = "schedule"
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                     "clinics": timedelta(hours=6),
                     "doctors": timedelta(hours=6),
                 },
+                schedule_request="slots",
             ),
             AggregatorKind(
                 name="ident_timetable",
@@ -129,6 +133,7 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                 payload="IDENT `PostTimeTable`: the whole timetable, free and busy",
                 sends_busy=True,
                 skip_unchanged={"timetable": timedelta(minutes=60)},
+                schedule_request="timetable",
             ),
         )
     }

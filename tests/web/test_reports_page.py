@@ -473,3 +473,35 @@ def test_text_from_visitors_urls_cannot_become_an_excel_formula(airflow_web, rep
         reports_db.execute("delete from integration.leads where external_id like 'hostile-%'")
         reports_db.commit()
         build(reports_db)
+
+
+def test_collisions_per_aggregator_and_week_are_on_the_page(airflow_web, reports_db):
+    from ident_hooks.config import load_config
+    from ident_hooks.registry import record_instances
+    from ident_hooks.reports.tables import rebuild_schedule_collisions
+
+    record_instances(reports_db, load_config())  # the aggregator's title for staff
+    booked = datetime.combine(this_monday() + timedelta(days=1), datetime.min.time(), MSK)
+    booked += timedelta(hours=10)
+    reports_db.execute(
+        "insert into integration.lead_collisions (lead_id, aggregator, doctor_id,"
+        " requested_start, booked_at, stored_at, taken, appointment_id, taken_since,"
+        " schedule_sent_at) values"
+        " (-1, 'napopravku', 'r1', %(at)s, %(booked)s, %(booked)s, true, 'A-1',"
+        "  %(booked)s - interval '12 minutes', %(booked)s - interval '20 minutes'),"
+        " (-2, 'napopravku', 'r1', %(at)s, %(booked)s, %(booked)s, false, null, null, null)",
+        {"at": booked + timedelta(days=2), "booked": booked},
+    )
+    rebuild_schedule_collisions(reports_db, "Europe/Moscow")
+    reports_db.commit()
+    try:
+        page = airflow_web.cookie_session("anna").get(airflow_web.url(f"{REPORTS}/"), timeout=30)
+        assert page.status_code == 200
+        week = this_monday().strftime("%d.%m.%Y")
+        row = f"<tr><td>{week}</td><td>НаПоправку</td><td>2</td><td>1</td><td>0</td><td>12.0</td></tr>"
+        section = page.text[page.text.index("collisions-title") :]
+        assert row in section, section[:2000]
+    finally:
+        reports_db.execute("delete from integration.lead_collisions where lead_id < 0")
+        rebuild_schedule_collisions(reports_db, "Europe/Moscow")
+        reports_db.commit()

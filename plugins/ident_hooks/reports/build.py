@@ -168,6 +168,7 @@ def build_reports(
             _full(conn, summary, clinic_timezone, now)
         else:
             _incremental(conn, summary, clinic_timezone, now)
+        tables.rebuild_schedule_collisions(conn, clinic_timezone)
         conn.execute(
             """
             insert into report.build_state

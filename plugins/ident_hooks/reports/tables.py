@@ -100,6 +100,26 @@ _TOUCHED_CAMPAIGNS = (
     + _CAMPAIGN_MATCH.format(a="t", b="f")
     + ")"
 )
+# The double-booking window (migration 0015), per aggregator and clinic week: small, so
+# every build recomputes it whole.
+_SCHEDULE_COLLISIONS = """
+insert into report.schedule_collisions
+    (week, aggregator, title, leads_with_time, collisions, known_to_aggregator,
+     median_taken_minutes)
+select date_trunc('week', c.booked_at at time zone %(zone)s)::date,
+       c.aggregator,
+       coalesce(max(i.title), c.aggregator),
+       count(*),
+       count(*) filter (where c.taken),
+       count(*) filter (where c.taken and c.schedule_sent_at >= c.taken_since),
+       round((percentile_cont(0.5) within group (
+                  order by extract(epoch from c.booked_at - c.taken_since))
+              filter (where c.taken) / 60)::numeric, 1)
+  from integration.lead_collisions c
+  left join integration.integrations i on i.role = 'aggregator' and i.name = c.aggregator
+ group by 1, 2
+"""
+
 SQL_TEXTS = (
     _leads_daily(""),
     _response_time(""),
@@ -107,7 +127,14 @@ SQL_TEXTS = (
     _DOCTOR_DEMAND,
     _TOUCHED_DAYS,
     _TOUCHED_CAMPAIGNS,
+    _SCHEDULE_COLLISIONS,
 )
+
+
+def rebuild_schedule_collisions(conn: psycopg.Connection, clinic_timezone: str) -> int:
+    """Replace ``report.schedule_collisions``; returns its number of rows."""
+    conn.execute("delete from report.schedule_collisions")
+    return conn.execute(_SCHEDULE_COLLISIONS, {"zone": clinic_timezone}).rowcount
 
 
 def rebuild_all(conn: psycopg.Connection) -> None:

@@ -31,7 +31,7 @@ from ident_hooks.config import load_config
 from ident_hooks.inbox.pages import airflow_root_url, page_templates
 from ident_hooks.inbox.security import PAGE_CSP, secure_app
 from ident_hooks.reports.channels import CHANNELS
-from ident_hooks.reports.weekly import DEFAULT_WEEKS, read_weekly_charts
+from ident_hooks.reports.weekly import DEFAULT_WEEKS, read_weekly_charts, week_axis
 from ident_hooks.reports_web.csv_export import TABLES, csv_chunks
 
 HERE = Path(__file__).resolve().parent
@@ -64,6 +64,14 @@ router = APIRouter()
 @router.get("/", response_class=HTMLResponse)
 def reports_page(request: Request, user: CurrentUser, weeks: Weeks = DEFAULT_WEEKS):
     airflow_url = airflow_root_url(request)
+    first_week = week_axis(clinic_today(), weeks)[0]
+    with db.connect() as conn:
+        collisions = conn.execute(
+            "select week, title, leads_with_time, collisions, known_to_aggregator,"
+            " median_taken_minutes from report.schedule_collisions"
+            " where week >= %s order by week desc, title",
+            (first_week,),
+        ).fetchall()
     html = (
         page_templates(HERE / "templates")
         .get_template("reports.html")
@@ -72,6 +80,7 @@ def reports_page(request: Request, user: CurrentUser, weeks: Weeks = DEFAULT_WEE
             weeks=weeks,
             week_choices=sorted({*WEEK_CHOICES, weeks}),
             tables=TABLES,
+            collisions=collisions,
             airflow_url=airflow_url,
             inbox_url=airflow_url + "inbox/",
         )

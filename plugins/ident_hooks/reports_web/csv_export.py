@@ -52,6 +52,9 @@ TABLES: dict[str, ReportTable] = {
     "doctor_demand": ReportTable(
         "Спрос на врачей и их свободные слоты по неделям", ("week", "doctor_id")
     ),
+    "schedule_collisions": ReportTable(
+        "Записи на уже занятое время по агрегаторам и неделям", ("week", "aggregator")
+    ),
 }
 
 

@@ -337,6 +337,8 @@ def publish_schedule(
                 " set payload_hash = excluded.payload_hash, sent_at = excluded.sent_at",
                 (aggregator, key, body_hash, now),
             )
+            if request.kind == target.spec.schedule_request:
+                _record_publication(conn, aggregator, schedule, request.branch_ids, now)
             conn.commit()
     except ServiceError as failure:
         summary.status, summary.error = "failed", str(failure)
@@ -379,6 +381,26 @@ def _must_send(
         return skip_for is None or previous[1] <= now - skip_for
     resend_every = spec.resend_every.get(kind)
     return resend_every is not None and previous[1] <= now - resend_every
+
+
+def _record_publication(
+    conn: psycopg.Connection,
+    aggregator: str,
+    schedule: Schedule,
+    branch_ids: tuple[str, ...],
+    now: datetime,
+) -> None:
+    """The service now has the schedule of every doctor of these branches (for the
+    double-booking measurement, migration 0015). A branch split over several requests
+    (НаПоправку over 900 kB) counts as received with its first accepted part."""
+    assigned = schedule.assignments
+    doctors = sorted(set(assigned.loc[assigned["branch_id"].isin(branch_ids), "doctor_id"]))
+    conn.execute(
+        "insert into integration.doctor_publications (aggregator, doctor_id, sent_at)"
+        " select %s, unnest(%s::text[]), %s"
+        " on conflict (aggregator, doctor_id) do update set sent_at = excluded.sent_at",
+        (aggregator, doctors, now),
+    )
 
 
 def _keep(conn: psycopg.Connection, aggregator: str, computed: _Computed, now: datetime) -> None:
