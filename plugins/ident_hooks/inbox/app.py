@@ -2,8 +2,11 @@
 
 Routes (relative to the mount point):
 
-* ``GET /`` — the page (anonymous visitors are sent to Airflow's login page);
-* ``GET /api/leads?branch=&source=&q=`` — open leads, newest first;
+* ``GET /`` — the page (anonymous visitors are sent to Airflow's login page); an admin of
+  one branch's front desk (``include/alerts.yaml``) gets that branch selected;
+* ``GET /api/leads?branch=&source=&q=`` — open leads, newest first, each with its
+  escalation (``escalated_at``, ``escalated_desk``) once the integration_health DAG has
+  escalated it;
 * ``GET /api/events`` — server-sent events: ``leads`` whenever the open leads change
   (see ``push``), so the page fetches the list at once instead of waiting for its poll;
 * ``POST /api/leads/{id}/take`` | ``/close`` | ``/spam`` — the front desk's actions,
@@ -39,6 +42,7 @@ from pydantic import BaseModel, Field
 
 from ident_hooks import db
 from ident_hooks.config import load_config
+from ident_hooks.health.settings import load_alerts_config
 from ident_hooks.inbox import push, store
 from ident_hooks.inbox.pages import airflow_root_url, page_templates
 from ident_hooks.inbox.security import PAGE_CSP, csrf_problem, csrf_token, secure_app
@@ -117,6 +121,12 @@ def inbox_page(
     source: str | None = None,
     q: Annotated[str | None, Query(max_length=SEARCH_MAX_CHARS)] = None,
 ) -> HTMLResponse:
+    alerts_config = load_alerts_config()
+    # Each branch's admins are a group (include/alerts.yaml, front_desks.<branch>.admins):
+    # an admin of one branch opens the inbox on that branch; "Все филиалы" shows them all.
+    my_branches = alerts_config.desks_of(user.get_name())
+    if branch is None and len(my_branches) == 1:
+        branch = my_branches[0]
     with db.connect() as conn:
         branches = store.branch_options(conn)
         sources = store.source_options(conn, (s.name for s in load_config().lead_sources))
@@ -130,6 +140,8 @@ def inbox_page(
             push_enabled=push_enabled(),
             heartbeat_seconds=push.HEARTBEAT_SECONDS,
             target_seconds=RESPONSE_TARGET_SECONDS,
+            escalation_seconds=int(alerts_config.limits.lead_escalation.total_seconds()),
+            my_branches=",".join(my_branches),
             list_limit=store.LIST_LIMIT,
             branches=branches,
             sources=sources,

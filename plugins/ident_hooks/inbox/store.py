@@ -1,10 +1,10 @@
 """The inbox's queries: open leads with filters and search, and what the front desk does.
 
 Reads go through the view ``integration.open_leads`` (migration 0006), so the page and any
-other tool of the clinic see the same columns. Each action is one UPDATE guarded by the
-lead's current status, committed at once: PostgreSQL's row lock serialises two admins
-acting on one lead at once, and the second one's guard no longer matches, so it is told
-who got there first.
+other tool of the clinic see the same columns, plus each lead's escalation (0014). Each
+action is one UPDATE guarded by the lead's current status, committed at once: PostgreSQL's
+row lock serialises two admins acting on one lead at once, and the second one's guard no
+longer matches, so it is told who got there first.
 """
 
 from __future__ import annotations
@@ -68,16 +68,19 @@ def search_terms(text: str | None) -> SearchTerms:
     return SearchTerms(phone_patterns=tuple(f"%{d}%" for d in dict.fromkeys(candidates)))
 
 
+# With each lead's escalation (integration.lead_escalations, written by the
+# integration_health DAG when nobody took it in time): when, and to which front desk.
 _LIST_OPEN_LEADS = """
-select *, count(*) over () as total
-  from integration.open_leads
- where (%(branch_id)s::text is null or branch_id = %(branch_id)s)
-   and (%(source)s::text is null or source = %(source)s)
+select o.*, e.escalated_at, e.desk as escalated_desk, count(*) over () as total
+  from integration.open_leads o
+  left join integration.lead_escalations e on e.lead_id = o.lead_id
+ where (%(branch_id)s::text is null or o.branch_id = %(branch_id)s)
+   and (%(source)s::text is null or o.source = %(source)s)
    and (%(phone_patterns)s::text[] is null
-        or regexp_replace(coalesce(phone_e164, phone_raw, ''), '\\D', '', 'g')
+        or regexp_replace(coalesce(o.phone_e164, o.phone_raw, ''), '\\D', '', 'g')
            like any (%(phone_patterns)s))
-   and (%(name_pattern)s::text is null or name ilike %(name_pattern)s)
- order by created_at desc, lead_id desc
+   and (%(name_pattern)s::text is null or o.name ilike %(name_pattern)s)
+ order by o.created_at desc, o.lead_id desc
  limit %(limit)s
 """
 

@@ -1,6 +1,8 @@
 // The leads inbox page: fetches the open leads when the server pushes that they changed
 // (server-sent events), polls them when it cannot, keeps the waiting times live, announces
-// new leads (highlight, browser notification, a short chime) and sends the admin's actions.
+// new leads (highlight, browser notification, a short chime), counts down each lead's time to
+// escalation (its SLA; the integration_health DAG escalates it to the branch's front desk)
+// and sends the admin's actions.
 "use strict";
 
 (() => {
@@ -10,6 +12,8 @@
     push: page.push === "on",
     heartbeatMs: Number(page.heartbeatSeconds) * 1000,
     targetSeconds: Number(page.targetSeconds),
+    escalationSeconds: Number(page.escalationSeconds),
+    myBranches: new Set((page.myBranches || "").split(",").filter(Boolean)),
     listLimit: Number(page.listLimit),
     user: page.user,
     csrfToken: page.csrfToken,
@@ -154,14 +158,15 @@
     row.dataset.status = lead.status;
     row.classList.toggle("is-unseen", isUnseen(lead));
     row.classList.toggle("is-taken", lead.status === "in_progress");
+    row.classList.toggle("is-my-branch", config.myBranches.has(lead.branch_id));
 
     const wait = element("td", "wait");
     const waitValue = element("span", "wait-value");
     const overdueLabel = element("span", "overdue-label",
       `дольше ${Math.round(config.targetSeconds / 60)} мин`);
     if (lead.status !== "new") wait.append(element("span", "muted small", "ответ через"));
-    wait.append(waitValue, overdueLabel, element("span", "muted small",
-      `поступила ${formatMoment(lead.created_at)}`));
+    wait.append(waitValue, overdueLabel, element("span", "sla small"), element("span",
+      "muted small", `поступила ${formatMoment(lead.created_at)}`));
 
     const source = element("td", "source");
     source.append(element("span", "source-label", lead.source_label));
@@ -192,6 +197,9 @@
     if (!lead.doctor_name && !requested) doctor.append(element("span", "muted", "—"));
 
     const branch = element("td", "branch", lead.branch_name || "—");
+    if (config.myBranches.has(lead.branch_id)) {
+      branch.append(element("span", "badge badge-mine", "ваш филиал"));
+    }
 
     const actions = element("td", "actions");
     if (lead.status === "in_progress") {
@@ -212,10 +220,24 @@
     return row;
   }
 
+  // The SLA: time left before the lead is escalated to its branch's front desk, or when it
+  // was; a lead past its time is highlighted at once, the alert follows within a minute.
+  function slaText(lead, seconds) {
+    if (lead.escalated_at) return `эскалирована в ${formatMoment(lead.escalated_at)}`;
+    if (lead.status !== "new") {
+      return seconds <= config.escalationSeconds ? "взята в срок" : "взята позже срока";
+    }
+    const left = config.escalationSeconds - seconds;
+    return left > 0 ? `до эскалации ${formatDuration(left)}` : "эскалация…";
+  }
+
   function updateWait(row, lead) {
     const seconds = waitingSeconds(lead);
     row.querySelector(".wait-value").textContent = formatDuration(seconds);
+    row.querySelector(".sla").textContent = slaText(lead, seconds);
     row.classList.toggle("is-overdue", seconds >= config.targetSeconds);
+    row.classList.toggle("is-escalated", Boolean(lead.escalated_at)
+      || (lead.status === "new" && seconds >= config.escalationSeconds));
   }
 
   function render(total) {

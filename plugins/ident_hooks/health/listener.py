@@ -1,0 +1,119 @@
+"""An Airflow listener (registered by ``plugins/ident_health_plugin.py``) that records every
+DAG run of this deployment in ``integration.dag_runs``, so the status page and the alerts
+read Airflow's own verdicts from the clinic database — tasks cannot query Airflow's
+metadata database in Airflow 3, and a pull that found no new leads leaves no other trace.
+
+* ``on_dag_run_success`` / ``on_dag_run_failed`` are called where a run ends: in the
+  scheduler (``DagRun.update_state``), in the api-server when a user marks a run, and in
+  ``dag.test()``;
+* ``on_task_instance_failed`` is called in the task's own process (also for a failure
+  Airflow will retry) with the exception: the run's ``error``, secrets redacted.
+
+A listener must never break what called it: every failure here is logged and dropped.
+Importing this module is cheap (every Airflow component imports the plugin).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.listeners import hookimpl
+
+log = logging.getLogger(__name__)
+
+_UPSERT = """
+insert into integration.dag_runs
+       (dag_id, run_id, state, started_at, finished_at, failed_task, error, error_at)
+values (%(dag_id)s, %(run_id)s, %(state)s, %(started_at)s, %(finished_at)s,
+        %(failed_task)s, %(error)s, case when %(error)s::text is not null then %(now)s end)
+on conflict (dag_id, run_id) do update
+   set state = case when excluded.state = 'running' then dag_runs.state else excluded.state end,
+       started_at = coalesce(dag_runs.started_at, excluded.started_at),
+       finished_at = coalesce(excluded.finished_at, dag_runs.finished_at),
+       failed_task = coalesce(excluded.failed_task, dag_runs.failed_task),
+       -- A task's error (the newest attempt's) wins over the run's summary of it.
+       error = case when excluded.state = 'running'
+                    then coalesce(excluded.error, dag_runs.error)
+                    else coalesce(dag_runs.error, excluded.error) end,
+       error_at = case when excluded.state = 'running'
+                       then coalesce(excluded.error_at, dag_runs.error_at)
+                       else coalesce(dag_runs.error_at, excluded.error_at) end,
+       recorded_at = now()
+"""
+
+
+def record_run(
+    *,
+    dag_id: str,
+    run_id: str,
+    state: str,
+    started_at: Any = None,
+    finished_at: Any = None,
+    failed_task: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Upsert one run's row; a task's error never overwrites the run's final state."""
+    from ident_hooks.db import connect
+
+    with connect() as conn:
+        conn.execute(
+            _UPSERT,
+            {
+                "dag_id": dag_id,
+                "run_id": run_id,
+                "state": state,
+                "started_at": started_at,
+                "finished_at": finished_at,
+                "failed_task": failed_task,
+                "error": error,
+                "now": datetime.now(UTC),
+            },
+        )
+        conn.commit()
+
+
+def _record_dag_run(dag_run: Any, state: str, msg: str | None) -> None:
+    try:
+        record_run(
+            dag_id=dag_run.dag_id,
+            run_id=dag_run.run_id,
+            state=state,
+            started_at=dag_run.start_date,
+            finished_at=dag_run.end_date,
+            # Kept only when no task said why (a run that timed out, say): see _UPSERT.
+            error=f"DAG run failed: {msg}" if state == "failed" else None,
+        )
+    except Exception:
+        log.exception("could not record the end of %s %s", dag_run.dag_id, dag_run.run_id)
+
+
+@hookimpl
+def on_dag_run_success(dag_run: Any, msg: str) -> None:
+    _record_dag_run(dag_run, "success", msg)
+
+
+@hookimpl
+def on_dag_run_failed(dag_run: Any, msg: str) -> None:
+    _record_dag_run(dag_run, "failed", msg)
+
+
+@hookimpl
+def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
+    try:
+        from ident_hooks.health.redact import redact
+
+        if isinstance(error, BaseException):
+            text = f"{type(error).__name__}: {error}"
+        else:
+            text = str(error or "the task failed")
+        record_run(
+            dag_id=task_instance.dag_id,
+            run_id=task_instance.run_id,
+            state="running",
+            failed_task=task_instance.task_id,
+            error=redact(text),
+        )
+    except Exception:
+        log.exception("could not record the failure of a task")

@@ -1,0 +1,144 @@
+"""The health rows computed from the clinic database, and the alerts they lead to: an
+aggregator's figures, НаПоправку bookings about to be cancelled, a stale clinic heartbeat."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from alert_targets import DATA_CHAT, MSK_CHAT
+
+from ident_hooks.config import load_config
+from ident_hooks.health.alerts import run_checks
+from ident_hooks.health.settings import load_alerts_config
+from ident_hooks.health.status import compute_health, judge
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+NOW = datetime(2026, 12, 2, 15, 0, tzinfo=MOSCOW)
+
+
+def _report(conn, now=NOW):
+    report = compute_health(conn, load_config(), load_alerts_config(), now=now)
+    conn.commit()
+    return {row.key: row for row in report.rows}, report
+
+
+def _publish(conn, aggregator, status, minutes_ago, **columns):
+    row = {
+        "aggregator": aggregator,
+        "started_at": NOW - timedelta(minutes=minutes_ago, seconds=5),
+        "finished_at": NOW - timedelta(minutes=minutes_ago),
+        "status": status,
+        **columns,
+    }
+    names, values = ", ".join(row), ", ".join(f"%({n})s" for n in row)
+    conn.execute(f"insert into integration.publish_log ({names}) values ({values})", row)
+
+
+def _booking(conn, minutes_ago, branch_id="msk", acknowledged=False) -> int:
+    (lead_id,) = conn.execute(
+        "insert into integration.leads (source, external_id, created_at, branch_id, raw,"
+        " ack_required, acknowledged_at) values ('napopravku', %s, %s, %s, %s, true, %s)"
+        " returning lead_id",
+        (
+            uuid.uuid4().hex,
+            NOW - timedelta(minutes=minutes_ago),
+            branch_id,
+            json.dumps({}),
+            NOW if acknowledged else None,
+        ),
+    ).fetchone()
+    return lead_id
+
+
+def test_the_verdict_follows_the_limits():
+    limit = timedelta(minutes=6)
+    fresh = NOW - timedelta(minutes=2)
+    assert judge(
+        now=NOW, last_success=fresh, first_seen=fresh, limit=limit, last_failed=False,
+        failures_in_a_row=0,
+    ).state == "green"  # fmt: skip
+    assert judge(
+        now=NOW, last_success=fresh, first_seen=fresh, limit=limit, last_failed=True,
+        failures_in_a_row=1,
+    ).state == "yellow"  # fmt: skip
+    assert judge(
+        now=NOW, last_success=fresh, first_seen=fresh, limit=limit, last_failed=True,
+        failures_in_a_row=2,
+    ).state == "red"  # fmt: skip
+    stale = judge(
+        now=NOW, last_success=NOW - timedelta(minutes=7), first_seen=None, limit=limit,
+        last_failed=False, failures_in_a_row=0,
+    )  # fmt: skip
+    assert stale.state == "red" and stale.reasons == ("последний успех 7 мин назад (предел 6 мин)",)
+    never = judge(
+        now=NOW, last_success=None, first_seen=None, limit=limit, last_failed=False,
+        failures_in_a_row=0,
+    )  # fmt: skip
+    assert never == never.__class__("yellow", ("ещё не запускалась",))
+
+
+def test_rows_carry_the_aggregators_figures_and_the_bookings(alert_channels, health_conn):
+    _publish(health_conn, "napopravku", "sent", 25, free_slots=90)
+    _publish(
+        health_conn, "napopravku", "sent", 15, free_slots=120,
+        not_matched_doctors=["Петров Геннадий Андреевич"],
+    )  # fmt: skip
+    _publish(health_conn, "napopravku", "failed", 5, error="POST slots -> 500: token=abc123 down")
+    _publish(health_conn, "prodoctorov", "skipped", 3, free_slots=40)
+    near = _booking(health_conn, 7)
+    _booking(health_conn, 3)  # fresh: the pull acknowledges it in time
+    _booking(health_conn, 12)  # past 10 minutes: cancelled by the service
+    _booking(health_conn, 8, acknowledged=True)
+    health_conn.commit()
+
+    rows, report = _report(health_conn)
+    napopravku = rows["aggregator:napopravku"]
+    assert (napopravku.state, napopravku.slots_published) == ("yellow", 120)  # last run failed
+    assert napopravku.not_matched_doctors == ("Петров Геннадий Андреевич",)
+    assert napopravku.last_error == "POST slots -> 500: token=*** down"
+    assert napopravku.limit_minutes == 20 and napopravku.age_seconds == 15 * 60
+    prodoctorov = rows["aggregator:prodoctorov"]
+    assert (prodoctorov.state, prodoctorov.slots_published) == ("green", 40)
+    assert rows["aggregator:sberzdorovie"].reasons == ("ещё не запускалась",)
+    bookings = rows["lead_source:napopravku"]
+    assert bookings.bookings_near_expiry == (near,)
+    assert (bookings.bookings_waiting, bookings.bookings_lost_today) == (2, 1)
+    assert bookings.leads_today == 4
+    assert rows["push_source:tilda"].state == "green"
+    assert report.as_dict()["counts"]["red"] == 0
+
+    first = run_checks(health_conn, load_config(), load_alerts_config(), now=NOW)
+    again = run_checks(
+        health_conn, load_config(), load_alerts_config(), now=NOW + timedelta(minutes=1)
+    )
+    assert (first.bookings, again.bookings) == ([near], [])
+    telegram, _ = alert_channels
+    # The desk also hears of these leads waiting (escalation); one booking message, once.
+    (message,) = [m for m in telegram.messages_to(MSK_CHAT) if "не подтверждена" in m.plain]
+    assert f"№{near}" in message.plain and "отменит её через 3 мин" in message.plain
+
+
+def test_a_stale_clinic_heartbeat_turns_red_once_and_back(alert_channels, health_conn):
+    telegram, smtp = alert_channels
+    beat = "insert into clinic.sync_heartbeat values ('ident', %s) on conflict (source)"
+    beat += " do update set synced_at = excluded.synced_at"
+    health_conn.execute(beat, (NOW - timedelta(minutes=10),))
+    health_conn.commit()
+    assert _report(health_conn)[0]["clinic_sync:ident"].state == "green"
+    run_checks(health_conn, load_config(), load_alerts_config(), now=NOW)
+
+    later = NOW + timedelta(minutes=25)  # 35 minutes since the sync: limit 30
+    rows, _ = _report(health_conn, later)
+    assert rows["clinic_sync:ident"].state == "red"
+    run_checks(health_conn, load_config(), load_alerts_config(), now=later)
+    run_checks(health_conn, load_config(), load_alerts_config(), now=later + timedelta(minutes=1))
+    health_conn.execute(beat, (later + timedelta(minutes=2),))
+    health_conn.commit()
+    run_checks(health_conn, load_config(), load_alerts_config(), now=later + timedelta(minutes=2))
+
+    texts = [m.plain for m in telegram.messages_to(DATA_CHAT) if "Синхронизация" in m.plain]
+    assert len(texts) == 2
+    assert "сбой" in texts[0] and "предел 30 мин" in texts[0] and "снова работает" in texts[1]
