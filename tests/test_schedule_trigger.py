@@ -12,8 +12,8 @@ import time
 import psycopg
 import pytest
 
-from tests.test_triggers import MemoryState, Watching
 from ident_hooks.triggers import APPLICATION_NAME, SCHEDULE_CURSOR_KEY, ClinicScheduleTrigger
+from tests.test_triggers import MemoryState, Watching
 
 
 @pytest.fixture
@@ -60,7 +60,9 @@ def watcher(state: MemoryState, **options) -> ClinicScheduleTrigger:
 
 def test_a_committed_appointment_fires_and_an_unchanged_rewrite_does_not(db):
     state = MemoryState()
-    state.values[SCHEDULE_CURSOR_KEY] = db.execute("select pg_current_snapshot()::text").fetchone()[0]
+    state.values[SCHEDULE_CURSOR_KEY] = db.execute("select pg_current_snapshot()::text").fetchone()[
+        0
+    ]
     db.commit()
 
     async def scenario():
@@ -79,7 +81,9 @@ def test_a_committed_appointment_fires_and_an_unchanged_rewrite_does_not(db):
 
 def test_a_burst_of_a_hundred_statements_is_one_event(db):
     state = MemoryState()
-    state.values[SCHEDULE_CURSOR_KEY] = db.execute("select pg_current_snapshot()::text").fetchone()[0]
+    state.values[SCHEDULE_CURSOR_KEY] = db.execute("select pg_current_snapshot()::text").fetchone()[
+        0
+    ]
     db.commit()
 
     async def scenario():
@@ -90,7 +94,7 @@ def test_a_burst_of_a_hundred_statements_is_one_event(db):
                     "insert into clinic.appointments"
                     " (appointment_id, doctor_id, branch_id, starts_at, ends_at)"
                     " values (%s, 'd1', 'msk', %s, %s)",
-                    (f"b{n}", f"2026-12-11 00:00Z", f"2026-12-11 00:05Z"),
+                    (f"b{n}", "2026-12-11 00:00Z", "2026-12-11 00:05Z"),
                 )
                 db.commit()
             assert await watching.next_event(3.0) == {"changed": "clinic_schedule"}
@@ -120,7 +124,9 @@ def test_a_change_while_the_triggerer_was_down_fires_on_start_and_nothing_else_d
 
 def test_a_missed_notification_is_found_by_the_poll(db):
     state = MemoryState()
-    state.values[SCHEDULE_CURSOR_KEY] = db.execute("select pg_current_snapshot()::text").fetchone()[0]
+    state.values[SCHEDULE_CURSOR_KEY] = db.execute("select pg_current_snapshot()::text").fetchone()[
+        0
+    ]
     db.commit()
 
     async def scenario():

@@ -205,7 +205,8 @@ class ClinicScheduleTrigger(_ClinicDatabaseTrigger):
     NOTIFY at commit; checks the log on every notification and every ``poll_seconds``
     anyway, so a missed notification only delays. The cursor is a PostgreSQL snapshot, kept
     in the Asset's state store: a change committed late with a lower id, or while the
-    triggerer was down, is still after it. The very first start only takes the cursor. After the first notification it waits
+    triggerer was down, is still after it. The very first start only takes the cursor.
+    After the first notification it waits
     ``settle_seconds`` for the rest of a burst (a sync writing a hundred appointments is a
     hundred statements), so a burst is one event, not a hundred.
 

@@ -240,7 +240,10 @@ def _check_the_watcher_triggers_a_publish_run(
             )
         triggered = [run for run in _runs(stack, PUBLISH) if run["run_type"] == "asset_triggered"]
         consumed = [
-            e["id"] for r in triggered if r["state"] in ("success", "failed") for e in _upstream(stack, r)
+            e["id"]
+            for r in triggered
+            if r["state"] in ("success", "failed")
+            for e in _upstream(stack, r)
         ]
         leads_events = [e["id"] for e in _watcher_events(stack)]
         if not leads_events or leads_events[0] not in consumed:

@@ -94,7 +94,10 @@ class Offers:
         if name == "napopravku":
             slots = server.expanded_slots(cell["branch_id"], cell["doctor_id"], day)
             return any(slot_start == start for slot_start, _ in slots)
-        branch, doctor = self._ident("branch", cell["branch_id"]), self._ident("doctor", cell["doctor_id"])
+        branch, doctor = (
+            self._ident("branch", cell["branch_id"]),
+            self._ident("doctor", cell["doctor_id"]),
+        )
         if branch is None or doctor is None:
             return False
         return any(
@@ -150,10 +153,14 @@ def _wait_until_shown(stack, offers, cell, *, free: bool, since: float) -> dict[
             if name not in shown and offers.at(name, cell) == free:
                 shown[name] = time.monotonic() - since
         if time.monotonic() - since > SHOWN_WITHIN_SECONDS:
-            stack.fail(f"after {SHOWN_WITHIN_SECONDS} s only {sorted(shown)} show {cell} free={free}")
+            stack.fail(
+                f"after {SHOWN_WITHIN_SECONDS} s only {sorted(shown)} show {cell} free={free}"
+            )
         return len(shown) == len(AGGREGATORS)
 
-    stack.wait_for(f"every aggregator to show {cell['dt']} {cell['time_start']}", all_shown, poll=0.25)
+    stack.wait_for(
+        f"every aggregator to show {cell['dt']} {cell['time_start']}", all_shown, poll=0.25
+    )
     return shown
 
 
@@ -205,12 +212,16 @@ def test_changes_reach_every_aggregator_in_seconds(stack, services, clinic, clin
     latency = _wait_until_shown(
         stack, offers, booked, free=False, since=_book(clinic_conn, "e2e-book", booked)
     )
-    clinic_conn.execute("update clinic.appointments set status = 'cancelled' where appointment_id = 'e2e-book'")
+    clinic_conn.execute(
+        "update clinic.appointments set status = 'cancelled' where appointment_id = 'e2e-book'"
+    )
     clinic_conn.commit()
     back = _wait_until_shown(stack, offers, booked, free=True, since=time.monotonic())
     print(f"booking shown after {latency} s; cancellation after {back} s")
     assert max(latency.values()) < SHOWN_WITHIN_SECONDS
-    triggered = {d: [r for r in _runs(stack, d) if r["run_type"] == "asset_triggered"] for d in dags}
+    triggered = {
+        d: [r for r in _runs(stack, d) if r["run_type"] == "asset_triggered"] for d in dags
+    }
     assert all(len(runs) >= 2 for runs in triggered.values()), triggered
 
     # A change while the triggerer is down is published when it is back.
@@ -236,7 +247,8 @@ def test_changes_reach_every_aggregator_in_seconds(stack, services, clinic, clin
             "insert into clinic.appointments"
             " (appointment_id, doctor_id, branch_id, starts_at, ends_at)"
             " select %s, doctor_id, branch_id, starts_at, starts_at + interval '10 minutes'"
-            "   from clinic.work_intervals where doctor_id = %s and starts_at > now() + interval '2 days'"
+            "   from clinic.work_intervals"
+            "  where doctor_id = %s and starts_at > now() + interval '2 days'"
             "  order by starts_at offset %s limit 1",
             (f"e2e-burst-{n}", doctors[n % len(doctors)], n // len(doctors)),
         )

@@ -14,11 +14,11 @@ import psycopg
 import pytest
 
 from ident_hooks import demo
+from ident_hooks.http_client import ServiceError
 from ident_hooks.schedule.aggregators import publisher
 from ident_hooks.schedule.engine import compute_schedule
 from ident_hooks.schedule.publish import publish_schedule, settings_for
 from ident_hooks.schedule.reader import read_settings, read_snapshot
-from ident_hooks.http_client import ServiceError
 from ident_hooks.simulators.base import Fault
 from ident_hooks.simulators.ident_timetable import IdentTimetableSimulator
 from ident_hooks.simulators.napopravku import NapopravkuSimulator
@@ -98,8 +98,9 @@ def publish(conn, service, now, **options):
     return publish_schedule(service.name, conn=conn, client=service.client, now=now, **options)
 
 
-def a_free_slot(conn: psycopg.Connection, aggregator: str, now: datetime) -> tuple:
-    """(doctor, branch, local day, HH:MM start, HH:MM end) of a free slot two days ahead."""
+def a_free_slot(conn: psycopg.Connection, aggregator: str, now: datetime, days: int = 2) -> tuple:
+    """(doctor, branch, local day, HH:MM start, HH:MM end, start, end) of a free slot
+    ``days`` days ahead."""
     row = read_settings(conn, aggregator)
     settings = settings_for(aggregator, row)
     snapshot = read_snapshot(conn, aggregator, row, now=now, days_ahead=settings.days_ahead)
@@ -107,7 +108,7 @@ def a_free_slot(conn: psycopg.Connection, aggregator: str, now: datetime) -> tup
     free = compute_schedule(
         snapshot.work, snapshot.busy, snapshot.doctors, snapshot.rules, settings, now
     ).free
-    day = (now + timedelta(days=2)).astimezone(UTC).date().isoformat()
+    day = (now + timedelta(days=days)).astimezone(UTC).date().isoformat()
     cell = free[free["local_date"] == day].iloc[len(free[free["local_date"] == day]) // 2]
     return (
         str(cell.doctor_id),
@@ -140,9 +141,7 @@ def log(conn, aggregator) -> list[tuple]:
     return rows
 
 
-def test_a_booking_and_its_cancellation_reach_the_service_recomputing_one_doctor(
-    clinic, service
-):
+def test_a_booking_and_its_cancellation_reach_the_service_recomputing_one_doctor(clinic, service):
     first = publish(clinic, service, NOW)
     slot = a_free_slot(clinic, service.name, NOW)
     assert first.status == "sent" and service.shows_free(clinic, slot[:5])
@@ -154,7 +153,9 @@ def test_a_booking_and_its_cancellation_reach_the_service_recomputing_one_doctor
     reread = publish(clinic, service, NOW + timedelta(minutes=1), on_change=False)
     assert reread.payload_hash == booked.payload_hash
 
-    clinic.execute("update clinic.appointments set status = 'cancelled' where appointment_id = 'change-test'")
+    clinic.execute(
+        "update clinic.appointments set status = 'cancelled' where appointment_id = 'change-test'"
+    )
     clinic.commit()
     cancelled = publish(clinic, service, NOW + timedelta(minutes=2))
     assert service.shows_free(clinic, slot[:5])
@@ -208,7 +209,13 @@ def test_a_burst_of_a_hundred_changes_is_one_run(clinic, service):
             " select %s, %s, branch_id, starts_at, starts_at + interval '15 minutes'"
             "   from clinic.work_intervals where doctor_id = %s and starts_at > %s"
             "  order by starts_at offset %s limit 1",
-            (f"burst-{n}", doctors[n % len(doctors)], doctors[n % len(doctors)], NOW, n // len(doctors)),
+            (
+                f"burst-{n}",
+                doctors[n % len(doctors)],
+                doctors[n % len(doctors)],
+                NOW,
+                n // len(doctors),
+            ),
         )
         clinic.commit()
     run = publish(clinic, service, NOW + timedelta(minutes=1))
@@ -234,6 +241,36 @@ def test_the_first_run_of_a_new_local_day_is_a_full_snapshot(clinic, service, la
 
 def test_a_schedule_change_in_settings_or_branches_recomputes_everything(clinic, service):
     publish(clinic, service, NOW)
-    clinic.execute("update clinic.branches set name = name || ' (центр)' where branch_id = (select min(branch_id) from clinic.branches)")
+    clinic.execute(
+        "update clinic.branches set name = name || ' (центр)'"
+        " where branch_id = (select min(branch_id) from clinic.branches)"
+    )
     clinic.commit()
     assert publish(clinic, service, NOW + timedelta(minutes=1)).mode == "full"
+
+
+def test_a_stale_clinic_heartbeat_withdraws_the_near_days_until_it_is_back(clinic, service):
+    clinic.execute("truncate clinic.sync_heartbeat")
+    clinic.execute("insert into clinic.sync_heartbeat values ('ident', %s)", (NOW,))
+    clinic.commit()
+    publish(clinic, service, NOW)
+    tomorrow = a_free_slot(clinic, service.name, NOW, days=1)
+    later = a_free_slot(clinic, service.name, NOW, days=5)  # a Monday
+    assert service.shows_free(clinic, tomorrow[:5]) and service.shows_free(clinic, later[:5])
+
+    # The sync stops; 40 minutes on (the limit is 30) the near days are withdrawn.
+    stale = publish(clinic, service, NOW + timedelta(minutes=40))
+    assert not service.shows_free(clinic, tomorrow[:5])
+    assert service.shows_free(clinic, later[:5])
+    assert "clinic data stale" in " ".join(stale.notes)
+    assert stale.mode == "idle"  # nothing in the clinic changed: nothing was read
+
+    clinic.execute(
+        "update clinic.sync_heartbeat set synced_at = %s", (NOW + timedelta(minutes=41),)
+    )
+    clinic.commit()
+    back = publish(clinic, service, NOW + timedelta(minutes=42))
+    assert service.shows_free(clinic, tomorrow[:5])
+    assert back.notes == []
+    clinic.execute("truncate clinic.sync_heartbeat")
+    clinic.commit()

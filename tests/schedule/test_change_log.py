@@ -21,7 +21,8 @@ def clinic(clinic_conn: psycopg.Connection) -> psycopg.Connection:
         " ('msk', 'Москва', 'Europe/Moscow'), ('ekb', 'Екатеринбург', 'Asia/Yekaterinburg')"
     )
     clinic_conn.execute(
-        "insert into clinic.doctors (doctor_id, full_name) values ('d1', 'Иванов'), ('d2', 'Петров')"
+        "insert into clinic.doctors (doctor_id, full_name)"
+        " values ('d1', 'Иванов'), ('d2', 'Петров')"
     )
     clinic_conn.commit()
     clinic_conn.execute("delete from integration.schedule_changes")
@@ -88,9 +89,12 @@ def test_a_moved_appointment_logs_the_old_and_the_new_day(clinic):
 def test_doctors_rules_settings_branches_and_leads_are_logged(clinic):
     clinic.execute("update clinic.doctors set full_name = 'Иванов И. И.' where doctor_id = 'd1'")
     clinic.execute(
-        "insert into clinic.export_rules (aggregator, doctor_id, publish) values ('32top', 'd2', false)"
+        "insert into clinic.export_rules (aggregator, doctor_id, publish)"
+        " values ('32top', 'd2', false)"
     )
-    clinic.execute("insert into clinic.export_settings (aggregator, days_ahead) values ('prodoctorov', 14)")
+    clinic.execute(
+        "insert into clinic.export_settings (aggregator, days_ahead) values ('prodoctorov', 14)"
+    )
     clinic.execute("update clinic.branches set name = 'Москва, центр' where branch_id = 'msk'")
     clinic.execute(
         "insert into integration.leads (source, external_id, created_at, raw, doctor_id,"
@@ -128,7 +132,9 @@ def test_a_notification_follows_each_changing_statement(clinic, clinic_db_url):
 def test_a_change_committed_late_is_not_skipped_by_a_run_between(clinic, clinic_db_url):
     """Identity values are taken at insert: a run must not pass a change still in flight."""
     with psycopg.connect(clinic_db_url) as slow_writer:
-        slow_writer.execute("update clinic.doctors set full_name = 'Медленный' where doctor_id = 'd1'")
+        slow_writer.execute(
+            "update clinic.doctors set full_name = 'Медленный' where doctor_id = 'd1'"
+        )
         # A later writer commits first.
         clinic.execute("update clinic.doctors set full_name = 'Быстрый' where doctor_id = 'd2'")
         clinic.commit()

@@ -127,7 +127,9 @@ def test_a_collision_after_the_aggregator_had_the_schedule_is_counted_as_known(c
         (taken[0], taken[1], taken[2], taken[2] + timedelta(minutes=30), NOW),
     )
     clinic.commit()
-    sent = publish_schedule("napopravku", conn=clinic, client=client, now=NOW + timedelta(minutes=1))
+    sent = publish_schedule(
+        "napopravku", conn=clinic, client=client, now=NOW + timedelta(minutes=1)
+    )
     assert sent.mode == "changes"
     store_leads(clinic, [lead("np-3", taken, NOW + timedelta(minutes=5))])
     clinic.commit()

@@ -130,6 +130,13 @@ def test_napopravku_gets_clinics_doctors_then_free_ranges(network):
             },
         ]
     }
+    # Every date of the horizon (today + 32) is sent, an empty one as "slots": [] (it
+    # replaces the day).
+    for body in (moscow, yekaterinburg):
+        for doctor in body["clinics"][0]["doctors"]:
+            dates = [day["date"] for day in doctor["dates"]]
+            assert len(dates) == 33 and dates == sorted(set(dates)), doctor["mis_doctor_id"]
+    moscow, yekaterinburg = offered(moscow), offered(yekaterinburg)
     assert moscow == {
         "clinics": [
             {
@@ -164,6 +171,22 @@ def test_napopravku_gets_clinics_doctors_then_free_ranges(network):
             "dates": [{"date": DAY, "slots": [{"from": "10:00", "to": "11:00", "duration": 15}]}],
         },
     ]
+
+
+def offered(body: dict) -> dict:
+    """A НаПоправку slots body without its empty dates."""
+    return {
+        "clinics": [
+            {
+                **clinic,
+                "doctors": [
+                    {**doctor, "dates": [day for day in doctor["dates"] if day["slots"]]}
+                    for doctor in clinic["doctors"]
+                ],
+            }
+            for clinic in body["clinics"]
+        ]
+    }
 
 
 # IDENT PostTimeTable (СберЗдоровье, 32top): tests/schedule/test_ident_wire.py.
@@ -224,6 +247,9 @@ def test_napopravku_publishes_a_fully_booked_network_with_no_slots(clinic):
         for request, body in zip(requests, bodies(requests), strict=True)
         if request.endpoint == "slots"
     ]
-    assert slots == [
+    # Nothing offered, and every day says so: a day left out would keep its old slots.
+    assert [offered(body) for body in slots] == [
         {"clinics": [{"mis_clinic_id": "b1", "doctors": [{"mis_doctor_id": "d3", "dates": []}]}]}
     ]
+    (doctor,) = slots[0]["clinics"][0]["doctors"]
+    assert len(doctor["dates"]) == 33 and all(day["slots"] == [] for day in doctor["dates"])

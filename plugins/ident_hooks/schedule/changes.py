@@ -172,7 +172,9 @@ def save_state(
     (``replaced_doctors``); ``cells=None`` keeps the cells as they are. The caller commits."""
     if cells is not None:
         if full:
-            conn.execute("delete from integration.schedule_cells where aggregator = %s", (aggregator,))
+            conn.execute(
+                "delete from integration.schedule_cells where aggregator = %s", (aggregator,)
+            )
         else:
             conn.execute(
                 "delete from integration.schedule_cells where aggregator = %s"

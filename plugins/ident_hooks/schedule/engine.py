@@ -665,3 +665,42 @@ def schedule_from_cells(
         free[keep],
     )
     return Schedule(settings, now, frame, doctors, assignments)
+
+
+def without_free_days(schedule: Schedule, days: int) -> Schedule:
+    """The schedule with no free slot on the first ``days`` branch-local days (today
+    first); busy cells stay, so aggregators that show them still see the day as taken."""
+    if days <= 0 or schedule.cells.empty:
+        return schedule
+    cells = schedule.cells
+    first_kept = {
+        zone: (schedule.now.tz_convert(str(zone)).date() + dt.timedelta(days=days)).isoformat()
+        for zone in cells["timezone"].cat.categories
+    }
+    kept_from = cells["timezone"].map(first_kept).astype(str).to_numpy()
+    keep = ~cells["is_free"].to_numpy(bool) | (
+        cells["local_date"].astype(str).to_numpy() >= kept_from
+    )
+    return Schedule(
+        schedule.settings,
+        schedule.now,
+        cells[keep].reset_index(drop=True),
+        schedule.doctors,
+        schedule.assignments,
+    )
+
+
+def horizon_dates(schedule: Schedule, zone: str) -> list[str]:
+    """The branch-local dates (``YYYY-MM-DD``) a branch in ``zone`` has in the schedule's
+    horizon: exactly the days :func:`compute_schedule` cuts its cells into."""
+    settings = schedule.settings
+    calendar = _calendar(
+        [zone], settings.days_ahead, settings.skip_hours_today, schedule.now, settings.horizon_zone
+    )
+    midnights = calendar.midnights[0]
+    today = schedule.now.tz_convert(zone).date()
+    return [
+        (today + dt.timedelta(days=n)).isoformat()
+        for n in range(len(midnights) - 1)
+        if midnights[n] < midnights[n + 1]
+    ]

@@ -48,13 +48,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
-
-import psycopg
-
-import pandas as pd
 from zoneinfo import ZoneInfo
 
+import pandas as pd
+import psycopg
+
 from ident_hooks.config import load_config
+from ident_hooks.health.settings import load_alerts_config
 from ident_hooks.http_client import ServiceClient, ServiceError
 from ident_hooks.registry import AggregatorKind
 from ident_hooks.schedule.aggregators import (
@@ -62,6 +62,13 @@ from ident_hooks.schedule.aggregators import (
     RequestTooLarge,
     doctor_names,
     publisher,
+)
+from ident_hooks.schedule.changes import (
+    forget_old_changes,
+    load_cells,
+    load_state,
+    read_changes,
+    save_state,
 )
 from ident_hooks.schedule.engine import (
     ExportSettings,
@@ -71,13 +78,7 @@ from ident_hooks.schedule.engine import (
     raw_cells,
     resolve_settings,
     schedule_from_cells,
-)
-from ident_hooks.schedule.changes import (
-    forget_old_changes,
-    load_cells,
-    load_state,
-    read_changes,
-    save_state,
+    without_free_days,
 )
 from ident_hooks.schedule.reader import read_settings, read_snapshot
 
@@ -145,8 +146,20 @@ class _Computed:
     new_cells: Any = None  # raw cells to keep (None: keep what is kept)
 
 
+def _stale_clinic_data(conn: psycopg.Connection, now: datetime) -> datetime | None:
+    """The oldest sync heartbeat (``clinic.sync_heartbeat``) when it is older than the
+    limit of include/alerts.yaml, else None (also when the clinic writes none)."""
+    (oldest,) = conn.execute("select min(synced_at) from clinic.sync_heartbeat").fetchone()
+    conn.commit()
+    if oldest is None or now - oldest <= load_alerts_config().limits.clinic_heartbeat:
+        return None
+    return oldest
+
+
 def _new_local_day(since: datetime, now: datetime, zones: list[str]) -> bool:
-    return any(since.astimezone(ZoneInfo(z)).date() != now.astimezone(ZoneInfo(z)).date() for z in zones)
+    return any(
+        since.astimezone(ZoneInfo(z)).date() != now.astimezone(ZoneInfo(z)).date() for z in zones
+    )
 
 
 def _compute(
@@ -284,6 +297,15 @@ def publish_schedule(
         _log_run(conn, summary, started, run_id)
         raise
     schedule = computed.schedule
+    stale_since = _stale_clinic_data(conn, now)
+    if stale_since is not None:
+        days = load_alerts_config().limits.stale_withdraw_days
+        schedule = without_free_days(schedule, days)
+        summary.notes.append(
+            f"clinic data stale (last sync {stale_since.isoformat(timespec='minutes')}):"
+            f" no free slots offered on the next {days} day(s)"
+        )
+        log.warning("%s: %s", aggregator, summary.notes[-1])
     summary.mode, summary.changes = computed.mode, computed.changes
     summary.doctors_recomputed = (
         len(computed.recomputed) if computed.recomputed is not None else None
@@ -316,7 +338,9 @@ def publish_schedule(
     try:
         for key, request in zip(_request_keys(requests), requests, strict=True):
             body_hash = hashlib.sha256(request.body).hexdigest()
-            if not _must_send(target.spec, computed.mode, request.kind, body_hash, last_sent.get(key), now):
+            if not _must_send(
+                target.spec, computed.mode, request.kind, body_hash, last_sent.get(key), now
+            ):
                 summary.requests_skipped += 1
                 continue
             response = request.send(client)

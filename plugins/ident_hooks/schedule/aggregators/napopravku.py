@@ -61,7 +61,7 @@ from ident_hooks.schedule.aggregators import (
     pack_branch,
     render_distinct,
 )
-from ident_hooks.schedule.engine import MINUTE_LABELS, Schedule
+from ident_hooks.schedule.engine import MINUTE_LABELS, Schedule, horizon_dates
 
 
 def _free_ranges(schedule: Schedule) -> tuple[pd.DataFrame, list[bytes]]:
@@ -159,7 +159,26 @@ def build_requests(
     def join_day(_branch: str, _doctor: str, date: str, parts: list[bytes]) -> bytes:
         return b'{"date":"' + date.encode() + b'","slots":[' + b",".join(parts) + b"]}"
 
-    days = doctor_days(runs, fragments, join_day)
+    # Every date of the horizon goes, an empty one as "slots": []: the service keeps slots
+    # per clinic, doctor and date, so a date left out would keep offering what it had
+    # (a day booked up since, or withdrawn while the clinic's data is stale).
+    with_slots = {
+        (branch, doctor): dict(zip(dates, rendered, strict=True))
+        for (branch, doctor), (dates, rendered) in _days_by_date(runs, fragments, join_day).items()
+    }
+    zones = _branch_zones(schedule, branches)
+    dates_of = {branch: horizon_dates(schedule, zone) for branch, zone in zones.items()}
+    days = {
+        (branch, doctor): [
+            with_slots.get((branch, doctor), {}).get(date) or join_day(branch, doctor, date, [])
+            for date in dates_of.get(branch, [])
+        ]
+        for branch, doctor in zip(
+            schedule.assignments["branch_id"].astype(str),
+            schedule.assignments["doctor_id"].astype(str),
+            strict=True,
+        )
+    }
 
     def render_doctor(doctor_id: str, rendered_days: list[bytes]) -> bytes:
         return (
@@ -190,6 +209,31 @@ def build_requests(
         ):
             requests.append(OutgoingRequest("slots", body, "slots", (branch_id,), doctor_count))
     return requests
+
+
+def _branch_zones(schedule: Schedule, branches: pd.DataFrame) -> dict[str, str]:
+    """Each branch's time zone: from the clinic's branches, else from its cells."""
+    cells = schedule.cells[["branch_id", "timezone"]].drop_duplicates().astype(str)
+    zones = dict(zip(cells["branch_id"], cells["timezone"], strict=True))
+    if "timezone" in branches:
+        zones.update(
+            zip(branches["branch_id"].astype(str), branches["timezone"].astype(str), strict=True)
+        )
+    return zones
+
+
+def _days_by_date(
+    runs: pd.DataFrame, fragments: list[bytes], join_day
+) -> dict[tuple[str, str], tuple[list[str], list[bytes]]]:
+    """Like :func:`doctor_days`, with each rendered day's date beside it."""
+    dates: dict[tuple[str, str], list[str]] = {}
+
+    def remember(branch: str, doctor: str, date: str, parts: list[bytes]) -> bytes:
+        dates.setdefault((branch, doctor), []).append(date)
+        return join_day(branch, doctor, date, parts)
+
+    rendered = doctor_days(runs, fragments, remember)
+    return {pair: (dates[pair], days) for pair, days in rendered.items()}
 
 
 def _ids(entries: Any) -> list[str]:
