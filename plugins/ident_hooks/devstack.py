@@ -139,6 +139,100 @@ def _start_simulators(env: dict[str, str]) -> list:
     return running
 
 
+# The demo's alert destinations: chats of the Telegram simulator, addresses at the sink.
+DEMO_CHATS = {"-1001000000001": "Команда данных (демо)", "-1001000000002": "Ресепшн (демо)"}
+DEMO_MAIL_LOGIN = "alerts@clinic.example"
+
+
+def _start_alert_channels(env: dict[str, str]) -> list:
+    """A Telegram Bot API simulator and an SMTP sink for the alerts, unless the user set
+    the alert connections, and an alerts.yaml that sends to them (``IDENT_ALERTS_CONFIG``
+    wins when set)."""
+    import yaml
+
+    from ident_hooks.health.settings import DEFAULT_ALERTS_PATH, load_alerts_config
+    from ident_hooks.simulators.catalog import demo_secret
+    from ident_hooks.simulators.smtp_sink import SmtpSink
+    from ident_hooks.simulators.telegram import TelegramSimulator
+
+    config = load_alerts_config(DEFAULT_ALERTS_PATH)
+    running = []
+    telegram_var = f"AIRFLOW_CONN_{config.telegram_connection.upper()}"
+    smtp_var = f"AIRFLOW_CONN_{config.email_connection.upper()}"
+    if telegram_var not in os.environ:
+        token = demo_secret(config.telegram_connection)
+        telegram = TelegramSimulator(token=token, chats=DEMO_CHATS).start()
+        env[telegram_var] = json.dumps(
+            {
+                "conn_type": "telegram",
+                "password": token,
+                "extra": {"base_url": f"{telegram.base_url}/bot"},
+            }
+        )
+        running.append(telegram)
+        print(f"simulator {'telegram':<12} {telegram.base_url}")
+    if smtp_var not in os.environ:
+        sink = SmtpSink(
+            login=DEMO_MAIL_LOGIN, password=demo_secret(config.email_connection)
+        ).start()
+        env[smtp_var] = json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": sink.port,
+                "login": DEMO_MAIL_LOGIN,
+                "password": sink.password,
+                "extra": {**sink.connection_extra(), "from_email": DEMO_MAIL_LOGIN},
+            }
+        )
+        running.append(sink)
+        print(f"simulator {'smtp':<12} 127.0.0.1:{sink.port}")
+    if "IDENT_ALERTS_CONFIG" not in os.environ:
+        data = yaml.safe_load(DEFAULT_ALERTS_PATH.read_text(encoding="utf-8"))
+        team_chat, desk_chat = DEMO_CHATS
+        data["data_team"].update(telegram_chat_id=team_chat, emails=["data-team@clinic.example"])
+        data["front_desks"]["default"].update(
+            telegram_chat_id=desk_chat, emails=["reception@clinic.example"], admins=[ADMIN_USER]
+        )
+        path = LOCAL / "alerts.yaml"
+        path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        env["IDENT_ALERTS_CONFIG"] = str(path)
+    return running
+
+
+class _DemoSync:
+    """Stands in for the clinic's sync: writes ``clinic.sync_heartbeat`` every minute, as a
+    practice-management system's sync would after each pass (otherwise the demo's data
+    would turn stale after half an hour and its near days would be withdrawn)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="demo-sync", daemon=True)
+
+    def start(self) -> _DemoSync:
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        from ident_hooks import db
+
+        while not self._stopped.is_set():
+            try:
+                with db.connect() as conn:
+                    conn.execute(
+                        "insert into clinic.sync_heartbeat values ('demo', now())"
+                        " on conflict (source) do update set synced_at = excluded.synced_at"
+                    )
+            except Exception as error:  # the demo goes on; the status page will show it
+                print(f"demo sync heartbeat failed: {error}", file=sys.stderr)
+            self._stopped.wait(60)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
 def _wait_for_ui(port: int, process: subprocess.Popen, timeout: float = 240) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
@@ -200,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{len(clinic.appointments)} appointments, {len(clinic.leads)} past leads"
                 )
 
-    simulated = _start_simulators(env)
+    simulated = _start_simulators(env) + _start_alert_channels(env)
+    if not args.no_demo:
+        simulated.append(_DemoSync().start())
     intake, intake_addresses = _start_intake(
         env,
         args.intake_port,

@@ -85,6 +85,16 @@ def test_a_lead_left_waiting_is_escalated_once_to_its_branch(
         ((MSK_EMAIL,), "Заявки ждут ответа: 1")
     ]
 
+    # The report tables count them per clinic day and branch.
+    from ident_hooks.reports.tables import rebuild_escalations
+
+    rebuild_escalations(health_conn, "Europe/Moscow")
+    report = health_conn.execute(
+        "select branch_id, escalated from report.escalations order by branch_id"
+    ).fetchall()
+    health_conn.rollback()
+    assert report == [("", 1), ("msk", 1)]
+
 
 def test_a_lead_is_not_escalated_when_every_channel_fails_and_is_once_they_work(
     alert_channels, health_conn, airflow_db, monkeypatch

@@ -169,6 +169,7 @@ def build_reports(
         else:
             _incremental(conn, summary, clinic_timezone, now)
         tables.rebuild_schedule_collisions(conn, clinic_timezone)
+        tables.rebuild_escalations(conn, clinic_timezone)
         conn.execute(
             """
             insert into report.build_state

@@ -120,6 +120,15 @@ select date_trunc('week', c.booked_at at time zone %(zone)s)::date,
  group by 1, 2
 """
 
+# Leads escalated to the front desk (0014, 0016), per clinic day and branch.
+_ESCALATIONS = """
+insert into report.escalations (day, branch_id, escalated, median_wait_minutes)
+select (escalated_at at time zone %(zone)s)::date, coalesce(branch_id, ''), count(*),
+       round((percentile_cont(0.5) within group (order by waited_seconds) / 60)::numeric, 1)
+  from integration.lead_escalations
+ group by 1, 2
+"""
+
 SQL_TEXTS = (
     _leads_daily(""),
     _response_time(""),
@@ -128,6 +137,7 @@ SQL_TEXTS = (
     _TOUCHED_DAYS,
     _TOUCHED_CAMPAIGNS,
     _SCHEDULE_COLLISIONS,
+    _ESCALATIONS,
 )
 
 
@@ -135,6 +145,12 @@ def rebuild_schedule_collisions(conn: psycopg.Connection, clinic_timezone: str) 
     """Replace ``report.schedule_collisions``; returns its number of rows."""
     conn.execute("delete from report.schedule_collisions")
     return conn.execute(_SCHEDULE_COLLISIONS, {"zone": clinic_timezone}).rowcount
+
+
+def rebuild_escalations(conn: psycopg.Connection, clinic_timezone: str) -> int:
+    """Replace ``report.escalations``; returns its number of rows."""
+    conn.execute("delete from report.escalations")
+    return conn.execute(_ESCALATIONS, {"zone": clinic_timezone}).rowcount
 
 
 def rebuild_all(conn: psycopg.Connection) -> None:

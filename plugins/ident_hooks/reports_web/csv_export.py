@@ -55,6 +55,9 @@ TABLES: dict[str, ReportTable] = {
     "schedule_collisions": ReportTable(
         "Записи на уже занятое время по агрегаторам и неделям", ("week", "aggregator")
     ),
+    "escalations": ReportTable(
+        "Заявки, эскалированные ресепшну, по дням и филиалам", ("day", "branch_id")
+    ),
 }
 
 
