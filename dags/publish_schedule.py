@@ -10,17 +10,17 @@ from ident_hooks.config import Aggregator, load_config, run_schedule
 DOC = """
 ### Publish free appointment time to {title}
 
-Every {minutes} min, and as soon as new leads are stored (the `leads` Asset: a pull
-that stored leads, or a lead asking for a doctor's time committed by any path, seen by
-its watcher in the triggerer), computes each doctor's free slots — work intervals
-(`clinic.work_intervals`) minus appointments that are not cancelled (in any branch) and
-minus the time open leads asked for — and sends them to **{title}** (kind `{kind}`: {payload}).
+{when}
+computes each doctor's free slots — work intervals (`clinic.work_intervals`) minus
+appointments that are not cancelled (in any branch) and minus the time open leads asked
+for — and sends them to **{title}** (kind `{kind}`: {payload}).
 
 **Rules** ("Правила выгрузки расписания"), from `clinic.export_settings` and
 `clinic.export_rules` for aggregator `{name}`: days ahead ({horizon}), slot length
 (default 30 min, a doctor's rule overrides it), no slots in the next N hours today
 (default 2), doctors excluded with `publish = false`. Times are in each branch's own
-time zone. Settings that make no sense stop the run before anything is sent.
+time zone. Settings that make no sense stop the run before anything is sent. While the
+clinic's sync heartbeat is stale (`include/alerts.yaml`), the near days offer no free time.
 
 **Connection:** `{conn}` — host = the API base URL, password = the token or key.
 
@@ -28,16 +28,43 @@ time zone. Settings that make no sense stop the run before anything is sent.
 (honouring Retry-After); 401/403/422 fail the run at once with the service's message.
 {resend}
 
-**Where to look:** `integration.publish_log` has one row per run (doctors, free slots,
-busy cells, bytes, HTTP status, payload hash, error, doctors the service could not match).
+**Where to look:** `integration.publish_log` has one row per run (its `mode`: full,
+changes, idle or poll; doctors recomputed, free slots, busy cells, bytes, HTTP status,
+payload hash, error, doctors the service could not match).
 
-**Re-run / reset:** any run can be re-run (Clear) safely — it recomputes from the
-database. To force a full resend, delete this aggregator's rows from
-`integration.publish_state`.
+**Re-run / reset:** any run can be re-run (Clear) safely: it publishes what is not yet
+accepted. To force a full recomputation and resend, delete this aggregator's rows from
+`integration.schedule_state` and `integration.publish_state`; the next run (trigger one)
+is then a full one.
 """
 
 
-def _resend_rule(spec) -> str:
+def _when(minutes: int, on_change: bool) -> str:
+    if on_change:
+        return (
+            "Within seconds of any change of the clinic's schedule (the `clinic_schedule` Asset:"
+            " statement triggers log each change, its watcher in the triggerer fires), when"
+            f" leads are stored (the `leads` Asset), and every {minutes} min: recomputes only"
+            " the doctors that changed (everything on the first run of a local day, the daily"
+            " snapshot), reading nothing while nothing changed;"
+        )
+    return (
+        f"Every {minutes} min, and as soon as new leads are stored (the `leads` Asset),"
+        " rereads the whole clinic and"
+    )
+
+
+def _resend_rule(spec, on_change: bool) -> str:
+    if on_change:
+        due = ", ".join(
+            f"{kind} every {int(period.total_seconds() // 60)} min"
+            for kind, period in spec.resend_every.items()
+        )
+        return (
+            "Only requests whose body changed are sent"
+            + (f"; unchanged ones as the service requires: {due}." if due else ".")
+            + " A full run (daily) sends everything."
+        )
     if not spec.skip_unchanged:
         return "Everything is sent on every run."
     skipped = ", ".join(
@@ -70,12 +97,12 @@ def make_publish_dag(aggregator: Aggregator):
             kind=spec.name,
             payload=spec.payload,
             name=aggregator.name,
-            minutes=minutes,
+            when=_when(minutes, aggregator.publish_on_change),
             conn=aggregator.connection,
             horizon=f"fixed by the service at today + {spec.fixed_days_ahead}"
             if spec.fixed_days_ahead is not None
             else "default 30",
-            resend=_resend_rule(spec),
+            resend=_resend_rule(spec, aggregator.publish_on_change),
         ),
         default_args={
             "owner": "data-team",
