@@ -445,3 +445,46 @@ def airflow_stack(
         yield stack
     finally:
         _stop(list(stack.processes.values()))
+
+
+# -- what the whole-stack tests share ---------------------------------------------------
+
+
+def load_demo_clinic(conn: psycopg.Connection):
+    """A small demo clinic (6 doctors, 10 days from now) with no leads, nothing published."""
+    from ident_hooks import demo
+
+    network = demo.generate(6, 10)
+    demo.load(conn, network)
+    conn.execute(
+        "truncate integration.leads, integration.lead_rejects, integration.publish_log,"
+        " integration.publish_state, integration.schedule_state, integration.schedule_cells"
+        " cascade"
+    )
+    conn.commit()
+    return network
+
+
+@contextlib.contextmanager
+def started_simulators(clinic, conn_ids: tuple[str, ...], *, seed: int) -> Generator[dict]:
+    """The simulators of ``conn_ids`` (simulators.catalog), started for the clinic's doctors."""
+    from ident_hooks.simulators.catalog import build_simulators
+
+    doctors = [(doctor_id, name) for doctor_id, name, *_ in clinic.doctors]
+    built = build_simulators(doctors, [branch_id for branch_id, *_ in clinic.branches], seed=seed)
+    for conn_id in conn_ids:
+        built[conn_id].server.start()
+    try:
+        yield built
+    finally:
+        for conn_id in conn_ids:
+            built[conn_id].server.stop()
+
+
+def stack_with(services: Mapping, conn_ids: tuple[str, ...], folder: Path, **options: Any):
+    """:func:`airflow_stack` with the connections of ``conn_ids`` pointed at their simulators."""
+    return airflow_stack(
+        folder,
+        extra_env={services[c].env_var: services[c].airflow_connection for c in conn_ids},
+        **options,
+    )

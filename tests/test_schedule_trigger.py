@@ -52,6 +52,16 @@ async def waiting(conn: psycopg.Connection) -> None:
     raise AssertionError("the trigger never started waiting")
 
 
+def cursor_now(conn: psycopg.Connection) -> MemoryState:
+    """A state store whose cursor is the database's current snapshot."""
+    state = MemoryState()
+    (state.values[SCHEDULE_CURSOR_KEY],) = conn.execute(
+        "select pg_current_snapshot()::text"
+    ).fetchone()
+    conn.commit()
+    return state
+
+
 def watcher(state: MemoryState, **options) -> ClinicScheduleTrigger:
     trigger = ClinicScheduleTrigger(**{"poll_seconds": 3600, "settle_seconds": 0.3, **options})
     trigger.asset_state_store = state
@@ -59,11 +69,7 @@ def watcher(state: MemoryState, **options) -> ClinicScheduleTrigger:
 
 
 def test_a_committed_appointment_fires_and_an_unchanged_rewrite_does_not(db):
-    state = MemoryState()
-    state.values[SCHEDULE_CURSOR_KEY] = db.execute("select pg_current_snapshot()::text").fetchone()[
-        0
-    ]
-    db.commit()
+    state = cursor_now(db)
 
     async def scenario():
         async with Watching(watcher(state)) as watching:
@@ -80,11 +86,7 @@ def test_a_committed_appointment_fires_and_an_unchanged_rewrite_does_not(db):
 
 
 def test_a_burst_of_a_hundred_statements_is_one_event(db):
-    state = MemoryState()
-    state.values[SCHEDULE_CURSOR_KEY] = db.execute("select pg_current_snapshot()::text").fetchone()[
-        0
-    ]
-    db.commit()
+    state = cursor_now(db)
 
     async def scenario():
         async with Watching(watcher(state, settle_seconds=1.0)) as watching:
@@ -123,11 +125,7 @@ def test_a_change_while_the_triggerer_was_down_fires_on_start_and_nothing_else_d
 
 
 def test_a_missed_notification_is_found_by_the_poll(db):
-    state = MemoryState()
-    state.values[SCHEDULE_CURSOR_KEY] = db.execute("select pg_current_snapshot()::text").fetchone()[
-        0
-    ]
-    db.commit()
+    state = cursor_now(db)
 
     async def scenario():
         async with Watching(watcher(state, poll_seconds=1.0)) as watching:

@@ -23,12 +23,18 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from airflow_stack import QUEUE, AirflowStack, airflow_stack
+from airflow_stack import (
+    QUEUE,
+    AirflowStack,
+    load_demo_clinic,
+    stack_with,
+    started_simulators,
+)
 
-from ident_hooks import demo, embedded_pg
+from ident_hooks import embedded_pg
 from ident_hooks.leads.normalise import make_lead
 from ident_hooks.leads.store import store_leads
-from ident_hooks.simulators.catalog import SimulatedService, build_simulators
+from ident_hooks.simulators.catalog import SimulatedService
 from ident_hooks.triggers import APPLICATION_NAME
 
 PULL, PUBLISH = "pull_leads_flexbe", "publish_schedule_prodoctorov"
@@ -44,34 +50,23 @@ WATCHER_RUN_SECONDS = 90
 
 @pytest.fixture
 def clinic(clinic_conn):
-    network = demo.generate(6, 10)
-    demo.load(clinic_conn, network)
-    clinic_conn.execute(
-        "truncate integration.leads, integration.lead_rejects,"
-        " integration.publish_log, integration.publish_state"
-    )
-    clinic_conn.commit()
-    return network
+    return load_demo_clinic(clinic_conn)
 
 
 @pytest.fixture
 def services(clinic) -> Iterator[dict[str, SimulatedService]]:
-    doctors = [(doctor_id, name) for doctor_id, name, *_ in clinic.doctors]
-    built = build_simulators(doctors, [branch_id for branch_id, *_ in clinic.branches], seed=11)
-    for conn_id in SIMULATED:
-        built[conn_id].server.start()
-    yield built
-    for conn_id in SIMULATED:
-        built[conn_id].server.stop()
+    with started_simulators(clinic, SIMULATED, seed=11) as started:
+        yield started
 
 
 @pytest.fixture
 def stack(services, clinic_db_url, fresh_db_url, tmp_path) -> Iterator[AirflowStack]:
-    with airflow_stack(
+    with stack_with(
+        services,
+        SIMULATED,
         tmp_path,
         metadata_url=fresh_db_url,
         clinic_connection=embedded_pg.airflow_connection(clinic_db_url),
-        extra_env={services[c].env_var: services[c].airflow_connection for c in SIMULATED},
         timeout_seconds=TIMEOUT_SECONDS,
     ) as running:
         yield running

@@ -23,10 +23,10 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from airflow_stack import AirflowStack, _stop, airflow_stack
+from airflow_stack import AirflowStack, _stop, load_demo_clinic, stack_with, started_simulators
 
-from ident_hooks import demo, embedded_pg
-from ident_hooks.simulators.catalog import SimulatedService, build_simulators
+from ident_hooks import embedded_pg
+from ident_hooks.simulators.catalog import SimulatedService
 from ident_hooks.triggers import APPLICATION_NAME
 
 AGGREGATORS = ("prodoctorov", "napopravku", "sberzdorovie", "32top")
@@ -38,34 +38,23 @@ SHOWN_WITHIN_SECONDS = 60
 
 @pytest.fixture
 def clinic(clinic_conn):
-    network = demo.generate(6, 10)
-    demo.load(clinic_conn, network)
-    clinic_conn.execute(
-        "truncate integration.leads, integration.publish_log, integration.publish_state,"
-        " integration.schedule_state, integration.schedule_cells cascade"
-    )
-    clinic_conn.commit()
-    return network
+    return load_demo_clinic(clinic_conn)
 
 
 @pytest.fixture
 def services(clinic) -> Iterator[dict[str, SimulatedService]]:
-    doctors = [(doctor_id, name) for doctor_id, name, *_ in clinic.doctors]
-    built = build_simulators(doctors, [branch_id for branch_id, *_ in clinic.branches], seed=5)
-    for conn_id in AGGREGATORS:
-        built[conn_id].server.start()
-    yield built
-    for conn_id in AGGREGATORS:
-        built[conn_id].server.stop()
+    with started_simulators(clinic, AGGREGATORS, seed=5) as started:
+        yield started
 
 
 @pytest.fixture
 def stack(services, clinic_db_url, fresh_db_url, tmp_path) -> Iterator[AirflowStack]:
-    with airflow_stack(
+    with stack_with(
+        services,
+        AGGREGATORS,
         tmp_path,
         metadata_url=fresh_db_url,
         clinic_connection=embedded_pg.airflow_connection(clinic_db_url),
-        extra_env={services[c].env_var: services[c].airflow_connection for c in AGGREGATORS},
         timeout_seconds=TIMEOUT_SECONDS,
     ) as running:
         yield running

@@ -346,6 +346,19 @@ def _calendar(
     return _Calendar(midnights, first_slot_start)
 
 
+def _settings_calendar(
+    zones: list[str], settings: ExportSettings, now: dt.datetime, clock_step_minutes: int
+) -> _Calendar:
+    return _calendar(
+        zones,
+        settings.days_ahead,
+        settings.skip_hours_today,
+        now,
+        settings.horizon_zone,
+        clock_step_minutes,
+    )
+
+
 def _published_doctors(
     doctors: pd.DataFrame, rules: pd.DataFrame, settings: ExportSettings
 ) -> pd.DataFrame:
@@ -474,14 +487,7 @@ def compute_schedule(
     zone_names = [str(name) for name in zone_index]
     for name in zone_names:
         ZoneInfo(name)  # an unknown zone fails here, named in the message
-    calendar = _calendar(
-        zone_names,
-        settings.days_ahead,
-        settings.skip_hours_today,
-        now,
-        settings.horizon_zone,
-        clock_step_minutes,
-    )
+    calendar = _settings_calendar(zone_names, settings, now, clock_step_minutes)
 
     doctor_codes, doctor_index = pd.factorize(
         pd.concat([work["doctor_id"], busy["doctor_id"]], ignore_index=True), sort=True
@@ -629,14 +635,7 @@ def schedule_from_cells(
     now = pd.Timestamp(now).tz_convert("UTC")
     zone_codes, zone_index = pd.factorize(cells["timezone"], sort=True)
     zone_names = [str(name) for name in zone_index]
-    calendar = _calendar(
-        zone_names,
-        settings.days_ahead,
-        settings.skip_hours_today,
-        now,
-        settings.horizon_zone,
-        clock_step_minutes,
-    )
+    calendar = _settings_calendar(zone_names, settings, now, clock_step_minutes)
     zone_codes = zone_codes.astype(np.int64)
     start = cells["starts_at"].to_numpy(np.int64)
     end = cells["ends_at"].to_numpy(np.int64)
@@ -694,9 +693,7 @@ def horizon_dates(schedule: Schedule, zone: str) -> list[str]:
     """The branch-local dates (``YYYY-MM-DD``) a branch in ``zone`` has in the schedule's
     horizon: exactly the days :func:`compute_schedule` cuts its cells into."""
     settings = schedule.settings
-    calendar = _calendar(
-        [zone], settings.days_ahead, settings.skip_hours_today, schedule.now, settings.horizon_zone
-    )
+    calendar = _settings_calendar([zone], settings, schedule.now, 1)
     midnights = calendar.midnights[0]
     today = schedule.now.tz_convert(zone).date()
     return [
