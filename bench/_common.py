@@ -27,7 +27,20 @@ def bench_database() -> tuple[str, callable]:
     """
     from ident_hooks.db import apply_migrations
 
-    name = f"ident_bench_{uuid.uuid4().hex[:8]}"
+    url, drop = empty_database("ident_bench")
+    os.environ["AIRFLOW_CONN_IDENT_DB"] = embedded_pg.airflow_connection(url)
+
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        apply_migrations(conn)
+    return url, drop
+
+
+def empty_database(prefix: str) -> tuple[str, callable]:
+    """A new empty database ``<prefix>_<random>`` and a function that drops it, on the
+    server of :func:`bench_database` (``IDENT_BENCH_DB_URL``, else the embedded one)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     server_url = os.environ.get("IDENT_BENCH_DB_URL")
     if server_url is None:
         datadir = ROOT / ".local" / "bench-pgdata"
@@ -35,12 +48,6 @@ def bench_database() -> tuple[str, callable]:
         server_url = embedded_pg.socket_url(datadir, "postgres")
     embedded_pg.ensure_database(server_url, name)
     url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-    os.environ["AIRFLOW_CONN_IDENT_DB"] = embedded_pg.airflow_connection(url)
-
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        apply_migrations(conn)
     return url, lambda: embedded_pg.drop_database(server_url, name)
 
 

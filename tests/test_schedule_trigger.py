@@ -12,7 +12,11 @@ import time
 import psycopg
 import pytest
 
-from ident_hooks.triggers import APPLICATION_NAME, SCHEDULE_CURSOR_KEY, ClinicScheduleTrigger
+from ident_hooks.triggers import (
+    SCHEDULE_APPLICATION_NAME,
+    SCHEDULE_CURSOR_KEY,
+    ClinicScheduleTrigger,
+)
 from tests.test_triggers import MemoryState, Watching
 
 
@@ -43,7 +47,7 @@ async def waiting(conn: psycopg.Connection) -> None:
         (count,) = conn.execute(
             "select count(*) from pg_stat_activity where application_name = %s"
             " and state = 'idle' and query like '%%select exists%%'",
-            (APPLICATION_NAME,),
+            (SCHEDULE_APPLICATION_NAME,),
         ).fetchone()
         conn.rollback()
         if count:

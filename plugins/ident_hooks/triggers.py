@@ -46,6 +46,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 CHANNEL = "integration_leads"
 APPLICATION_NAME = "airflow leads watcher"
+SCHEDULE_APPLICATION_NAME = "airflow schedule watcher"
 CURSOR_KEY = "watcher_lead_id"  # in the watched Asset's state store
 _FIRST_RETRY_SECONDS = 1.0
 
@@ -71,6 +72,8 @@ class _ClinicDatabaseTrigger(BaseEventTrigger):
         may be a Unix-socket directory).
     :param poll_seconds: how often to look even without a notification.
     """
+
+    application_name = APPLICATION_NAME  # how its connection shows in pg_stat_activity
 
     def __init__(self, conn_id: str = "ident_db", poll_seconds: float = 30.0) -> None:
         super().__init__()
@@ -102,7 +105,7 @@ class _ClinicDatabaseTrigger(BaseEventTrigger):
             password=conn.password,
             dbname=conn.schema,
         )
-        params.setdefault("application_name", APPLICATION_NAME)
+        params.setdefault("application_name", self.application_name)
         return make_conninfo(**{k: v for k, v in params.items() if v not in (None, "")})
 
 
@@ -212,6 +215,8 @@ class ClinicScheduleTrigger(_ClinicDatabaseTrigger):
 
     :param settle_seconds: how long to gather a burst before firing.
     """
+
+    application_name = SCHEDULE_APPLICATION_NAME
 
     def __init__(
         self, conn_id: str = "ident_db", poll_seconds: float = 30.0, settle_seconds: float = 0.5

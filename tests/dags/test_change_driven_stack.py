@@ -27,7 +27,7 @@ from airflow_stack import AirflowStack, _stop, load_demo_clinic, stack_with, sta
 
 from ident_hooks import embedded_pg
 from ident_hooks.simulators.catalog import SimulatedService
-from ident_hooks.triggers import APPLICATION_NAME
+from ident_hooks.triggers import APPLICATION_NAME, SCHEDULE_APPLICATION_NAME
 
 AGGREGATORS = ("prodoctorov", "napopravku", "sberzdorovie", "32top")
 TIMEOUT_SECONDS = 720
@@ -173,7 +173,8 @@ def _all_finished(stack: AirflowStack) -> bool:
 
 def _watchers_listening(conn: psycopg.Connection) -> int:
     (count,) = conn.execute(
-        "select count(*) from pg_stat_activity where application_name = %s", (APPLICATION_NAME,)
+        "select count(*) from pg_stat_activity where application_name = any(%s)",
+        ([APPLICATION_NAME, SCHEDULE_APPLICATION_NAME],),
     ).fetchone()
     conn.commit()
     return count

@@ -24,7 +24,7 @@ from ident_hooks.simulators.ident_timetable import IdentTimetableSimulator
 from ident_hooks.simulators.napopravku import NapopravkuSimulator
 from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
 
-# 08:50 in Moscow. Publishing counts the cut-off from "now" rounded up to a quarter hour
+# 08:50 in Moscow. Publishing counts the cut-off from "now" rounded up to the half hour
 # (09:00): runs a minute or two apart publish for the same moment, so any difference in
 # what they send is the change itself.
 NOW = datetime(2026, 12, 2, 5, 50, tzinfo=UTC)

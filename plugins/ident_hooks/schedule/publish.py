@@ -19,7 +19,7 @@ Two ways to publish, chosen per instance (``publish_on_change`` in integrations.
     minutes, clinics and doctors every 6 hours);
   - ``idle`` when nothing changed: no clinic read at all, the kept state clipped to the
     moment, and only what is due by those rules or changed by the passing time (today's
-    cut-off moves in quarter hours, ``CLOCK_STEP_MINUTES``).
+    cut-off moves in half hours, ``CLOCK_STEP_MINUTES``).
 
   The kept state and the change log's progress (a PostgreSQL snapshot) move only after
   the service accepted every request of the run: a failing aggregator keeps its changes
@@ -84,11 +84,12 @@ from ident_hooks.schedule.reader import read_settings, read_snapshot
 
 log = logging.getLogger(__name__)
 
-# Publishing counts today's cut-off and busy cells in progress from "now" rounded up to a
-# quarter hour (engine.clipping_moment): an unchanged clinic's payloads then change four
-# times an hour, not every minute, which is what lets an idle change-driven run send
-# nothing. Both ways of publishing use it, so they send the same bodies.
-CLOCK_STEP_MINUTES = 15
+# Publishing counts today's cut-off and busy cells in progress from "now" rounded up to
+# the half hour (engine.clipping_moment): an unchanged clinic's payloads then change twice
+# an hour — when the cut-off passes the next slot of the usual 30-minute grid — not every
+# minute; rounding up keeps "no slots in the next N hours" strict, holding back up to half
+# an hour more of today. Both ways of publishing use it, so they send the same bodies.
+CLOCK_STEP_MINUTES = 30
 
 
 @dataclass
