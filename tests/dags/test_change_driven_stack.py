@@ -212,7 +212,9 @@ def test_changes_reach_every_aggregator_in_seconds(stack, services, clinic, clin
     triggered = {
         d: [r for r in _runs(stack, d) if r["run_type"] == "asset_triggered"] for d in dags
     }
-    assert all(len(runs) >= 2 for runs in triggered.values()), triggered
+    # Runs the watcher started, not the timer (a 10-minute tick may publish the cancellation
+    # first, and its own asset-triggered run then waits behind it).
+    assert all(runs for runs in triggered.values()), triggered
 
     # A change while the triggerer is down is published when it is back.
     stack.wait_for("the runs to finish", lambda: _all_finished(stack), poll=1.0)
