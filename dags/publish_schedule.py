@@ -32,6 +32,8 @@ clinic's sync heartbeat is stale (`include/alerts.yaml`), the near days offer no
 changes, idle or poll; doctors recomputed, free slots, busy cells, bytes, HTTP status,
 payload hash, error, doctors the service could not match).
 
+**Byte budget:** {budget}
+
 **Re-run / reset:** any run can be re-run (Clear) safely: it publishes what is not yet
 accepted. To force a full recomputation and resend, delete this aggregator's rows from
 `integration.schedule_state` and `integration.publish_state`; the next run (trigger one)
@@ -77,6 +79,26 @@ def _resend_rule(spec, on_change: bool) -> str:
     )
 
 
+def _budget_rule(aggregator: Aggregator) -> str:
+    if not aggregator.publish_on_change:
+        return "none: polling is the reference the budget of a change-driven instance follows."
+    limit = (
+        f"{aggregator.byte_budget_per_hour} bytes an hour"
+        if aggregator.byte_budget_per_hour
+        else "what polling would send (the whole payload, uncompressed, every interval)"
+    )
+    return (
+        f"changes never send more than {limit}"
+        + (", counted gzipped (`gzip: true`)" if aggregator.gzip else "")
+        + ". Past it they coalesce: the task waits as *up for reschedule* and sends them"
+        " when the budget allows, or leaves them to the timer's next tick, which sends what"
+        " differs as polling would; `integration.publish_log` shows such a run as"
+        " `deferred` (`deferred_until`). Time alone resends only on the timer's ticks, when a"
+        " free slot a body offers has crossed today's cut-off: a slot may linger there up to"
+        " one interval, as with IDENT's own sending."
+    )
+
+
 def make_publish_dag(aggregator: Aggregator):
     minutes = int(aggregator.interval.total_seconds() // 60)
     spec = aggregator.spec
@@ -103,6 +125,7 @@ def make_publish_dag(aggregator: Aggregator):
             if spec.fixed_days_ahead is not None
             else "default 30",
             resend=_resend_rule(spec, aggregator.publish_on_change),
+            budget=_budget_rule(aggregator),
         ),
         default_args={
             "owner": "data-team",
@@ -113,7 +136,9 @@ def make_publish_dag(aggregator: Aggregator):
     )
     def publish_schedule():
         @task(multiple_outputs=False)
-        def publish(run_id: str | None = None) -> dict:
+        def publish(run_id: str | None = None, dag_run=None) -> dict:
+            from airflow.sdk.exceptions import AirflowRescheduleException
+
             from ident_hooks.db import connect
             from ident_hooks.http_client import ServiceMisconfigured, ServiceRejected
             from ident_hooks.registry import record_instances
@@ -134,7 +159,13 @@ def make_publish_dag(aggregator: Aggregator):
                     now=datetime.now().astimezone(),
                     run_id=run_id,
                     on_change=aggregator.publish_on_change,
+                    # What time alone changed goes on the timer's ticks (and a person's
+                    # runs), never on the runs that changes start.
+                    on_timer=dag_run.run_type != "asset_triggered",
                 )
+            if summary.deferred_until is not None:
+                # Waiting for the byte budget frees the worker; the changes coalesce.
+                raise AirflowRescheduleException(summary.deferred_until)
             return summary.as_dict()
 
         publish()

@@ -10,6 +10,8 @@ cd "$ROOT"
 #   chromium        the leads inbox's browser test
 #   redis-server    the broker of the Celery executor test (tests/dags/test_celery_executor.py)
 #   docker-compose  `docker-compose config` validates docker-compose.yaml
+#   nodejs, npm     Express's body-parser as a receiver of gzipped schedules
+#                   (tests/schedule/test_gzip_receiver.py; the packages come from npm)
 apt_updated=no
 install_missing() {  # install_missing <command> <package> <what it is for>
   command -v "$1" >/dev/null 2>&1 && return 0
@@ -27,6 +29,8 @@ install_missing() {  # install_missing <command> <package> <what it is for>
 install_missing chromium chromium "the browser test"
 install_missing redis-server redis-server "the Celery executor test"
 install_missing docker-compose docker-compose "the docker-compose config check"
+install_missing node nodejs "the gzip receiver test"
+install_missing npm npm "the gzip receiver test"
 echo "== ruff"
 ruff check .
 ruff format --check .

@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -46,10 +46,22 @@ class Aggregator:
     # started by the clinic_schedule Asset (issue 11). False: every run rereads the whole
     # clinic on the timer, for a clinic database that cannot carry the triggers.
     publish_on_change: bool = True
+    # Request bodies go compressed (Content-Encoding: gzip), for a receiver that inflates.
+    gzip: bool = False
+    # Bytes a change-driven instance may send per hour (None: what polling every
+    # `interval` would send; ident_hooks.schedule.budget).
+    byte_budget_per_hour: int | None = None
+    # The largest body the receiver takes, decoded (None: the kind's default).
+    max_request_bytes: int | None = None
 
     @property
     def spec(self) -> AggregatorKind:
         return AGGREGATOR_KINDS[self.kind]
+
+    @property
+    def request_limit(self) -> int | None:
+        """The receiver's body limit: this instance's, else its kind's (None: not known)."""
+        return self.max_request_bytes or self.spec.max_request_bytes
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,15 @@ def _flag(where: str, entry: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
+def _bytes(where: str, entry: dict[str, Any], key: str) -> int | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1_000:
+        raise ConfigError(f"{where}: {key} must be a whole number of bytes, at least 1000")
+    return value
+
+
 def _initial_days(where: str, days: Any) -> int:
     if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 366:
         raise ConfigError(f"{where}: initial_days must be a whole number from 0 to 366")
@@ -141,6 +162,9 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
                 entry.get("connection", name),
                 _interval(where, entry, 1),
                 _flag(where, entry, "publish_on_change", True),
+                _flag(where, entry, "gzip", False),
+                _bytes(where, entry, "byte_budget_per_hour"),
+                _bytes(where, entry, "max_request_bytes"),
             )
         )
     sources = []
@@ -202,6 +226,20 @@ def _load_config(path: Path) -> IntegrationsConfig:
     return parse_config(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
 
 
+def _clock_aligned(interval: timedelta) -> bool:
+    minutes = interval.total_seconds() / 60
+    return minutes == int(minutes) and 60 % int(minutes) == 0
+
+
+def next_tick(now: datetime, interval: timedelta) -> datetime:
+    """When the timer of :func:`run_schedule` next fires after ``now`` (for an interval
+    that does not divide an hour, at most ``interval`` later)."""
+    if not _clock_aligned(interval):
+        return now + interval
+    step = interval.total_seconds()
+    return datetime.fromtimestamp((now.timestamp() // step + 1) * step, tz=UTC)
+
+
 def run_schedule(interval: timedelta, *, also_on: list | None = None):
     """A timetable firing every ``interval`` (clock-aligned when it divides an hour),
     optionally also whenever any one of the ``also_on`` assets is updated (a plain list
@@ -214,7 +252,7 @@ def run_schedule(interval: timedelta, *, also_on: list | None = None):
     )
 
     minutes = int(interval.total_seconds() // 60)
-    if interval == timedelta(minutes=minutes) and 60 % minutes == 0:
+    if _clock_aligned(interval):
         timetable = CronTriggerTimetable(f"*/{minutes} * * * *", timezone="UTC")
     else:
         timetable = DeltaTriggerTimetable(interval)

@@ -37,7 +37,9 @@ class AggregatorKind:
     request whose body equals the last one accepted may go unsent (kinds not named are
     sent on every run); ``fixed_days_ahead`` overrides the clinic's ``days_ahead``,
     counted in ``horizon_zone``'s date (None: each branch's own);
-    ``sends_busy`` says whether busy cells go out beside free slots. Those rules are for
+    ``sends_busy`` says whether busy cells go out beside free slots;
+    ``max_request_bytes`` is the largest body its receivers are known to take (None: not
+    known), which an instance may override. Those rules are for
     an instance that rereads the clinic on every tick (``publish_on_change: false``). A
     change-driven instance sends a request when its body changed and, unchanged, only as
     often as the service itself demands: ``resend_every`` (kind -> period), plus the
@@ -59,6 +61,7 @@ class AggregatorKind:
     # The request kind that carries doctors' time (the others carry reference data): its
     # acceptance is when the service received the schedule of the doctors of its branches.
     schedule_request: str = "schedule"
+    max_request_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,9 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                     "doctors": timedelta(hours=6),
                 },
                 schedule_request="slots",
+                # Not documented by the service: nginx refuses bodies over 1 MiB by
+                # default, so slots are split well below it.
+                max_request_bytes=900_000,
             ),
             AggregatorKind(
                 name="ident_timetable",
@@ -134,6 +140,9 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                 sends_busy=True,
                 skip_unchanged={"timetable": timedelta(minutes=60)},
                 schedule_request="timetable",
+                # The largest public receiver: bodyParser.json({ limit: '50mb' }) in
+                # brearey/smmikod src/index.ts, i.e. 50 MiB of decoded JSON.
+                max_request_bytes=50 * 1024 * 1024,
             ),
         )
     }

@@ -25,7 +25,8 @@ def clinic(clinic_conn):
     network = demo.generate(12, 40)
     demo.load(clinic_conn, network)
     clinic_conn.execute(
-        "truncate integration.publish_log, integration.publish_state, integration.leads"
+        "truncate integration.publish_log, integration.publish_state, integration.leads,"
+        " integration.publish_budget"
     )
     clinic_conn.commit()
     return network

@@ -29,6 +29,7 @@ from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
 # what they send is the change itself.
 NOW = datetime(2026, 12, 2, 5, 50, tzinfo=UTC)
 NO_WAIT = {"backoff_seconds": 0, "sleep": lambda _seconds: None}
+SECRET = "change-test-secret"
 
 
 @pytest.fixture
@@ -36,7 +37,8 @@ def clinic(clinic_conn):
     demo.load(clinic_conn, demo.generate(6, 40, now=NOW))
     clinic_conn.execute(
         "truncate integration.publish_log, integration.publish_state, integration.leads,"
-        " integration.schedule_state, integration.schedule_cells cascade"
+        " integration.schedule_state, integration.schedule_cells, integration.publish_budget"
+        " cascade"
     )
     clinic_conn.commit()
     return clinic_conn
@@ -81,15 +83,15 @@ class Service:
 def service(request, started, service_connection):
     name, clock = request.param, Clock()
     if name == "prodoctorov":
-        server = started(ProdoctorovSimulator(token="t"))
+        server = started(ProdoctorovSimulator(token=SECRET))
         url = server.base_url
     elif name == "napopravku":
-        server = started(NapopravkuSimulator(token="t", clock=clock))
+        server = started(NapopravkuSimulator(token=SECRET, clock=clock))
         url = f"{server.base_url}/api/v1"
     else:
-        server = started(IdentTimetableSimulator(key="t"))
+        server = started(IdentTimetableSimulator(key=SECRET))
         url = server.base_url
-    conn_id = service_connection(f"change_{name}", url, "t")
+    conn_id = service_connection(f"change_{name}", url, SECRET)
     return Service(name, server, publisher(name).client(conn_id, **NO_WAIT), clock)
 
 
@@ -274,3 +276,121 @@ def test_a_stale_clinic_heartbeat_withdraws_the_near_days_until_it_is_back(clini
     assert back.notes == []
     clinic.execute("truncate clinic.sync_heartbeat")
     clinic.commit()
+
+
+# -- exact at every send (issue 17) ------------------------------------------------------
+
+# 14:13 in Moscow. With "no slots in the next 2 hours" a 16:20 slot is bookable now: IDENT
+# applies the rule at the moment of each send; rounding "now" up to the half hour withheld it.
+AFTERNOON = datetime(2026, 12, 2, 11, 13, tzinfo=UTC)
+
+
+def a_doctor_from(conn, start: str, end: str, doctor_id: str = "d-afternoon") -> tuple:
+    """A new doctor working ``start``-``end`` (Moscow, 2026-12-02) in a Moscow branch:
+    the slot tuple of their first 30-minute slot."""
+    (branch,) = conn.execute(
+        "select min(branch_id) from clinic.branches where timezone = 'Europe/Moscow'"
+    ).fetchone()
+    conn.execute(
+        "insert into clinic.doctors (doctor_id, full_name, specialty)"
+        " values (%s, 'Дневная Анна Сергеевна', 'Терапевт')",
+        (doctor_id,),
+    )
+    conn.execute(
+        "insert into clinic.work_intervals (doctor_id, branch_id, starts_at, ends_at)"
+        " values (%s, %s, %s::timestamp at time zone 'Europe/Moscow',"
+        " %s::timestamp at time zone 'Europe/Moscow')",
+        (doctor_id, branch, f"2026-12-02 {start}", f"2026-12-02 {end}"),
+    )
+    conn.commit()
+    first_end = (datetime.fromisoformat(f"2026-12-02T{start}") + timedelta(minutes=30)).strftime(
+        "%H:%M"
+    )
+    return (doctor_id, branch, "2026-12-02", start, first_end)
+
+
+def test_todays_first_bookable_slot_goes_at_the_exact_cut_off(clinic, service):
+    slot = a_doctor_from(clinic, "16:20", "17:20")
+    publish(clinic, service, AFTERNOON)
+    assert service.shows_free(clinic, slot)
+
+
+def test_time_alone_resends_on_the_timer_once_a_slot_crossed_the_cut_off(clinic, service):
+    slot = a_doctor_from(clinic, "16:20", "17:20")
+    publish(clinic, service, AFTERNOON)
+    assert service.shows_free(clinic, slot)
+    # 14:15, a timer tick: time moved, but nothing offered is inside the window yet (busy
+    # time in progress alone is no reason to resend).
+    early = publish(clinic, service, AFTERNOON + timedelta(minutes=2))
+    assert (early.mode, early.requests_sent) == ("idle", 0)
+    # 14:21, a run started by a change elsewhere: 16:20 is inside the window now, yet time
+    # alone never resends on such a run; the slot lingers until the timer's tick.
+    nudged = publish(clinic, service, AFTERNOON + timedelta(minutes=8), on_timer=False)
+    assert service.shows_free(clinic, slot)
+    assert nudged.requests_sent == 0
+    tick = publish(clinic, service, AFTERNOON + timedelta(minutes=17))  # 14:30
+    assert tick.requests_sent >= 1
+    assert not service.shows_free(clinic, slot)
+    assert service.shows_free(clinic, (*slot[:3], "16:50", "17:20"))
+
+
+def test_changes_past_the_byte_budget_wait_for_the_timers_tick(clinic, service):
+    """Without gzip a change resends a whole body: after the first run's full send, the
+    budget (what polling every 10 minutes sends) has nothing left for early sends, so the
+    changes coalesce and go with the next tick, as polling's would."""
+    publish(clinic, service, NOW)  # 08:50 Moscow, a tick: the daily full snapshot
+    first = a_free_slot(clinic, service.name, NOW)
+    second = a_free_slot(clinic, service.name, NOW, days=5)
+    book(clinic, first, "budget-1")
+    waiting = publish(clinic, service, NOW + timedelta(minutes=1), on_timer=False)
+    book(clinic, second, "budget-2")
+    still = publish(clinic, service, NOW + timedelta(minutes=2), on_timer=False)
+    for run in (waiting, still):
+        assert run.status == "deferred" and run.deferred_until is None
+        assert run.requests_sent == 0 or service.name == "napopravku"
+        assert "timer's next tick" in run.notes[-1]
+    assert service.shows_free(clinic, first[:5]) and service.shows_free(clinic, second[:5])
+
+    tick = publish(clinic, service, NOW + timedelta(minutes=10))  # 09:00
+    assert (tick.mode, tick.status) == ("changes", "sent") and tick.changes >= 2
+    assert not service.shows_free(clinic, first[:5])
+    assert not service.shows_free(clinic, second[:5])
+
+
+@pytest.fixture
+def gzipped(service, aggregator_options):
+    """Every aggregator instance sends gzip, and the service's receiver inflates it."""
+    aggregator_options(gzip=True)
+    service.server.accepts_gzip = True
+    return service
+
+
+def test_with_gzip_changes_go_at_once_until_the_budget_paces_them(clinic, gzipped):
+    service = gzipped
+    first = publish(clinic, service, NOW)  # the daily snapshot, gzipped
+    received = service.server.received()[-1]
+    assert received.headers["content-encoding"] == "gzip"
+    assert first.bytes_sent < sum(len(r.body) for r in service.server.received()) / 5
+
+    # Bookings one after another in the same minute, each its own change-started run: the
+    # first few go at once; then the budget spaces them, and the run says until when.
+    runs, moment = [], NOW + timedelta(minutes=1)
+    for n in range(60):
+        book(clinic, a_free_slot(clinic, service.name, moment, days=5), f"paced-{n}")
+        runs.append(publish(clinic, service, moment, on_timer=False))
+        if runs[-1].status == "deferred":
+            break
+    went, waiting = runs[:-1], runs[-1]
+    assert len(went) >= 3 and all(run.status == "sent" for run in went)
+    assert waiting.status == "deferred" and waiting.requests_sent == 0
+    assert moment < waiting.deferred_until < NOW + timedelta(minutes=10)
+    # Rescheduled then, the run sends the booking that waited.
+    again = publish(clinic, service, waiting.deferred_until, on_timer=False)
+    assert (again.status, again.mode) == ("sent", "changes")
+    assert service.server.received()[-1].headers["content-encoding"] == "gzip"
+
+
+def test_a_receiver_that_does_not_inflate_refuses_gzip_clearly(clinic, gzipped):
+    gzipped.server.accepts_gzip = False
+    with pytest.raises(ServiceError, match=r'HTTP 415: unsupported content encoding "gzip"'):
+        publish(clinic, gzipped, NOW)

@@ -24,7 +24,8 @@ def clinic(clinic_conn):
     demo.load(clinic_conn, demo.generate(6, 10, now=NOW))
     clinic_conn.execute(
         "truncate integration.leads, integration.publish_state, integration.schedule_state,"
-        " integration.lead_collisions, integration.doctor_publications cascade"
+        " integration.lead_collisions, integration.doctor_publications,"
+        " integration.publish_budget cascade"
     )
     record_instances(clinic_conn, load_config())
     clinic_conn.commit()

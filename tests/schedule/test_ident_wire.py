@@ -105,26 +105,24 @@ def test_the_whole_timetable_is_one_request_with_integer_ids(network, aggregator
     ]
 
 
-def test_a_small_max_request_bytes_never_splits_the_timetable(clinic):
+def test_a_timetable_over_the_receivers_limit_is_refused_not_split(clinic):
     for doctor in range(6):
         for day in range(2, 7):
             date = f"2026-12-{day:02d}"
             clinic.work(f"d{doctor}", f"b{doctor % 2}", f"{date} 09:00", f"{date} 18:00")
     schedule, branches = aliased(clinic)
-    whole = publisher("sberzdorovie").build_requests(schedule, branches)
-    tiny = publisher("sberzdorovie").build_requests(schedule, branches, max_request_bytes=300)
-    assert len(whole) == len(tiny) == 1 and tiny[0].body == whole[0].body
-    assert len(whole[0].body) > 30_000
-
-
-def test_a_timetable_over_the_ceiling_is_refused_before_sending(network):
-    schedule, branches = aliased(network)
-    size = len(ident_timetable.build_requests(schedule, branches, max_request_bytes=0)[0].body)
-    assert ident_timetable.MAX_TIMETABLE_BYTES == 50_000_000
-    with pytest.raises(RequestTooLarge, match=f"is {size} bytes, more than {size - 1} allowed"):
-        ident_timetable.build_requests(
-            schedule, branches, max_request_bytes=0, max_timetable_bytes=size - 1
-        )
+    (whole,) = publisher("sberzdorovie").build_requests(schedule, branches)
+    size = len(whole.body)
+    assert size > 30_000
+    # The kind's default limit: the largest public receiver's bodyParser.json 50 MiB.
+    assert publisher("sberzdorovie").spec.max_request_bytes == 50 * 1024 * 1024
+    (exact,) = ident_timetable.build_requests(schedule, branches, max_request_bytes=size)
+    assert exact.body == whole.body
+    with pytest.raises(
+        RequestTooLarge,
+        match=f"is {size} bytes, more than the receiver's limit of {size - 1} bytes",
+    ):
+        ident_timetable.build_requests(schedule, branches, max_request_bytes=size - 1)
 
 
 def test_a_branch_without_an_ident_id_is_refused(network):

@@ -50,7 +50,7 @@ def clinic(clinic_conn):
     demo.load(clinic_conn, network)
     clinic_conn.execute(
         "truncate integration.publish_log, integration.publish_state, integration.leads,"
-        " integration.schedule_state cascade"
+        " integration.schedule_state, integration.publish_budget cascade"
     )
     clinic_conn.commit()
     return network

@@ -11,7 +11,7 @@ import json
 import pytest
 import requests
 
-from ident_hooks.schedule.aggregators import publisher
+from ident_hooks.schedule.aggregators import RequestTooLarge, publisher
 from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
 
 DAY = "2026-12-02"
@@ -80,12 +80,14 @@ def test_a_branch_is_one_request_whatever_its_size(clinic):
             clinic.work(f"d{number}", "b1", f"{date} 09:00", f"{date} 18:00")
             clinic.busy(f"d{number}", f"{date} 12:00", f"{date} 12:45")
     schedule = clinic.schedule("prodoctorov")
-    (request,) = build(clinic, max_request_bytes=2_000)
-    assert len(request.body) > 2_000
+    (request,) = build(clinic)
     assert (request.branch_ids, request.doctor_count) == (("b1",), 6)
     doctors = json.loads(request.body)["schedule"]["data"]["b1"]
     assert sorted(doctors) == [f"d{number}" for number in range(6)]
     assert sum(len(block["cells"]) for block in doctors.values()) == len(schedule.cells)
+    # Over a receiver's limit it is refused before sending, naming the limit: never split.
+    with pytest.raises(RequestTooLarge, match="more than the receiver's limit of 2000 bytes"):
+        build(clinic, max_request_bytes=2_000)
 
 
 def test_cells_carry_exactly_the_public_fields_and_formats(clinic):

@@ -49,8 +49,8 @@ def test_prodoctorov_receives_and_keeps_every_cell(network, started, service_con
     conn = service_connection("pd_test", sim.base_url, "pd-token")
     schedule = network.schedule("prodoctorov")
     sim.inject(Fault(status=503, times=1))  # a hiccup is retried
-    # A branch is one document there: never split, even above the size margin.
-    outgoing = publish("prodoctorov", schedule, network.branches(), conn, max_request_bytes=1_500)
+    # A branch is one document there: one request each.
+    outgoing = publish("prodoctorov", schedule, network.branches(), conn)
     assert [request.branch_ids for request in outgoing] == [("b1",), ("b2",)]
     for branch, doctor in (("b1", "d1"), ("b1", "d2"), ("b2", "d3")):
         expected = schedule.cells[
@@ -184,7 +184,7 @@ def test_ident_timetable_receives_free_and_busy_intervals(
     branches = network.branches().assign(ident_id=[1, 2])
     settings = resolve_settings(aggregator, None)
     schedule = compute_schedule(work, busy, doctors, rules, settings, network.NOW)
-    assert len(publish(aggregator, schedule, branches, conn, max_request_bytes=4_000)) == 1
+    assert len(publish(aggregator, schedule, branches, conn)) == 1
     assert sim.branches == {1: "Филиал b1", 2: "Филиал b2"}
     assert sim.doctors == {11: "Врач d1", 12: "Врач d2", 13: "Врач d3"}
     d1 = sim.intervals(1, 11)

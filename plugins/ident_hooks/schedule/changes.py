@@ -92,17 +92,18 @@ class KeptState:
     doctors: pd.DataFrame
     branches: pd.DataFrame
     assignments: pd.DataFrame
+    withdrawn: bool = False  # published with the near days withdrawn (stale clinic data)
 
 
 def load_state(conn: psycopg.Connection, aggregator: str) -> KeptState | None:
     row = conn.execute(
-        "select snapshot::text, computed_at, full_at, doctors, branches, assignments"
+        "select snapshot::text, computed_at, full_at, doctors, branches, assignments, withdrawn"
         " from integration.schedule_state where aggregator = %s",
         (aggregator,),
     ).fetchone()
     if row is None:
         return None
-    snapshot, computed_at, full_at, doctors, branches, assignments = row
+    snapshot, computed_at, full_at, doctors, branches, assignments, withdrawn = row
     return KeptState(
         snapshot,
         computed_at,
@@ -110,6 +111,7 @@ def load_state(conn: psycopg.Connection, aggregator: str) -> KeptState | None:
         pd.DataFrame(doctors),
         pd.DataFrame(branches),
         pd.DataFrame(assignments, columns=["doctor_id", "branch_id"]),
+        withdrawn,
     )
 
 
@@ -167,6 +169,7 @@ def save_state(
     assignments: pd.DataFrame,
     cells: pd.DataFrame | None,
     replaced_doctors: Iterable[str] = (),
+    withdrawn: bool = False,
 ) -> None:
     """Keep what was just accepted: all cells (``full``), or the recomputed doctors' cells
     (``replaced_doctors``); ``cells=None`` keeps the cells as they are. The caller commits."""
@@ -185,14 +188,15 @@ def save_state(
     conn.execute(
         """
         insert into integration.schedule_state as kept
-            (aggregator, snapshot, computed_at, full_at, doctors, branches, assignments)
+            (aggregator, snapshot, computed_at, full_at, doctors, branches, assignments,
+             withdrawn)
         values (%(aggregator)s, %(snapshot)s::pg_snapshot, %(now)s, %(now)s,
-                %(doctors)s, %(branches)s, %(assignments)s)
+                %(doctors)s, %(branches)s, %(assignments)s, %(withdrawn)s)
         on conflict (aggregator) do update
            set snapshot = excluded.snapshot, computed_at = excluded.computed_at,
                full_at = case when %(full)s then excluded.full_at else kept.full_at end,
                doctors = excluded.doctors, branches = excluded.branches,
-               assignments = excluded.assignments
+               assignments = excluded.assignments, withdrawn = excluded.withdrawn
         """,
         {
             "aggregator": aggregator,
@@ -202,6 +206,7 @@ def save_state(
             "doctors": Jsonb(_records(doctors)),
             "branches": Jsonb(_records(branches)),
             "assignments": Jsonb(_records(assignments[["doctor_id", "branch_id"]])),
+            "withdrawn": withdrawn,
         },
     )
 

@@ -299,32 +299,16 @@ class _Calendar:
     first_slot_start: np.ndarray  # shape (zones,)
 
 
-def clipping_moment(now: dt.datetime, step_minutes: int) -> int:
-    """``now`` in epoch seconds, rounded up to a multiple of ``step_minutes``.
-
-    The cut-off of today's slots and the start of busy cells in progress are counted from
-    here: with a step of 15 minutes an unchanged clinic's payloads change four times an
-    hour instead of every minute. Rounding up keeps the rule strict: no slot within the
-    next N hours, sometimes up to a step more. A step of 1 keeps ``now`` as it is (busy
-    cells are then floored to the whole minute).
-    """
-    if step_minutes <= 1:
-        return int(now.timestamp())
-    step = 60 * step_minutes
-    return -(-int(now.timestamp()) // step) * step
-
-
 def _calendar(
     zones: list[str],
     days_ahead: int,
     skip_hours: float,
     now: dt.datetime,
     horizon_zone: str | None = None,
-    clock_step_minutes: int = 1,
 ) -> _Calendar:
     days = days_ahead + 1
     midnights = np.empty((len(zones), days + 1), dtype=np.int64)
-    now_seconds = clipping_moment(now, clock_step_minutes)
+    now_seconds = int(now.timestamp())
     first_slot_start = np.empty(len(zones), dtype=np.int64)
     # A service counting its horizon in its own zone refuses later dates, even where a
     # branch further east is already a day ahead: its days past the end are left empty.
@@ -346,16 +330,9 @@ def _calendar(
     return _Calendar(midnights, first_slot_start)
 
 
-def _settings_calendar(
-    zones: list[str], settings: ExportSettings, now: dt.datetime, clock_step_minutes: int
-) -> _Calendar:
+def _settings_calendar(zones: list[str], settings: ExportSettings, now: dt.datetime) -> _Calendar:
     return _calendar(
-        zones,
-        settings.days_ahead,
-        settings.skip_hours_today,
-        now,
-        settings.horizon_zone,
-        clock_step_minutes,
+        zones, settings.days_ahead, settings.skip_hours_today, now, settings.horizon_zone
     )
 
 
@@ -456,8 +433,6 @@ def compute_schedule(
     rules: pd.DataFrame,
     settings: ExportSettings,
     now: dt.datetime,
-    *,
-    clock_step_minutes: int = 1,
 ) -> Schedule:
     """Free slots and busy cells of every published doctor for one aggregator.
 
@@ -468,9 +443,9 @@ def compute_schedule(
       cancelled, in any branch, plus open leads holding a doctor's time;
     * ``doctors``: ``doctor_id, full_name, specialty, is_active`` (other columns are kept);
     * ``rules``: ``doctor_id, publish, slot_minutes`` (NULL = aggregator's) for this aggregator;
-    * ``now``: a time-zone-aware instant; the horizon's dates are its dates, the cut-off
-      and busy cells count from it rounded up to ``clock_step_minutes``
-      (:func:`clipping_moment`).
+    * ``now``: a time-zone-aware instant; the horizon's dates are its dates, and today's
+      cut-off and busy cells count from it exactly (issue 17: rounding it up withheld
+      up to a step of today's bookable time).
 
     Work rows of unknown, inactive or excluded doctors are ignored; overlapping
     or touching work intervals of a doctor in one branch are merged first.
@@ -487,7 +462,7 @@ def compute_schedule(
     zone_names = [str(name) for name in zone_index]
     for name in zone_names:
         ZoneInfo(name)  # an unknown zone fails here, named in the message
-    calendar = _settings_calendar(zone_names, settings, now, clock_step_minutes)
+    calendar = _settings_calendar(zone_names, settings, now)
 
     doctor_codes, doctor_index = pd.factorize(
         pd.concat([work["doctor_id"], busy["doctor_id"]], ignore_index=True), sort=True
@@ -511,7 +486,7 @@ def compute_schedule(
     busy_start, busy_end = seconds(busy, "starts_at", "busy"), seconds(busy, "ends_at", "busy")
     midnights = calendar.midnights - base
     first_slot_start = calendar.first_slot_start - base
-    now_seconds = clipping_moment(now, clock_step_minutes) - base
+    now_seconds = int(now.timestamp()) - base
 
     # 1. Merge work per (doctor, branch).
     valid = work_end > work_start
@@ -620,8 +595,6 @@ def schedule_from_cells(
     assignments: pd.DataFrame,
     settings: ExportSettings,
     now: dt.datetime,
-    *,
-    clock_step_minutes: int = 1,
 ) -> Schedule:
     """The schedule kept cells (:func:`raw_cells`) show at ``now``, without the clinic.
 
@@ -635,13 +608,13 @@ def schedule_from_cells(
     now = pd.Timestamp(now).tz_convert("UTC")
     zone_codes, zone_index = pd.factorize(cells["timezone"], sort=True)
     zone_names = [str(name) for name in zone_index]
-    calendar = _settings_calendar(zone_names, settings, now, clock_step_minutes)
+    calendar = _settings_calendar(zone_names, settings, now)
     zone_codes = zone_codes.astype(np.int64)
     start = cells["starts_at"].to_numpy(np.int64)
     end = cells["ends_at"].to_numpy(np.int64)
     free = cells["is_free"].to_numpy(bool)
     horizon_end = calendar.midnights[zone_codes, -1] if zone_names else start
-    busy_start = np.maximum(start, clipping_moment(now, clock_step_minutes))
+    busy_start = np.maximum(start, int(now.timestamp()))
     busy_start -= busy_start % 60  # whole minutes, as compute_schedule makes them
     keep = np.where(
         free,
@@ -693,7 +666,7 @@ def horizon_dates(schedule: Schedule, zone: str) -> list[str]:
     """The branch-local dates (``YYYY-MM-DD``) a branch in ``zone`` has in the schedule's
     horizon: exactly the days :func:`compute_schedule` cuts its cells into."""
     settings = schedule.settings
-    calendar = _settings_calendar([zone], settings, schedule.now, 1)
+    calendar = _settings_calendar([zone], settings, schedule.now)
     midnights = calendar.midnights[0]
     today = schedule.now.tz_convert(zone).date()
     return [

@@ -8,9 +8,11 @@ so connectors are tested over real HTTP against the wire formats of
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,8 +28,13 @@ class SimRequest:
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]
-    body: bytes
+    body: bytes  # decoded: inflated when it came with Content-Encoding: gzip
     received_at: float = field(default_factory=time.time)
+    wire_bytes: int = -1  # the body's size on the wire (-1: as ``body``)
+
+    def __post_init__(self) -> None:
+        if self.wire_bytes < 0:
+            self.wire_bytes = len(self.body)
 
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8")) if self.body else None
@@ -72,9 +79,16 @@ class SimulatorServer:
     """Threaded HTTP server on 127.0.0.1 with route table, request log and faults.
 
     Subclasses call ``route(method, path, handler)`` and implement ``authorize``.
+
+    ``accepts_gzip``: request bodies with ``Content-Encoding: gzip`` are inflated, as a
+    receiver behind a body parser that inflates does (Express's ``body-parser``); off, any
+    content coding is refused with 415, as ``body-parser`` with ``inflate: false`` does.
+    Whether the real services inflate is not public: off unless a test or the instance's
+    ``gzip`` option says the receiver does.
     """
 
     name = "simulator"
+    accepts_gzip = False
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._routes: dict[tuple[str, str], Handler] = {}
@@ -162,6 +176,9 @@ class SimulatorServer:
             if fault.status:
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 return SimResponse(fault.status, fault.body, headers)
+        refused = self._decode(request)
+        if refused is not None:
+            return refused
         denied = self.authorize(request)
         if denied is not None:
             return denied
@@ -172,6 +189,20 @@ class SimulatorServer:
             return handler(request)
         except (ValueError, KeyError, TypeError) as exc:
             return SimResponse(422, {"message": f"invalid payload: {exc}"})
+
+    def _decode(self, request: SimRequest) -> SimResponse | None:
+        """Inflate a gzipped body in place, or the refusal of its content coding."""
+        coding = request.headers.get("content-encoding", "identity").strip().lower()
+        if coding == "identity":
+            return None
+        if coding != "gzip" or not self.accepts_gzip:
+            # body-parser's answer (raw-body, inflate false or an unknown coding).
+            return SimResponse(415, f'unsupported content encoding "{coding}"')
+        try:
+            request.body = gzip.decompress(request.body)
+        except (OSError, EOFError, zlib.error):
+            return SimResponse(400, "invalid gzip body")
+        return None
 
     def _make_handler(self) -> type[BaseHTTPRequestHandler]:
         server = self

@@ -136,6 +136,8 @@ def build_simulators(
     # Push sources call us (the intake service): nothing of theirs to simulate here.
     leads = {s.connection: s.kind for s in config.lead_sources if not s.spec.push}
     schedules = {aggregator.connection: aggregator.kind for aggregator in config.aggregators}
+    # An instance sends gzip only where its receiver inflates it: its simulator does.
+    gzipped = {aggregator.connection for aggregator in config.aggregators if aggregator.gzip}
     services: dict[str, SimulatedService] = {}
     for number, conn_id in enumerate(dict.fromkeys([*leads, *schedules])):
         context = _Context(
@@ -155,6 +157,7 @@ def build_simulators(
         if lead_kind is not None and schedule_kind is not None and schedule_kind != lead_kind:
             timetable, _ = AGGREGATOR_SIMULATORS[schedule_kind](context)
             server.serve_routes_of(timetable)
+        server.accepts_gzip = conn_id in gzipped
         services[conn_id] = SimulatedService(conn_id, server, context.secret, path, timetable)
     return services
 

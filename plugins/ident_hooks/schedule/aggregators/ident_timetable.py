@@ -20,15 +20,16 @@ Where each fact comes from:
   10 minutes (integrations.md, Corrections; IDENT's body above carries 7 doctors and 29
   days, 4,184 intervals, in one request), and a snapshot receiver keeps each POST as
   the latest timetable, so a timetable split into several requests would leave only its
-  last part there. Nothing is ever split; ``max_request_bytes`` (the splitting threshold
-  of the formats that can be split) does not apply here.
-* **Size ceiling** :data:`MAX_TIMETABLE_BYTES` = 50,000,000 bytes: the largest public
-  receiver takes 50 MiB (``bodyParser.json({ limit: '50mb' })`` in ``brearey/smmikod``
-  ``src/index.ts``; its project rules say the limit is there "for large timetables",
-  ``.cursor/rules/ident-rules.mdc``). A larger timetable raises :class:`RequestTooLarge`
-  before anything is sent. For scale: IDENT's own body above is 458 kB (compact JSON)
-  for 7 doctors over 29 days; a 2,000-doctor demo network (``bench/schedule_export.py
-  --doctors 2000 --days 33``) is about 44 MB.
+  last part there. Nothing is ever split.
+* **Size ceiling**: the receiver's ``max_request_bytes``, by default 50 MiB of JSON, what
+  the largest public receiver takes (``bodyParser.json({ limit: '50mb' })`` in
+  ``brearey/smmikod`` ``src/index.ts``; its project rules say the limit is there "for
+  large timetables", ``.cursor/rules/ident-rules.mdc``; the registry's kind). A larger
+  timetable raises :class:`RequestTooLarge` naming the limit before anything is sent;
+  body-parser counts the limit on the inflated body, so gzip does not lift it. For
+  scale: IDENT's own body above is 458 kB (compact JSON) for 7 doctors over 29 days; a
+  2,000-doctor demo network (``bench/schedule_export.py --doctors 2000 --days 33``) is
+  about 44 MB.
 * ``StartDateTime`` is ISO 8601 with the branch's UTC offset
   (``2025-12-16T08:00:00+07:00`` in IDENT's body); free slots and busy cells are both
   sent (``IsBusy``), ``LengthInMinutes`` whole minutes. Any 2xx is success, the reply's
@@ -57,7 +58,6 @@ from ident_hooks.schedule.aggregators import (
 from ident_hooks.schedule.engine import MINUTE_LABELS, Schedule, day_label
 
 ENDPOINT = "PostTimeTable"
-MAX_TIMETABLE_BYTES = 50_000_000
 
 
 @lru_cache(maxsize=256)
@@ -92,13 +92,12 @@ def build_requests(
     schedule: Schedule,
     branches: pd.DataFrame,
     *,
-    max_request_bytes: int,
-    max_timetable_bytes: int = MAX_TIMETABLE_BYTES,
+    max_request_bytes: int | None,
 ) -> list[OutgoingRequest]:
-    """The whole timetable as one request (``max_request_bytes`` does not apply, see above).
+    """The whole timetable as one request.
 
     ``schedule.doctors`` and ``branches`` must carry ``ident_id``. Raises
-    :class:`RequestTooLarge` when the body would exceed ``max_timetable_bytes``.
+    :class:`RequestTooLarge` when the body would exceed ``max_request_bytes``.
     """
     doctors = schedule.doctors
     doctor_alias = _aliases(doctors, "doctor_id", "doctors")
@@ -149,12 +148,12 @@ def build_requests(
         pieces[1] = pieces[1][1:]  # no comma before the first interval
     pieces[-1] = b"]}"
     size = sum(map(len, pieces))
-    if size > max_timetable_bytes:
+    if max_request_bytes is not None and size > max_request_bytes:
         raise RequestTooLarge(
             f"the IDENT timetable ({len(doctors)} doctors, {len(branches)} branches,"
-            f" {len(tails)} intervals) is {size} bytes, more than"
-            f" {max_timetable_bytes} allowed; it cannot be split, because a receiver keeps"
-            " only the latest PostTimeTable"
+            f" {len(tails)} intervals) is {size} bytes, more than the receiver's limit of"
+            f" {max_request_bytes} bytes (max_request_bytes); it cannot be split, because a"
+            " receiver keeps only the latest PostTimeTable"
         )
     return [
         OutgoingRequest(

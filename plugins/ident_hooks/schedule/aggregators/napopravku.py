@@ -41,6 +41,7 @@ practice-management system like the other ``clinic.*`` tables.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import numpy as np
@@ -104,7 +105,8 @@ def _reference_requests(
     for item in items:
         if len(item) > budget:
             raise RequestTooLarge(
-                f"one {key} entry needs {len(item)} bytes, more than max_request_bytes allows"
+                f"one {key} entry needs {len(item)} bytes, more than the receiver's limit of"
+                f" {max_request_bytes} bytes (max_request_bytes) allows"
             )
         if batch and used + len(item) + 1 > budget:
             batches.append(batch)
@@ -122,9 +124,12 @@ def _reference_requests(
 
 
 def build_requests(
-    schedule: Schedule, branches: pd.DataFrame, *, max_request_bytes: int
+    schedule: Schedule, branches: pd.DataFrame, *, max_request_bytes: int | None
 ) -> list[OutgoingRequest]:
-    """Clinics, doctors, then slots per branch (split when over ``max_request_bytes``)."""
+    """Clinics, doctors, then slots per branch (split when over ``max_request_bytes``;
+    None: no known limit, nothing split)."""
+    if max_request_bytes is None:
+        max_request_bytes = sys.maxsize
     addresses = branches["address"] if "address" in branches else pd.Series([None] * len(branches))
     clinics = [
         json_bytes(

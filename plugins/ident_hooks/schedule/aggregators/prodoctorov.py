@@ -29,10 +29,11 @@ Where each fact comes from:
   ``lib/medflex/push.server.ts``), a PHP client sends every branch in one body;
   none splits a branch. A
   receiver that keeps one schedule document per branch would be left with only the
-  last part of a split branch, so a branch is never split here, whatever
-  ``max_request_bytes`` says: that limit is our own margin for an unknown server
-  limit (a 30-doctor, 30-day branch is about 430 kB), not something the service
-  documents. A body the service finds too large fails the run with its HTTP status.
+  last part of a split branch, so a branch is never split here. The service documents
+  no size limit (a 30-doctor, 30-day branch is about 430 kB), so none is checked unless
+  the instance sets ``max_request_bytes``: a branch over it then raises
+  :class:`RequestTooLarge` naming the limit before anything is sent. A body the service
+  finds too large fails the run with its HTTP status.
 * A cell's end is after its start and never ``24:00`` (the Go client skips any cell
   with ``time_start >= time_end``): guaranteed by the slot engine
   (:mod:`ident_hooks.schedule.engine`), whose ``MINUTE_LABELS`` stop at ``23:59``.
@@ -55,6 +56,7 @@ import pandas as pd
 
 from ident_hooks.schedule.aggregators import (
     OutgoingRequest,
+    RequestTooLarge,
     branch_doctors,
     branch_names,
     doctor_days,
@@ -69,13 +71,10 @@ ENDPOINT = "v2/doctors/send_schedule/"
 
 
 def build_requests(
-    schedule: Schedule, branches: pd.DataFrame, *, max_request_bytes: int
+    schedule: Schedule, branches: pd.DataFrame, *, max_request_bytes: int | None
 ) -> list[OutgoingRequest]:
-    """One request per branch with a doctor in the horizon, the whole branch in it.
-
-    ``max_request_bytes`` is part of every builder's signature; ПроДокторов bodies
-    are not split by it (see the module docstring).
-    """
+    """One request per branch with a doctor in the horizon, the whole branch in it;
+    :class:`RequestTooLarge` when one is over ``max_request_bytes`` (never split)."""
     cells = schedule.cells
     day, start, end = local_minutes(cells)
     free = cells["is_free"].to_numpy()
@@ -123,5 +122,11 @@ def build_requests(
                 b"}}}}",
             ]
         )
+        if max_request_bytes is not None and len(body) > max_request_bytes:
+            raise RequestTooLarge(
+                f"branch {branch_id} ({len(doctors)} doctors) is {len(body)} bytes, more than"
+                f" the receiver's limit of {max_request_bytes} bytes (max_request_bytes);"
+                " a branch document is never split"
+            )
         requests.append(OutgoingRequest(ENDPOINT, body, "schedule", (branch_id,), len(doctors)))
     return requests
