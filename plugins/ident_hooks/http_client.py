@@ -18,7 +18,7 @@ Policy kept in this one place:
 * the secret never reaches a log line or an exception message.
 
 ``HttpHook.run`` is not used because its own warning on connection errors logs
-the full URL, which for query-string keys (Flexbe ``api_key``) holds the secret.
+the full URL, which for a query-string key holds the secret.
 The session still comes from ``HttpHook.get_conn`` (base URL, proxies, TLS
 options, extra headers, keep-alive adapter).
 """
@@ -165,7 +165,7 @@ NAPOPRAVKU_BEARER = AuthStyle(
     headers={"Accept": "application/json"},
 )
 IDENT_INTEGRATION_KEY = AuthStyle(header="IDENT-Integration-Key")
-FLEXBE_API_KEY = AuthStyle(query_param="api_key")
+FLEXBE_API_KEY = AuthStyle(form_param="api_key")
 SECRET_IN_BODY = AuthStyle()
 
 
