@@ -7,15 +7,16 @@ import json
 import logging
 import socket
 import time
+from urllib.parse import parse_qs
 
 import pytest
 
 from ident_hooks.http_client import (
-    FLEXBE_API_KEY,
     IDENT_INTEGRATION_KEY,
     NAPOPRAVKU_BEARER,
     PRODOCTOROV_TOKEN,
     SECRET_IN_BODY,
+    AuthStyle,
     ServiceClient,
     ServiceMisconfigured,
     ServiceRejected,
@@ -25,6 +26,7 @@ from ident_hooks.http_client import (
 from ident_hooks.simulators.base import Fault, SimRequest, SimResponse, SimulatorServer
 
 SECRET = "s3cr3t-token-value"
+QUERY_KEY = AuthStyle(query_param="api_key")
 
 
 class EchoService(SimulatorServer):
@@ -37,6 +39,7 @@ class EchoService(SimulatorServer):
         self.route("GET", "/api/v1/echo", self._echo)
         self.route("POST", "/api/v1/echo", self._echo)
         self.route("GET", "/api/v1/open", self._echo)
+        self.route("POST", "/api/v1/open", self._echo)
         self.route("POST", "/api/v1/invalid", self._invalid)
 
     def authorize(self, request: SimRequest) -> SimResponse | None:
@@ -47,7 +50,9 @@ class EchoService(SimulatorServer):
         return None
 
     def _echo(self, request: SimRequest) -> SimResponse:
-        return SimResponse(200, {"result": {"query": request.query, "body": request.json()}})
+        form = request.headers.get("content-type") == "application/x-www-form-urlencoded"
+        body = parse_qs(request.body.decode("ascii")) if form else request.json()
+        return SimResponse(200, {"result": {"query": request.query, "body": body}})
 
     def _invalid(self, request: SimRequest) -> SimResponse:
         return SimResponse(
@@ -105,7 +110,7 @@ def test_header_auth_styles(service, auth, header, value):
 
 
 def test_query_and_body_styles_keep_the_secret_out_of_headers(service):
-    client(FLEXBE_API_KEY).request("GET", "open", params={"method": "getLeads"})
+    client(QUERY_KEY).request("GET", "open", params={"method": "getLeads"})
     seen = service.received()[-1]
     assert seen.query == {"method": ["getLeads"], "api_key": [SECRET]}
     assert "authorization" not in seen.headers
@@ -113,6 +118,23 @@ def test_query_and_body_styles_keep_the_secret_out_of_headers(service):
     body_client.request("GET", "open")
     assert body_client.secret == SECRET
     assert all(SECRET not in value for value in service.received()[-1].headers.values())
+
+
+def test_the_form_style_adds_the_secret_to_the_form_body_and_nowhere_else(service):
+    form_key = AuthStyle(form_param="api_key")
+    reply = client(form_key).request("POST", "open", data={"method": "getLeads", "n": 2})
+    assert reply.json()["result"] == {
+        "query": {},
+        "body": {"method": ["getLeads"], "n": ["2"], "api_key": [SECRET]},
+    }
+    seen = service.received()[-1]
+    assert seen.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert int(seen.headers["content-length"]) == len(seen.body)
+    assert all(SECRET not in value for value in seen.headers.values())
+    client(form_key).request("POST", "open")  # no fields of its own: the key alone
+    assert service.received()[-1].body.decode() == f"api_key={SECRET}"
+    with pytest.raises(TypeError, match="not a form"):
+        client(form_key).request("POST", "open", json={"method": "getLeads"})
 
 
 def test_server_errors_are_retried_with_growing_backoff(service):
@@ -195,7 +217,7 @@ def test_a_network_error_never_shows_a_query_string_key(monkeypatch, caplog):
         json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{port}", "password": SECRET}),
     )
     with pytest.raises(ServiceUnavailable) as failure:
-        client(FLEXBE_API_KEY, max_attempts=2).request("GET", "mod/api/", params={"x": "1"})
+        client(QUERY_KEY, max_attempts=2).request("GET", "mod/api/", params={"x": "1"})
     assert "ConnectionError" in str(failure.value)
     assert_secret_hidden(str(failure.value))
     assert_secret_hidden(caplog.text)

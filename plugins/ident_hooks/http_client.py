@@ -18,7 +18,7 @@ Policy kept in this one place:
 * the secret never reaches a log line or an exception message.
 
 ``HttpHook.run`` is not used because its own warning on connection errors logs
-the full URL, which for query-string keys (Flexbe ``api_key``) holds the secret.
+the full URL, which for a query-string key holds the secret.
 The session still comes from ``HttpHook.get_conn`` (base URL, proxies, TLS
 options, extra headers, keep-alive adapter).
 """
@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlencode
 
 import requests
 import requests.auth
@@ -40,6 +40,7 @@ import tenacity
 log = logging.getLogger(__name__)
 
 REDACTED = "***"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 SERVICE_MESSAGE_LIMIT = 500
 TRANSIENT_NETWORK_ERRORS = (
     requests.ConnectionError,
@@ -98,19 +99,22 @@ class AuthStyle:
     """Where a service expects the secret.
 
     ``header`` + ``header_format`` put it in a header (``"Token {secret}"``);
-    ``query_param`` puts it in the query string; neither means the connector
-    places :attr:`ServiceClient.secret` in the body itself. ``headers`` are
-    constant headers the service requires on every request.
+    ``query_param`` puts it in the query string; ``form_param`` adds it as a field
+    of a form body (``application/x-www-form-urlencoded``), which keeps it out of
+    URLs and so out of the service's and proxies' access logs; none of them means
+    the connector places :attr:`ServiceClient.secret` in the body itself.
+    ``headers`` are constant headers the service requires on every request.
     """
 
     header: str | None = None
     header_format: str = "{secret}"
     query_param: str | None = None
+    form_param: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def needs_secret(self) -> bool:
-        return self.header is not None or self.query_param is not None
+        return any(place is not None for place in (self.header, self.query_param, self.form_param))
 
     def bind(self, secret: str) -> requests.auth.AuthBase:
         """The ``requests`` auth that puts ``secret`` where this style says."""
@@ -131,10 +135,27 @@ class SecretAuth(requests.auth.AuthBase):
             request.headers[style.header] = style.header_format.format(secret=self.secret)
         if style.query_param:
             request.prepare_url(request.url, {style.query_param: self.secret})
+        if style.form_param:
+            _add_form_field(request, style.form_param, self.secret)
         return request
 
     def __repr__(self) -> str:  # never the secret
         return f"SecretAuth({self.style!r})"
+
+
+def _add_form_field(request: requests.PreparedRequest, name: str, value: str) -> None:
+    """Append ``name=value`` to the request's form body (creating one when it has none)."""
+    content_type = request.headers.get("Content-Type", "")
+    if request.body and not content_type.startswith(FORM_CONTENT_TYPE):
+        # A JSON or raw body has no place for a form field; the connector chose the wrong style.
+        raise TypeError(f"the secret goes in the form field {name!r}, but the body is not a form")
+    body = request.body or ""
+    if isinstance(body, bytes):
+        body = body.decode("ascii")  # a URL-encoded form is ASCII
+    encoded = urlencode({name: value})
+    request.body = f"{body}&{encoded}" if body else encoded
+    request.headers["Content-Type"] = FORM_CONTENT_TYPE
+    request.prepare_content_length(request.body)
 
 
 PRODOCTOROV_TOKEN = AuthStyle(header="Authorization", header_format="Token {secret}")
@@ -144,7 +165,7 @@ NAPOPRAVKU_BEARER = AuthStyle(
     headers={"Accept": "application/json"},
 )
 IDENT_INTEGRATION_KEY = AuthStyle(header="IDENT-Integration-Key")
-FLEXBE_API_KEY = AuthStyle(query_param="api_key")
+FLEXBE_API_KEY = AuthStyle(form_param="api_key")
 SECRET_IN_BODY = AuthStyle()
 
 
@@ -249,12 +270,13 @@ class ServiceClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-        data: bytes | str | None = None,
+        data: Mapping[str, Any] | bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """Send one request, retrying transient failures; return only a 2xx response.
 
         ``endpoint`` is relative to the connection's base URL. ``data`` is a
+        mapping sent as a form (``application/x-www-form-urlencoded``) or a
         pre-serialised body (set ``Content-Type`` in ``headers``); ``json`` is
         serialised by ``requests``. Raises :class:`ServiceRejected` or
         :class:`ServiceUnavailable`.

@@ -1,21 +1,32 @@
-"""Flexbe over real loopback HTTP into the real leads table: statuses, paging, errors.
+"""Flexbe over real loopback HTTP into the real leads table: the wire, statuses, paging, errors.
 
-Facts under test (see the adapter's docstring for their sources): a lead's ``status.code``
-10/11 means cancelled/deleted in Flexbe and takes it out of the inbox without touching what
-admins did; a restored lead comes back; the server may cap pages, so paging follows what
-came back and the reply's total; a reply is an error when it has ``error``.
+Facts under test (see the adapter's and the simulator's docstrings for their sources): the
+connector POSTs a form body holding the key, as ``segakgd/flexbe_api_client`` does; the
+simulator serves what each public client sends (the PyPI ``flexbe`` client is driven against
+it for real) and its leads carry every key those clients' lead types read; a lead's
+``status.code`` 10/11 means cancelled/deleted in Flexbe and takes it out of the inbox without
+touching what admins did; a restored lead comes back; the server may cap pages, so paging
+follows what came back and the reply's total; a reply is an error when it has ``error``.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+import types
+import typing
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 import requests
+from flexbe import Flexbe as PypiFlexbeClient
+from flexbe import LeadStatus
+from flexbe.exceptions import FlexbeError
+from flexbe.types import Lead as PypiClientLead
 
 from ident_hooks.inbox import store as inbox
 from ident_hooks.leads.normalise import DoctorMatcher
@@ -27,12 +38,22 @@ from ident_hooks.leads.sources import (
     parse_records,
 )
 from ident_hooks.leads.store import StoreResult, store_leads
-from ident_hooks.simulators.flexbe import CANCELLED, DELETED, DONE, IN_WORK, FlexbeSimulator
+from ident_hooks.simulators.flexbe import (
+    CANCELLED,
+    DELETED,
+    DONE,
+    IN_WORK,
+    FlexbeSimulator,
+    request_params,
+)
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 12, 2, 11, 0, tzinfo=UTC)
 DAY_START = datetime(2026, 12, 2, tzinfo=MOSCOW)
 ADMIN_COLUMNS = "status, taken_by, taken_at, closed_by, closed_at, close_comment"
+# Keys segakgd/flexbe_api_client's src/Dto/Response/LeadDto.php::makeFromArray reads without
+# a fallback (no isset, no ??): a lead without one of them breaks that client.
+PHP_CLIENT_REQUIRED_KEYS = {"id", "num", "form_name", "form_data", "products", "time"}
 
 
 @pytest.fixture
@@ -88,6 +109,125 @@ def state(conn: psycopg.Connection, lead: int) -> tuple:
         f"select source_state, {ADMIN_COLUMNS} from integration.leads where lead_id = %s",
         (lead,),
     ).fetchone()
+
+
+def fits(value, hint) -> bool:
+    """Whether ``value`` is what a TypedDict field of type ``hint`` describes."""
+    if typing.is_typeddict(hint):
+        fields = typing.get_type_hints(hint)
+        return isinstance(value, dict) and all(
+            name in value and fits(value[name], field) for name, field in fields.items()
+        )
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return value in {member.value for member in hint}
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    return any(isinstance(value, typing.get_origin(option) or option) for option in options)
+
+
+# -- the wire -------------------------------------------------------------------------------
+def test_the_connector_posts_a_form_holding_the_key_and_keeps_it_out_of_the_url(flexbe, client_for):
+    flexbe.add_lead(NOW - timedelta(minutes=5))
+
+    records = fetch(client_for(flexbe, "flexbe", "flexbe-key"), page_size=50)
+
+    assert len(records) == 1
+    (call,) = flexbe.received("/mod/api")
+    assert call.method == "POST"
+    assert call.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert call.query == {}  # nothing in the URL, the key least of all
+    assert request_params(call) == {
+        "method": "getLeads",
+        "date_from": str(int(DAY_START.timestamp())),
+        "date_to": str(int(NOW.timestamp())),
+        "start": "0",
+        "count": "50",
+        "api_key": "flexbe-key",
+    }
+
+
+def php_client_post(url: str, fields: dict) -> requests.Response:
+    """segakgd/flexbe_api_client: curl POST with CURLOPT_POSTFIELDS = http_build_query(...)."""
+    return requests.post(
+        url,
+        data=urlencode(fields),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=5,
+    )
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        # segakgd/flexbe_api_client: filters first, then api_key and method (HttpService.php).
+        php_client_post,
+        # PyPI flexbe 0.1.0: session.request("POST", url, params=...) — a query, no body.
+        lambda url, fields: requests.post(url, params=fields, timeout=5),
+    ],
+    ids=["php-client-form-body", "pypi-client-post-query"],
+)
+def test_the_simulator_serves_each_way_the_public_clients_call(flexbe, send):
+    leads = [flexbe.add_lead(NOW - timedelta(minutes=m)) for m in (3, 2, 1)]
+    fields = {"start": 1, "count": 5, "api_key": "flexbe-key", "method": "getLeads"}
+
+    reply = send(f"{flexbe.base_url}/mod/api/", fields).json()
+
+    assert reply["status"] == 1
+    assert list(reply["data"]["leads"]) == [str(lead["id"]) for lead in leads[1:]]
+
+
+def test_the_simulator_reads_get_and_post_fields_but_no_json_body_and_no_other_method(flexbe):
+    lead = flexbe.add_lead(NOW - timedelta(minutes=1))
+    url = f"{flexbe.base_url}/mod/api/"
+    fields = {"api_key": "flexbe-key", "method": "getLeads"}
+
+    # Flexbe's API page shows GET with the parameters in the query string.
+    as_get = requests.get(url, params=fields, timeout=5).json()
+    # A form field wins over the same field in the query, as in PHP's $_REQUEST.
+    overridden = requests.post(url, params={**fields, "api_key": "stale"}, data=fields, timeout=5)
+    as_json = requests.post(url, json=fields, timeout=5).json()
+    put = requests.put(url, params=fields, timeout=5)
+
+    assert list(as_get["data"]["leads"]) == [str(lead["id"])]
+    assert overridden.json()["status"] == 1
+    assert as_json == {"status": 0, "error": {"code": 0, "msg": "Invalid api key"}}
+    assert put.status_code == 404
+
+
+def test_leads_carry_every_key_the_public_clients_lead_types_read(flexbe):
+    flexbe.generate(20, NOW)
+    fields = {"count": 50, "api_key": "flexbe-key", "method": "getLeads"}
+
+    leads = requests.get(f"{flexbe.base_url}/mod/api/", params=fields, timeout=5).json()
+    leads = leads["data"]["leads"]
+
+    assert len(leads) == 20
+    for lead in leads.values():
+        assert fits(lead, PypiClientLead), lead  # the PyPI client's Lead, nested types too
+        assert PHP_CLIENT_REQUIRED_KEYS <= set(lead)
+        assert isinstance(lead["products"], list)
+        assert {"url", "name"} <= set(lead["page"])  # PageDto reads both without a fallback
+
+
+def test_the_pypi_flexbe_client_reads_the_simulator(flexbe):
+    leads = [flexbe.add_lead(NOW - timedelta(minutes=m)) for m in (4, 3, 2, 1)]
+    flexbe.cancel(leads[1]["id"])
+    sdk = PypiFlexbeClient(flexbe.base_url, "flexbe-key")
+
+    assert sdk.check_connection()
+    read = sdk.get_leads(start=0, count=10)
+    cancelled = sdk.get_leads(status=LeadStatus.CANCELLED)
+    one = sdk.get_lead(leads[2]["id"])
+
+    assert [lead["id"] for lead in read] == [lead["id"] for lead in leads]
+    assert all(fits(lead, PypiClientLead) for lead in read)
+    assert [lead["id"] for lead in cancelled] == [leads[1]["id"]]
+    assert one is not None and one["id"] == leads[2]["id"]
+    calls = flexbe.received("/mod/api")
+    assert {call.method for call in calls} == {"POST"}
+    assert {call.arg("api_key") for call in calls} == {"flexbe-key"}  # that client's query
+    with pytest.raises(FlexbeError) as refused:
+        PypiFlexbeClient(flexbe.base_url, "wrong").get_leads()
+    assert refused.value.code == 0
 
 
 # -- statuses -------------------------------------------------------------------------------
@@ -190,11 +330,11 @@ def test_a_server_capping_pages_at_100_still_yields_every_lead(
     records = fetch(client_for(capped, "flexbe", "flexbe-key"), page_size=1000)
 
     assert sorted(str(r["id"]) for r in records) == sorted(str(r["id"]) for r in created)
-    calls = capped.received("/mod/api")
-    assert {call.arg("count") for call in calls} == {"1000"}
+    calls = [request_params(call) for call in capped.received("/mod/api")]
+    assert {params["count"] for params in calls} == {"1000"}
     # Paged by what came back; without a total the walk ends on the first empty page.
     expected = ["0", "100", "200"] if send_total else ["0", "100", "200", "250"]
-    assert [call.arg("start") for call in calls] == expected
+    assert [params["start"] for params in calls] == expected
 
 
 def test_a_server_that_ignores_start_does_not_loop_forever(running, client_for, doctors, caplog):
@@ -213,7 +353,7 @@ def test_a_server_that_ignores_start_does_not_loop_forever(running, client_for, 
         pool.shutdown(wait=False)
 
     assert len(records) == len({r["id"] for r in records}) == 100
-    assert [call.arg("start") for call in stuck.received("/mod/api")] == ["0", "100"]
+    assert [request_params(call)["start"] for call in stuck.received("/mod/api")] == ["0", "100"]
     (warning,) = caplog.records  # the second page held nothing new
     assert warning.getMessage().startswith("flexbe: the page at start=100 brought 100 records")
     assert "seems to ignore start" in warning.getMessage()

@@ -19,7 +19,7 @@ from ident_hooks.leads.sources import (
 )
 from ident_hooks.leads.sources.uis import split_period
 from ident_hooks.simulators.base import Fault
-from ident_hooks.simulators.flexbe import FlexbeSimulator
+from ident_hooks.simulators.flexbe import FlexbeSimulator, request_params
 from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
 from ident_hooks.simulators.napopravku import NapopravkuSimulator
 from ident_hooks.simulators.uis import UisSimulator
@@ -248,11 +248,11 @@ def test_flexbe_sends_the_period_and_enforces_it_itself(
     assert sorted(lead.external_id for lead in batch.leads) == sorted(
         str(lead["id"]) for lead in inside
     )
-    calls = flexbe.received("/mod/api")
-    assert [call.arg("start") for call in calls] == ["0", "4", "8"]
-    assert {call.arg("date_from") for call in calls} == {str(int(DAY_START.timestamp()))}
-    assert {call.arg("date_to") for call in calls} == {str(int(NOW.timestamp()))}
-    assert {call.arg("api_key") for call in calls} == {"flexbe-key"}
+    calls = [request_params(call) for call in flexbe.received("/mod/api")]
+    assert [params["start"] for params in calls] == ["0", "4", "8"]
+    assert {params["date_from"] for params in calls} == {str(int(DAY_START.timestamp()))}
+    assert {params["date_to"] for params in calls} == {str(int(NOW.timestamp()))}
+    assert {params["api_key"] for params in calls} == {"flexbe-key"}
     by_id = {str(record["id"]): record for record in records}
     for lead in batch.leads:
         utm = by_id[lead.external_id]["utm"]

@@ -1,8 +1,10 @@
 """UIS Data API details over real loopback HTTP: fields, offsets, the request's Content-Type.
 
 Facts under test come from the vendor's documentation copies named in the adapter's
-docstring: an unknown name in ``fields`` is ``unexpected_parameters`` (-32602), ``offset``
-is at most 100 000 and the body is sent as ``application/json; charset=UTF-8``.
+docstring: every field the report documents may be asked for, an unknown name in ``fields``
+is ``unexpected_parameters`` (-32602), ``offset`` is at most 100 000 and the body is sent as
+``application/json; charset=UTF-8``. The public PyPI SDK ``comagic-data-api-sdk`` is driven
+against the simulator with its default field list.
 """
 
 from __future__ import annotations
@@ -13,10 +15,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from comagic import Comagic
+from comagic.models import OfflineMessage
 
-from ident_hooks.leads.sources import SourceError, SourceSettings, adapter_for
+from ident_hooks.leads.normalise import UTM_KEYS
+from ident_hooks.leads.sources import SourceError, SourceSettings, adapter_for, parse_records
 from ident_hooks.leads.sources import uis as uis_adapter
-from ident_hooks.simulators.uis import REPORT_FIELDS, UisSimulator
+from ident_hooks.simulators.uis import (
+    DOCUMENTED_FIELDS,
+    NEWEST_FIELDS,
+    REPORT_FIELDS,
+    SDK_FIELDS,
+    UisSimulator,
+)
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 12, 2, 11, 0, tzinfo=UTC)
@@ -54,6 +65,59 @@ def test_an_unknown_field_is_unexpected_parameters_and_our_fields_pass(uis, clie
     assert set(uis_adapter.FIELDS) <= REPORT_FIELDS
     records = fetch(client_for(uis, "uis", "uis-token"))
     assert len(records) == 1 and set(records[0]) == set(uis_adapter.FIELDS)
+
+
+def test_every_documented_field_is_served_and_we_ask_only_for_ones_both_copies_list(uis):
+    uis.add_lead(NOW - timedelta(hours=1))
+    params = {**PERIOD, "date_till": "2026-12-02 14:00:00"}
+    every = [*DOCUMENTED_FIELDS, *SDK_FIELDS]
+
+    (record,) = rpc(uis, {**params, "fields": every})["result"]["data"]
+
+    assert list(record) == every
+    assert len(DOCUMENTED_FIELDS) == 79  # the top-level rows of the CallGear copy's table
+    assert {"visits_count", "ext_id", "source_id", "eq_utm_referrer"} <= set(DOCUMENTED_FIELDS)
+    refused = rpc(uis, {**params, "fields": ["utm_referrer", "tag_id", "utm_expid"]})["error"]
+    assert refused["data"]["value"] == ["tag_id", "utm_expid"]  # nested or undocumented
+    # The connector: no name that only the newest copy or only the SDK knows, UTM and referrer.
+    asked = set(uis_adapter.FIELDS)
+    assert asked <= set(DOCUMENTED_FIELDS) - set(NEWEST_FIELDS) - set(SDK_FIELDS)
+    assert {"referrer", "referrer_domain", "entrance_page", *UTM_KEYS} <= asked
+
+
+def test_the_public_sdks_default_request_is_served_and_agrees_with_our_leads(
+    uis, client_for, matcher
+):
+    created = [uis.add_lead(NOW - timedelta(minutes=7 * i + 1)) for i in range(12)]
+    sdk = Comagic(token="uis-token", uis=True)
+    sdk.API_URL = f"{uis.base_url}/v2.0"  # the SDK fixes the host; the request is its own
+
+    messages = list(
+        sdk.get_offline_messages_report(
+            date_from=datetime(2026, 12, 2), date_till=datetime(2026, 12, 2, 14)
+        )
+    )
+
+    (asked,) = uis.received("/v2.0")
+    assert asked.json()["params"]["fields"] == OfflineMessage.fields()
+    assert set(SDK_FIELDS) <= set(OfflineMessage.fields())
+    assert sorted(message["id"] for message in messages) == sorted(r["id"] for r in created)
+    settings = SourceSettings(source="uis")
+    records = fetch(client_for(uis, "uis", "uis-token"))
+    leads = parse_records(adapter_for("uis"), records, settings=settings, matcher=matcher).leads
+    by_id = {int(lead.external_id): lead for lead in leads}
+    tagged = 0
+    for message in messages:
+        lead = by_id[message["id"]]
+        assert lead.referrer == (message["referrer"] or message["referrer_domain"])
+        assert lead.landing_url == message["entrance_page"]
+        if message["utm_source"]:
+            tagged += 1
+            assert (lead.utm_source, lead.utm_medium) == (
+                message["utm_source"],
+                message["utm_medium"],
+            )
+    assert tagged and any(message["referrer"] for message in messages)
 
 
 def test_requests_declare_json_in_utf8(uis, client_for):

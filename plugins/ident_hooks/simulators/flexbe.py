@@ -1,7 +1,24 @@
-"""Flexbe simulator: ``GET /mod/api/?api_key=…&method=getLeads`` on a landing site.
+"""Flexbe simulator: ``/mod/api/`` on a landing site, as Flexbe's API page and both public
+clients call it.
 
 Where each behaviour comes from:
 
+* What a call may look like. Flexbe's API page (help.flexbe.com/api-documentation) says the
+  API takes "GET and POST requests" on ``/mod/api/?api_key={key}`` and shows both a GET with
+  ``api_key`` and ``method`` in the query (curl, ``file_get_contents``) and a POST with them in
+  a form body (Node ``request.post({form: …})``). The public clients send POST: the PyPI
+  package ``flexbe`` 0.1.0 (``flexbe/client.py``, ``Flexbe.request``) puts every parameter in
+  the query string of an empty POST; GitHub ``segakgd/flexbe_api_client``
+  (``src/Client/Core/HttpClient.php``, ``src/Client/HttpService.php``) posts them all as a
+  URL-encoded form body, and sent a GET with a query string before its commit 3263d09
+  (2024-10-13). So GET and POST are both served, and a call's parameters are its query
+  fields overridden by its form-body fields, the way PHP's ``$_REQUEST`` merges them
+  (``request_params``). **Assumed** (no public client does it): a JSON body is not read — a
+  key sent only there is a missing key (error 0); other HTTP methods have no route.
+* Methods: ``getLeads``; ``checkConnection`` answers ``{"status":1}`` (Flexbe's API page; the
+  PyPI client's ``check_connection``); any other is error 2. ``getLeads`` filters by ``id``
+  (the PyPI client's ``get_lead`` asks ``getLeads`` with ``id``) and by ``status`` code
+  (``src/Dto/Request/LeadFilterRequest.php``).
 * Replies ``{"status":1,"data":{"leads":…,"total":N}}``; errors are HTTP 200 with
   ``{"status":0,"error":{"code","msg"}}`` (0 invalid key, 1 limit exceeded, 2 unknown method)
   — integrations.md "Flexbe" and ``segakgd/flexbe_api_client`` ``src/Enum/ErrorCodeEnum.php``.
@@ -9,13 +26,19 @@ Where each behaviour comes from:
   ``error`` alone (``src/Client/Response/Response.php``), so a connector must too.
   ``data.total`` (the count the filter matches) is this simulator's assumption; ``send_total``
   False leaves it out.
-* Each lead carries ``status{code,name}``: 0 new, 1 in work, 2 done, 10 cancelled, 11 deleted
-  (``src/Enum/LeadStatusEnum.php``; integrations.md Corrections). ``cancel``, ``delete`` and
-  ``restore`` change a stored lead the way the clinic does in Flexbe's panel; a deleted lead
-  is still listed with code 11 and a restored one gets its earlier status back. The names
-  shown next to the codes are assumed. ``status`` in the query filters by code
-  (``src/Dto/Request/LeadFilterRequest.php``).
-* ``leads_as`` chooses how ``data.leads`` looks: ``"object"`` keyed by id or ``"list"``.
+* A lead carries every key the clients' lead types read: ``id, num, time, status{code,name},
+  client{name,phone,email}, note, form_name, form_data, page{url,name}, utm{…}, pay,
+  custom`` (the PyPI client's ``flexbe/types.py`` ``Lead``) and ``products`` (a list that
+  ``src/Dto/Response/LeadDto.php`` requires). A clinic's request is not a sale: ``pay`` is
+  null (both clients allow it: ``pay: dict | None``, ``isset($data['pay'])``), ``products``
+  empty and ``custom`` an empty string.
+* ``status{code,name}``: 0 new, 1 in work, 2 done, 10 cancelled, 11 deleted
+  (``src/Enum/LeadStatusEnum.php``; the PyPI client's ``LeadStatus``; integrations.md
+  Corrections). ``cancel``, ``delete`` and ``restore`` change a stored lead the way the clinic
+  does in Flexbe's panel; a deleted lead is still listed with code 11 and a restored one gets
+  its earlier status back. The names shown next to the codes are assumed.
+* ``leads_as`` chooses how ``data.leads`` looks: ``"object"`` keyed by id (what the PyPI client
+  reads: ``data["leads"].values()``) or ``"list"``.
 * Paging by ``start``/``count``; ``count`` is silently capped at ``max_count`` (the server
   cap, reportedly 1000 — integrations.md Corrections). ``ignore_start`` plays a server that
   answers every page from the first lead.
@@ -27,6 +50,7 @@ Where each behaviour comes from:
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
 from ident_hooks.simulators.base import SimRequest, SimResponse
 from ident_hooks.simulators.fake_leads import FakeLead, LeadServingSimulator
@@ -41,6 +65,16 @@ STATUS_NAMES = {
     DELETED: "Удалён",
 }
 SERVER_PAGE_CAP = 1000
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def request_params(request: SimRequest) -> dict[str, str]:
+    """A call's parameters: the query's fields, overridden by a URL-encoded form body's."""
+    params = {name: values[0] for name, values in request.query.items()}
+    if request.headers.get("content-type", "").startswith(FORM_CONTENT_TYPE):
+        form = parse_qs(request.body.decode("utf-8"), keep_blank_values=True)
+        params.update({name: values[0] for name, values in form.items()})
+    return params
 
 
 class FlexbeSimulator(LeadServingSimulator):
@@ -74,6 +108,7 @@ class FlexbeSimulator(LeadServingSimulator):
         self._scripted_errors: list[tuple[int, str]] = []
         self._status_before_delete: dict[str, int] = {}
         self.route("GET", "/mod/api", self._api)
+        self.route("POST", "/mod/api", self._api)
 
     def inject_api_error(self, code: int, msg: str = "", *, times: int = 1) -> None:
         """Answer the next ``times`` calls with this error."""
@@ -129,6 +164,7 @@ class FlexbeSimulator(LeadServingSimulator):
                 "fld_phone": {"name": "Телефон", "value": lead.phone},
                 "fld_time": {"name": "Удобное время", "value": "после 18:00"},
             },
+            "products": [],
             "page": {"url": lead.page_url, "name": "Стоматология «Улыбка»"},
             "utm": {
                 "utm_source": tags.get("utm_source", ""),
@@ -141,6 +177,8 @@ class FlexbeSimulator(LeadServingSimulator):
                 "ym_client_id": "1700000000123456789",
                 "ga_client_id": "",
             },
+            "pay": None,
+            "custom": "",
         }
 
     def _error(self, code: int, msg: str) -> SimResponse:
@@ -149,28 +187,38 @@ class FlexbeSimulator(LeadServingSimulator):
         return SimResponse(200, body)
 
     def _api(self, request: SimRequest) -> SimResponse:
-        if request.arg("api_key") != self.api_key:
+        params = request_params(request)
+        if params.get("api_key") != self.api_key:
             return self._error(INVALID_KEY, "Invalid api key")
         with self._data_lock:
             if self._scripted_errors:
                 return self._error(*self._scripted_errors.pop(0))
-        if request.arg("method") != "getLeads":
+        method = params.get("method")
+        if method == "checkConnection":
+            return SimResponse(200, {"status": 1})
+        if method != "getLeads":
             return self._error(UNKNOWN_METHOD, "Unknown method")
+        return self._get_leads(params)
+
+    def _get_leads(self, params: dict[str, str]) -> SimResponse:
         try:
-            start = 0 if self.ignore_start else max(int(request.arg("start", "0")), 0)
-            count = max(min(int(request.arg("count", "20")), self.max_count), 0)
-            date_from, date_to = request.arg("date_from"), request.arg("date_to")
+            start = 0 if self.ignore_start else max(int(params.get("start", "0")), 0)
+            count = max(min(int(params.get("count", "20")), self.max_count), 0)
+            date_from, date_to = params.get("date_from"), params.get("date_to")
             bounds = (int(date_from) if date_from else None, int(date_to) if date_to else None)
-            status = request.arg("status")
+            status = params.get("status")
             status_code = int(status) if status not in (None, "") else None
         except ValueError:
             return self._error(UNKNOWN_METHOD, "Invalid parameters")
+        lead_id = params.get("id")
         with self._data_lock:
             rows = self.records_between(None, None)
             if self.honour_dates:
                 rows = [row for row in rows if _within(row, *bounds)]
             if status_code is not None:
                 rows = [row for row in rows if _status_code(row) == status_code]
+            if lead_id not in (None, ""):
+                rows = [row for row in rows if _id(row) == lead_id]
             page = _copies(rows[start : start + count])
         if self.leads_as == "list":
             leads: Any = page
@@ -190,6 +238,10 @@ def _copies(rows: list[Any]) -> list[Any]:
 
 def _has_status(row: Any) -> bool:
     return isinstance(row, dict) and isinstance(row.get("status"), dict)
+
+
+def _id(row: Any) -> str | None:
+    return str(row["id"]) if isinstance(row, dict) and "id" in row else None
 
 
 def _status_code(row: Any) -> Any:

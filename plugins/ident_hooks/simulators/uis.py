@@ -8,9 +8,11 @@ and ``data_api/report/get_offline_messages_report/index.html``) and integrations
   (a wrong token is ``access_token_invalid``).
 * Periods are ``YYYY-MM-DD hh:mm:ss`` in the account's time zone, both ends inclusive, at most
   3 months apart (``date_interval_limit_reached``).
-* ``fields`` may name only fields the report documents (``REPORT_FIELDS``); any other name is
-  ``unexpected_parameters`` (-32602), as is an undocumented parameter. Only the requested
-  fields are returned (fields this simulator does not invent come back null).
+* ``fields`` may name every field the report documents (``DOCUMENTED_FIELDS``, the union of
+  both copies' reply tables) and the two more the PyPI SDK ``comagic-data-api-sdk`` asks for
+  by default (``SDK_FIELDS``); any other name is ``unexpected_parameters`` (-32602), as is an
+  undocumented parameter. Only the requested fields are returned (fields this simulator does
+  not invent come back null).
 * Pages by ``limit`` (1..10 000) and ``offset`` (0..``max_offset``, 100 000 by default; beyond
   it ``invalid_parameter_value``) with ``metadata.total_items`` and ``metadata.limits``.
 * ``minute_limit`` calls per clock minute are allowed, then ``limit_exceeded``;
@@ -29,8 +31,101 @@ from ident_hooks.simulators.fake_leads import FakeLead, LeadServingSimulator
 
 METHOD = "get.offline_messages_report"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-# The fields this simulator fills in, and the wider set the report documents (the top-level
-# names both documentation copies list; nested ones such as ``tag_id`` are not fields here).
+# The report's reply fields as the vendor documents them: the top-level names of the table
+# "Параметры ответа" / "Response parameters", in its order (names nested in a field, such as
+# ``tag_id`` in ``tags``, are not fields). Both copies list the same names, except three the
+# CallGear copy (updated 2026-08) has and the Novofon copy (2026-03) lacks:
+# ``NEWEST_FIELDS``.
+NEWEST_FIELDS = ("is_agree_to_process_personal_data", "is_agree_to_mailing", "properties")
+DOCUMENTED_FIELDS = (
+    "id",
+    "date_time",
+    "text",
+    "communication_number",
+    "communication_page_url",
+    "communication_type",
+    "communication_id",
+    "is_agree_to_process_personal_data",
+    "is_agree_to_mailing",
+    "ua_client_id",
+    "ym_client_id",
+    "sale_date",
+    "sale_cost",
+    "status",
+    "process_time",
+    "form_type",
+    "form_name",
+    "search_query",
+    "search_engine",
+    "referrer_domain",
+    "referrer",
+    "entrance_page",
+    "gclid",
+    "yclid",
+    "ymclid",
+    "ef_id",
+    "channel",
+    "properties",
+    "group_id",
+    "group_name",
+    "employee_id",
+    "employee_full_name",
+    "employee_answer_message",
+    "employee_comment",
+    "tags",
+    "site_id",
+    "site_domain_name",
+    "campaign_id",
+    "campaign_name",
+    "visit_other_campaign",
+    "visitor_phone_number",
+    "visitor_email",
+    "visitor_name",
+    "visitor_id",
+    "person_id",
+    "visitor_type",
+    "visitor_session_id",
+    "visits_count",
+    "visitor_first_campaign_id",
+    "visitor_first_campaign_name",
+    "visitor_city",
+    "visitor_country",
+    "visitor_region",
+    "visitor_device",
+    "visitor_custom_properties",
+    "segments",
+    "utm_source",
+    "utm_medium",
+    "utm_term",
+    "utm_content",
+    "utm_campaign",
+    "openstat_ad",
+    "openstat_campaign",
+    "openstat_service",
+    "openstat_source",
+    "attributes",
+    "eq_utm_source",
+    "eq_utm_medium",
+    "eq_utm_term",
+    "eq_utm_content",
+    "eq_utm_campaign",
+    "eq_utm_referrer",
+    "eq_utm_expid",
+    "source_id",
+    "source_name",
+    "source_new",
+    "channel_new",
+    "channel_code",
+    "ext_id",
+)
+# Asked for by default by the PyPI SDK ``comagic-data-api-sdk`` 0.0.3.4 (``comagic/models.py``,
+# ``OfflineMessage.fields()``) though neither documentation copy lists them. Its author added
+# them to the report models in commit 60ca869 of ``bzdvdn/comagic-sdk`` (2019-11-19) together
+# with a print of each reply key the models did not know, i.e. after the live service sent
+# them; since then every default call asks for them. Accepted on that evidence (medium).
+SDK_FIELDS = ("utm_referrer", "source")
+REPORT_FIELDS = frozenset((*DOCUMENTED_FIELDS, *SDK_FIELDS))
+# The fields this simulator fills in (the others come back null), and the default reply.
 ALL_FIELDS = (
     "id",
     "date_time",
@@ -64,56 +159,7 @@ ALL_FIELDS = (
     "ym_client_id",
     "tags",
 )
-REPORT_FIELDS = frozenset(
-    (
-        *ALL_FIELDS,
-        "communication_number",
-        "communication_type",
-        "communication_id",
-        "ua_client_id",
-        "sale_date",
-        "sale_cost",
-        "process_time",
-        "ymclid",
-        "ef_id",
-        "group_id",
-        "group_name",
-        "employee_id",
-        "employee_full_name",
-        "employee_answer_message",
-        "employee_comment",
-        "visit_other_campaign",
-        "person_id",
-        "visitor_type",
-        "visits_count",
-        "visitor_first_campaign_id",
-        "visitor_first_campaign_name",
-        "visitor_city",
-        "visitor_country",
-        "visitor_region",
-        "visitor_device",
-        "visitor_custom_properties",
-        "segments",
-        "openstat_ad",
-        "openstat_campaign",
-        "openstat_service",
-        "openstat_source",
-        "attributes",
-        "eq_utm_source",
-        "eq_utm_medium",
-        "eq_utm_term",
-        "eq_utm_content",
-        "eq_utm_campaign",
-        "eq_utm_referrer",
-        "eq_utm_expid",
-        "source_id",
-        "source_name",
-        "source_new",
-        "channel_new",
-        "channel_code",
-        "ext_id",
-    )
-)
+
 REPORT_PARAMETERS = frozenset(
     (
         "access_token",

@@ -1,11 +1,20 @@
-"""Flexbe landing pages: ``GET mod/api/?method=getLeads`` on the site's own domain.
+"""Flexbe landing pages: ``POST mod/api/`` with ``method=getLeads`` on the site's own domain.
 
 Where each fact comes from:
 
-* Endpoint ``mod/api/`` on the site's domain, ``api_key`` and ``method`` in the query, GET or
+* Endpoint ``mod/api/`` on the site's domain, ``api_key`` and ``method`` as parameters, GET or
   POST, a JSON reply with the content in ``data`` — Flexbe's own API page
-  (help.flexbe.ru/api-documentation) and integrations.md "Flexbe". The key travels as
-  ``api_key`` in the query string (the client's auth style adds it).
+  (help.flexbe.com/api-documentation) and integrations.md "Flexbe".
+* How the call is sent: **POST with every parameter, the key included, in a URL-encoded form
+  body** (the client's ``FLEXBE_API_KEY`` auth style adds ``api_key`` to the form). Both public
+  clients POST: GitHub ``segakgd/flexbe_api_client`` sends exactly this form body
+  (``src/Client/Core/HttpClient.php``: ``CURLOPT_POST`` with
+  ``CURLOPT_POSTFIELDS => http_build_query(…)``; ``api_key`` and ``method`` added in
+  ``src/Client/HttpService.php``), as does the Node example on Flexbe's API page
+  (``request.post({form: {api_key, method}})``); the PyPI package ``flexbe`` 0.1.0
+  (``flexbe/client.py``, ``Flexbe.request``) POSTs with the same parameters in the query
+  string instead. We take the form body over the query so that the key never stands in a
+  URL, where the site's and any proxy's access logs would keep it.
 * A reply is an error when it has ``error{code,msg}``, whatever ``status`` says (the client
   ``segakgd/flexbe_api_client`` decides by ``error`` alone, ``src/Client/Response/Response.php``);
   ``status`` 0 without ``error`` is an error too. Codes 0 invalid key, 1 limit exceeded,
@@ -82,7 +91,7 @@ def _total(data: dict[str, Any]) -> int | None:
 
 def _page(client: Any, params: dict[str, Any]) -> Page:
     """The page's leads and the reply's total (when it gives one)."""
-    body = read_json(client.request("GET", ENDPOINT, params=params), "flexbe")
+    body = read_json(client.request("POST", ENDPOINT, data=params), "flexbe")
     if not isinstance(body, dict):
         raise SourceError("flexbe", f"unexpected reply {str(body)[:200]!r}")
     _raise_for_error(body)

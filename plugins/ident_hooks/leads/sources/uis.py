@@ -18,8 +18,15 @@ integrations.md "UIS" and "Corrections, December 2026 → UIS Data API"):
   still holds more fails with a clear error, and a period that grows past the limit while it
   is read fails retryably (the next run measures and halves it). Halving needs no sort order
   (``date_time`` is not sortable in this report).
-* ``fields``: only names the report documents (every name in ``FIELDS`` is in its reply table);
-  an unknown one is ``unexpected_parameters`` (-32602).
+* ``fields``: only names that both documentation copies list in the report's reply table
+  ("Параметры ответа" / "Response parameters"); an unknown one is ``unexpected_parameters``
+  (-32602) and would fail every pull. So names that only a client asks for are left out:
+  ``utm_referrer`` and ``source``, which the PyPI SDK ``comagic-data-api-sdk`` 0.0.3.4 requests
+  by default (``comagic/models.py``, ``OfflineMessage.fields()``), and the three names only
+  the newer CallGear copy lists. ``FIELDS`` asks for what a lead keeps: the contact, the
+  text and form, the UTM tags ``utm_*`` (the landing URL's query fills any that are empty),
+  the referrer (``referrer``, else ``referrer_domain``), the landing page (``entrance_page``,
+  else ``communication_page_url``) and the visit's identifiers, all stored in ``raw``.
 * JSON-RPC errors come with HTTP 200 and are raised as ``SourceError`` named by mnemonic.
 """
 
