@@ -149,7 +149,6 @@ def test_failure_between_storing_and_moving_the_cursor_loses_and_duplicates_noth
     import psycopg
 
     from ident_hooks.db import connect
-    from ident_hooks.http_client import ServiceClient
     from ident_hooks.leads.pull import pull_source
     from ident_hooks.leads.sources import adapter_for
 
@@ -172,7 +171,7 @@ def test_failure_between_storing_and_moving_the_cursor_loses_and_duplicates_noth
             )
         raise CrashedBeforeCursor
 
-    client = ServiceClient("site_main", auth=adapter_for("ident_tickets").auth)
+    client = adapter_for("ident_tickets").client("site_main")
     conn = connect()
     try:
         with pytest.raises(CrashedBeforeCursor):

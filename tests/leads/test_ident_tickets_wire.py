@@ -1,11 +1,11 @@
 """IDENT GetTickets on the wire: names in parts, integer ids, clamped limits, broken paging,
-the period's offsets.
+a partner that switched the integration off, the period's offsets.
 
 The facts (integrations.md, Corrections, "IDENT HTTP protocol"): partners clamp ``limit``
 silently (``ArayikK/Kleomed_web`` ``server/leads.py``: at most 1000), tickets carry the
 name as ``ClientFullName`` or as ``ClientSurname`` + ``ClientName`` + ``ClientPatronymic``
 (``Kontur\\Ident``), ``DoctorId`` is IDENT's integer id, a bad key is 401 or 403, text or
-JSON.
+JSON, and some answer 503 when the integration is switched off.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time_machine
 from ident_hooks.http_client import ServiceRejected
 from ident_hooks.leads.normalise import DoctorMatcher
 from ident_hooks.leads.sources import SourceSettings, adapter_for, parse_records
+from ident_hooks.simulators.base import Fault
 from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -140,6 +141,53 @@ def test_a_bad_key_fails_at_once_in_text_or_json(
         pull(client, matcher)
     assert failure.value.status == status and text in str(failure.value)
     assert "wrong-secret" not in str(failure.value)
+    assert len(site.requests) == 1
+
+
+@pytest.mark.parametrize("reason", ["text", "json"])
+def test_a_partner_that_switched_the_integration_off_is_asked_once(
+    running, client_for, matcher, reason
+):
+    from ident_hooks.http_client import ServiceSwitchedOff
+
+    site = running(IdentTicketsSimulator(switched_off=reason))
+    client = client_for(site, "site_main", "ident-key")
+
+    with pytest.raises(ServiceSwitchedOff) as failure:
+        pull(client, matcher)
+
+    assert len(site.requests) == 1  # no retry storm
+    message = str(failure.value)
+    assert failure.value.status == 503 and "ident integration disabled" in message
+    assert "switched the integration off on its side" in message
+    assert client.conn_id in message and "switch the integration back on" in message
+
+
+def test_only_a_plain_503_means_switched_off_and_transient_failures_are_retried(
+    running, client_for, matcher
+):
+    from ident_hooks.http_client import ServiceSwitchedOff
+
+    site = running(IdentTicketsSimulator(seed=16))
+    ticket = site.add_lead(NOW - timedelta(minutes=1))
+    client = client_for(site, "site_main", "ident-key")
+    transient = [
+        Fault(status=503, body="overloaded", retry_after="1"),
+        Fault(status=502, body="bad gateway"),
+        Fault(status=504, body="gateway timeout"),
+        Fault(status=429, body="slow down", retry_after="1"),
+    ]
+    for fault in transient:
+        site.inject(fault)
+    records, _ = pull(client, matcher)
+    assert records == [ticket]
+    # Four failures, the page, the empty page that ends the period.
+    assert len(site.requests) == len(transient) + 2
+
+    site.requests.clear()
+    site.inject(Fault(status=503, body="ident integration disabled"))
+    with pytest.raises(ServiceSwitchedOff):
+        pull(client, matcher)
     assert len(site.requests) == 1
 
 
