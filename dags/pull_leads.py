@@ -31,11 +31,16 @@ re-run (Clear): it repeats the same period.
 
 When the run stored new or changed leads it updates the `leads` Asset, which
 schedule publishing and the marketing reports follow.
-{revisit}"""
+{revisit}{switched_off}"""
 REVISIT_DOC = """
 Leads of this kind change state at the source after they came in (cancelled or deleted
 there: they leave the inbox; restored: they come back), so every run also re-reads the
 last {days} days.
+"""
+SWITCHED_OFF_DOC = """
+A plain 503 (no `Retry-After`) means the partner switched the integration off on its side:
+the run fails at once with `ServiceSwitchedOff`, without retries, and the cursor stays.
+Ask the partner to switch it back on; the next run after that loads what was missed.
 """
 ACK_DOC = """
 Each stored booking is then acknowledged (`appointments/set-received`): НаПоправку
@@ -67,6 +72,7 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             revisit=REVISIT_DOC.format(days=source.spec.revisit_days)
             if source.spec.revisit_days
             else "",
+            switched_off=SWITCHED_OFF_DOC if source.spec.switched_off else "",
         ),
         default_args={
             "owner": "data-team",

@@ -37,15 +37,15 @@ comes from:
 * 32top sends only the doctor's surname and the start time (integrations.md,
   "СберЗдоровье (formerly DocDoc) and 32top").
 * **Both ends of the period in the clinic's offset** (``clinic_timezone``), whatever zone
-  the caller's times are in. Receivers are written against IDENT's own calls, which carry
-  the clinic's local time: a partner's test call sends both ends in one offset
-  (``brearey/smmikod`` ``Makefile``, ``test_tickets``:
-  ``dateTimeFrom=…%2b03%3a00&dateTimeTo=…%2b03%3a00``), and the Python receiver reads a
-  time that comes without an offset as Moscow time («сдвиг там может быть и с двоеточием,
-  и без, а иногда его нет вовсе»: ``ArayikK/Kleomed_web`` ``server/leads.py``,
-  ``parse_dt``). The receivers seen compare instants, but one that drops the offset (a
-  ``timestamp without time zone`` column compared with the query's strings) would read a
-  UTC ``dateTimeTo`` three hours early and, just after midnight, on the day before.
+  the caller's times are in. Receivers are written and tried against IDENT's own calls:
+  a partner's test call sends both ends in one offset (``brearey/smmikod`` ``Makefile``,
+  ``test_tickets``: ``dateTimeFrom=…%2b03%3a00&dateTimeTo=…%2b03%3a00``), and the Python
+  receiver reads a time that comes without an offset, which it says IDENT sometimes sends,
+  as Moscow time («сдвиг там может быть и с двоеточием, и без, а иногда его нет вовсе»:
+  ``ArayikK/Kleomed_web`` ``server/leads.py``, ``parse_dt``). The receivers seen compare
+  instants, but one that drops the offset (a ``timestamp without time zone`` column
+  compared with the query's strings) would read a UTC ``dateTimeTo`` three hours early
+  and, just after midnight, on the day before.
 """
 
 from __future__ import annotations
