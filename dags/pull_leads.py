@@ -31,11 +31,16 @@ re-run (Clear): it repeats the same period.
 
 When the run stored new or changed leads it updates the `leads` Asset, which
 schedule publishing and the marketing reports follow.
-{revisit}"""
+{revisit}{switched_off}"""
 REVISIT_DOC = """
 Leads of this kind change state at the source after they came in (cancelled or deleted
 there: they leave the inbox; restored: they come back), so every run also re-reads the
 last {days} days.
+"""
+SWITCHED_OFF_DOC = """
+A plain 503 (no `Retry-After`) means the partner switched the integration off on its side:
+the run fails at once with `ServiceSwitchedOff`, without retries, and the cursor stays.
+Ask the partner to switch it back on; the next run after that loads what was missed.
 """
 ACK_DOC = """
 Each stored booking is then acknowledged (`appointments/set-received`): НаПоправку
@@ -67,6 +72,7 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             revisit=REVISIT_DOC.format(days=source.spec.revisit_days)
             if source.spec.revisit_days
             else "",
+            switched_off=SWITCHED_OFF_DOC if source.spec.switched_off else "",
         ),
         default_args={
             "owner": "data-team",
@@ -81,11 +87,7 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             from airflow.sdk import Variable
 
             from ident_hooks.db import connect
-            from ident_hooks.http_client import (
-                ServiceClient,
-                ServiceMisconfigured,
-                ServiceRejected,
-            )
+            from ident_hooks.http_client import ServiceMisconfigured, ServiceRejected
             from ident_hooks.leads.cursor import BadCursor, cursor_variable
             from ident_hooks.leads.pull import pull_source
             from ident_hooks.leads.sources import SourceError, adapter_for
@@ -93,7 +95,9 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             from ident_hooks.task_errors import fail_without_retry_on
 
             key = cursor_variable(source.name)
-            client = ServiceClient(source.connection, auth=adapter_for(source.kind).auth)
+            client = adapter_for(source.kind).client(source.connection)
+            # A refusal, a partner that switched the integration off, bad settings: no
+            # retry can help, so the run fails once instead of retrying every 2 minutes.
             refused = (ServiceRejected, ServiceMisconfigured, SourceError, BadCursor)
             with fail_without_retry_on(*refused), connect() as conn:
                 record_instances(conn, load_config())
@@ -128,11 +132,10 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             @task(multiple_outputs=False, trigger_rule="all_done")
             def acknowledge_bookings() -> dict:
                 from ident_hooks.db import connect
-                from ident_hooks.http_client import ServiceClient
                 from ident_hooks.leads.pull import acknowledge_stored
                 from ident_hooks.leads.sources import adapter_for
 
-                client = ServiceClient(source.connection, auth=adapter_for(source.kind).auth)
+                client = adapter_for(source.kind).client(source.connection)
                 with connect() as conn:
                     return acknowledge_stored(
                         source.name, kind=source.kind, conn=conn, client=client

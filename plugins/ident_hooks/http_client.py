@@ -15,6 +15,10 @@ Policy kept in this one place:
   Airflow task retries later instead of holding a worker slot;
 * any other non-2xx answer (401, 403, 404, 422, ...) fails at once with the
   service's own message: repeating a rejected request cannot help;
+* a kind may declare which replies mean that the partner switched the integration off
+  (``switched_off``, e.g. :func:`plain_503` for IDENT partners): such a reply fails at
+  once as :class:`ServiceSwitchedOff`, judged here with the response in hand rather than
+  reclassified after a retryable error was raised;
 * the secret never reaches a log line or an exception message.
 
 ``HttpHook.run`` is not used because its own warning on connection errors logs
@@ -71,7 +75,15 @@ class ServiceError(Exception):
 
 
 class ServiceRejected(ServiceError):
-    """The service refused the request (4xx other than 429): permanent, not retried."""
+    """The service refused the request (4xx other than 429, or a reply its kind declares a
+    refusal): permanent, not retried."""
+
+
+class ServiceSwitchedOff(ServiceRejected):
+    """The partner switched the integration off on its side: nothing we resend can help
+    until someone there switches it back on. ``diagnosis`` names it for the status page."""
+
+    diagnosis = "switched_off"
 
 
 class ServiceUnavailable(ServiceError):
@@ -169,6 +181,18 @@ FLEXBE_API_KEY = AuthStyle(form_param="api_key")
 SECRET_IN_BODY = AuthStyle()
 
 
+def plain_503(response: requests.Response) -> bool:
+    """A 503 without ``Retry-After``: how IDENT partners say the integration is switched off.
+
+    The Python site receiver ``ArayikK/Kleomed_web`` (``server/leads.py``,
+    ``check_ident_key``) answers every IDENT call with 503 ``{"error": "ident integration
+    disabled"}`` while its key is unset (integrations.md, Corrections: "some answer 503 when
+    the integration is switched off"). A service that is only overloaded says when to come
+    back (``Retry-After``), and that 503 stays transient.
+    """
+    return response.status_code == 503 and "Retry-After" not in response.headers
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
     if not value:
@@ -190,7 +214,9 @@ class ServiceClient:
     """Requests to one external service through one Airflow connection.
 
     ``timeout`` is ``requests``' (connect, read) seconds. ``sleep`` is injectable
-    so tests can observe back-off without waiting.
+    so tests can observe back-off without waiting. ``switched_off`` tells from a non-2xx
+    reply that the partner switched the integration off (the kind's rule, from the
+    registry); such a reply is neither retried nor left for the task to retry.
     """
 
     def __init__(
@@ -203,6 +229,7 @@ class ServiceClient:
         backoff_seconds: float = 1.0,
         max_backoff_seconds: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        switched_off: Callable[[requests.Response], bool] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -213,6 +240,7 @@ class ServiceClient:
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self._sleep = sleep
+        self.switched_off = switched_off
         self._hook: Any = None
         self._session: requests.Session | None = None
         self._secret: str | None = None
@@ -379,6 +407,18 @@ class ServiceClient:
         if 200 <= status < 300:
             return response
         service_message = self._service_message(response)
+        if self.switched_off is not None and self.switched_off(response):
+            raise ServiceSwitchedOff(
+                f"the partner behind connection {self.conn_id!r} has switched the integration "
+                f"off on its side: {method} {shown} answered HTTP {status} "
+                f"({service_message or 'no reason given'}) without Retry-After. Not retried: "
+                "ask the partner to switch the integration back on with the key of this "
+                "connection; the first run after that catches up on everything missed",
+                method=method,
+                endpoint=shown,
+                status=status,
+                service_message=service_message,
+            )
         if status != 429 and status < 500:
             raise ServiceRejected(
                 f"{method} {shown} rejected with HTTP {status}: {service_message}",

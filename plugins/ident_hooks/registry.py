@@ -12,7 +12,7 @@ Nothing here imports the modules it names: DAG files read the registry at parse 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
@@ -25,6 +25,7 @@ from ident_hooks.http_client import (
     PRODOCTOROV_TOKEN,
     SECRET_IN_BODY,
     AuthStyle,
+    plain_503,
 )
 
 
@@ -74,6 +75,9 @@ class LeadSourceKind:
     ``push``: the service only calls us back (Tilda, site webhooks): its leads arrive at
     the intake service (``ident_hooks.intake``) and no pull DAG is made for it; its
     connection's password is the secret the service must present.
+    ``switched_off``: tells from a non-2xx reply that the partner switched the integration
+    off on its side (``ident_hooks.http_client.ServiceClient``); such a run fails once,
+    without retries, and the status page says why.
     ``title`` as for :class:`AggregatorKind`.
     """
 
@@ -84,6 +88,7 @@ class LeadSourceKind:
     acknowledges: bool = False
     revisit_days: int = 0
     push: bool = False
+    switched_off: Callable[[Any], bool] | None = None
 
 
 AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
@@ -159,7 +164,14 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
             LeadSourceKind(
                 "napopravku", "НаПоправку", "napopravku", NAPOPRAVKU_BEARER, acknowledges=True
             ),
-            LeadSourceKind("ident_tickets", None, "ident_tickets", IDENT_INTEGRATION_KEY),
+            # A partner that switched the integration off answers a plain 503.
+            LeadSourceKind(
+                "ident_tickets",
+                None,
+                "ident_tickets",
+                IDENT_INTEGRATION_KEY,
+                switched_off=plain_503,
+            ),
             # Pushed to the intake service; the secret is checked there, none goes out.
             LeadSourceKind("tilda", "Tilda", "tilda", AuthStyle(), push=True),
             LeadSourceKind("webhook", None, "webhook", AuthStyle(), push=True),

@@ -149,7 +149,6 @@ def test_failure_between_storing_and_moving_the_cursor_loses_and_duplicates_noth
     import psycopg
 
     from ident_hooks.db import connect
-    from ident_hooks.http_client import ServiceClient
     from ident_hooks.leads.pull import pull_source
     from ident_hooks.leads.sources import adapter_for
 
@@ -172,7 +171,7 @@ def test_failure_between_storing_and_moving_the_cursor_loses_and_duplicates_noth
             )
         raise CrashedBeforeCursor
 
-    client = ServiceClient("site_main", auth=adapter_for("ident_tickets").auth)
+    client = adapter_for("ident_tickets").client("site_main")
     conn = connect()
     try:
         with pytest.raises(CrashedBeforeCursor):
@@ -226,6 +225,73 @@ def test_wrong_key_fails_at_once_with_a_clear_message(services, monkeypatch, cap
     assert "not-the-key" not in text
     # Refused at once: one request, no HTTP retries and no task retries.
     assert len(service.server.received("GetTickets")) == 1
+
+
+SWITCHED_OFF = "Интеграция отключена на стороне партнёра"
+
+
+def _health_row(conn, source: str):
+    from ident_hooks.config import load_config
+    from ident_hooks.health.settings import load_alerts_config
+    from ident_hooks.health.status import compute_health
+
+    report = compute_health(conn, load_config(), load_alerts_config(), now=datetime.now(MOSCOW))
+    conn.commit()
+    return next(row for row in report.rows if row.key == f"lead_source:{source}")
+
+
+def test_a_partner_that_switched_the_integration_off_fails_once_per_run_and_says_so(
+    clock, services, clinic_conn, capfd, caplog
+):
+    simulator = services["site_main"].server
+    clinic_conn.execute("delete from integration.dag_runs where dag_id = 'pull_leads_site_main'")
+    clinic_conn.commit()
+    simulator.add_lead(_minutes_ago(30))
+    assert _run("pull_leads_site_main").state == "success"
+    cursor = _cursor("site_main")
+    missed = simulator.add_lead(_minutes_ago(1))
+
+    # The partner switches the integration off: a plain 503 to every call.
+    simulator.switched_off = "text"
+    asked = len(simulator.received("GetTickets"))
+    capfd.readouterr()
+    caplog.clear()
+    assert _run("pull_leads_site_main").state == "failed"
+    assert len(simulator.received("GetTickets")) == asked + 1  # no HTTP or task retries
+    printed = capfd.readouterr()
+    text = printed.out + printed.err + caplog.text
+    assert "ServiceSwitchedOff" in text
+    assert "connection 'site_main' has switched the integration off on its side" in text
+    assert "HTTP 503 (ident integration disabled)" in text
+    assert "ask the partner to switch the integration back on" in text
+    assert _cursor("site_main") == cursor
+    assert missed["Id"] not in _stored(clinic_conn, "site_main")
+
+    row = _health_row(clinic_conn, "site_main")
+    assert row.state == "yellow"
+    assert any(
+        reason.startswith("Интеграция отключена на стороне партнёра") for reason in row.reasons
+    )
+    assert "switched the integration off" in row.last_error
+
+    # Two minutes on, the next run asks once more and the row turns red.
+    clock.shift(timedelta(minutes=2))
+    assert _run("pull_leads_site_main").state == "failed"
+    assert len(simulator.received("GetTickets")) == asked + 2
+    row = _health_row(clinic_conn, "site_main")
+    assert row.state == "red" and row.failures_in_a_row == 2
+    assert any(
+        reason.startswith("Интеграция отключена на стороне партнёра") for reason in row.reasons
+    )
+    assert _cursor("site_main") == cursor
+
+    # Switched back on: the lead made meanwhile comes in and the reason is gone.
+    simulator.switched_off = None
+    assert _run("pull_leads_site_main").state == "success"
+    assert missed["Id"] in _stored(clinic_conn, "site_main")
+    assert datetime.fromisoformat(_cursor("site_main")) > datetime.fromisoformat(cursor)
+    row = _health_row(clinic_conn, "site_main")
+    assert row.state == "green" and not row.reasons
 
 
 def test_malformed_records_are_quarantined_and_the_rest_stored(services, clinic_conn):

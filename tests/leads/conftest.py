@@ -78,11 +78,8 @@ def client_for(monkeypatch: pytest.MonkeyPatch) -> Callable[..., ServiceClient]:
         conn_id = f"leads_{source}_{len(clients)}"
         connection = {"conn_type": "http", "host": simulator.base_url + path, "password": secret}
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
-        client = ServiceClient(
-            conn_id,
-            auth=adapter_for(load_config().lead_source(source).kind).auth,
-            backoff_seconds=0,
-            sleep=lambda _: None,
+        client = adapter_for(load_config().lead_source(source).kind).client(
+            conn_id, backoff_seconds=0, sleep=lambda _: None
         )
         clients.append(client)
         return client

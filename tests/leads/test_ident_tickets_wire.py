@@ -1,10 +1,11 @@
-"""IDENT GetTickets on the wire: names in parts, integer ids, clamped limits, broken paging.
+"""IDENT GetTickets on the wire: names in parts, integer ids, clamped limits, broken paging,
+a partner that switched the integration off, the period's offsets.
 
 The facts (integrations.md, Corrections, "IDENT HTTP protocol"): partners clamp ``limit``
 silently (``ArayikK/Kleomed_web`` ``server/leads.py``: at most 1000), tickets carry the
 name as ``ClientFullName`` or as ``ClientSurname`` + ``ClientName`` + ``ClientPatronymic``
 (``Kontur\\Ident``), ``DoctorId`` is IDENT's integer id, a bad key is 401 or 403, text or
-JSON.
+JSON, and some answer 503 when the integration is switched off.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 from ident_hooks.http_client import ServiceRejected
 from ident_hooks.leads.normalise import DoctorMatcher
 from ident_hooks.leads.sources import SourceSettings, adapter_for, parse_records
+from ident_hooks.simulators.base import Fault
 from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -139,3 +142,102 @@ def test_a_bad_key_fails_at_once_in_text_or_json(
     assert failure.value.status == status and text in str(failure.value)
     assert "wrong-secret" not in str(failure.value)
     assert len(site.requests) == 1
+
+
+@pytest.mark.parametrize("reason", ["text", "json"])
+def test_a_partner_that_switched_the_integration_off_is_asked_once(
+    running, client_for, matcher, reason
+):
+    from ident_hooks.http_client import ServiceSwitchedOff
+
+    site = running(IdentTicketsSimulator(switched_off=reason))
+    client = client_for(site, "site_main", "ident-key")
+
+    with pytest.raises(ServiceSwitchedOff) as failure:
+        pull(client, matcher)
+
+    assert len(site.requests) == 1  # no retry storm
+    message = str(failure.value)
+    assert failure.value.status == 503 and "ident integration disabled" in message
+    assert "switched the integration off on its side" in message
+    assert client.conn_id in message and "switch the integration back on" in message
+
+
+def test_only_a_plain_503_means_switched_off_and_transient_failures_are_retried(
+    running, client_for, matcher
+):
+    from ident_hooks.http_client import ServiceSwitchedOff
+
+    site = running(IdentTicketsSimulator(seed=16))
+    ticket = site.add_lead(NOW - timedelta(minutes=1))
+    client = client_for(site, "site_main", "ident-key")
+    transient = [
+        Fault(status=503, body="overloaded", retry_after="1"),
+        Fault(status=502, body="bad gateway"),
+        Fault(status=504, body="gateway timeout"),
+        Fault(status=429, body="slow down", retry_after="1"),
+    ]
+    for fault in transient:
+        site.inject(fault)
+    records, _ = pull(client, matcher)
+    assert records == [ticket]
+    # Four failures, the page, the empty page that ends the period.
+    assert len(site.requests) == len(transient) + 2
+
+    site.requests.clear()
+    site.inject(Fault(status=503, body="ident integration disabled"))
+    with pytest.raises(ServiceSwitchedOff):
+        pull(client, matcher)
+    assert len(site.requests) == 1
+
+
+MOSCOW_MOMENTS = {
+    "before_midnight": datetime(2026, 12, 1, 23, 58, tzinfo=MOSCOW),
+    "after_midnight": datetime(2026, 12, 2, 0, 3, tzinfo=MOSCOW),
+}
+YEKATERINBURG = ZoneInfo("Asia/Yekaterinburg")
+
+
+@pytest.mark.parametrize(
+    ("moment", "zone"),
+    [
+        (MOSCOW_MOMENTS["before_midnight"], MOSCOW),
+        (MOSCOW_MOMENTS["after_midnight"], MOSCOW),
+        (datetime(2026, 12, 2, 0, 3, tzinfo=YEKATERINBURG), YEKATERINBURG),
+    ],
+    ids=["msk-23:58", "msk-00:03", "yekaterinburg-00:03"],
+)
+def test_both_ends_of_the_period_carry_the_clinics_offset(
+    running, client_for, doctors, matcher, moment, zone
+):
+    """A receiver that drops the offsets still gets every lead up to now."""
+    with time_machine.travel(moment, tick=False):
+        site = running(IdentTicketsSimulator(doctors=doctors, seed=17, tz=zone, offsets="ignored"))
+        # From 00:00 of the day before, as a pull just after midnight asks.
+        day_before = moment.date() - timedelta(days=1)
+        period_from = datetime.combine(day_before, datetime.min.time(), zone)
+        made = [
+            site.add_lead(moment - timedelta(minutes=minutes))
+            for minutes in (50 * 60, 4 * 60, 2 * 60 + 50, 30, 4, 1)
+        ]
+        client = client_for(site, "site_main", "ident-key")
+        # What a worker whose own clock runs in UTC passes as "now".
+        now = datetime.now(UTC)
+        records = list(
+            adapter_for("ident_tickets").fetch(
+                client,
+                period_from,
+                now,
+                settings=SourceSettings(source="site_main", timezone=zone),
+            )
+        )
+
+    expected = made[1:]  # the first is from before the period
+    assert datetime.fromisoformat(made[0]["DateAndTime"]) < period_from
+    assert [ticket["Id"] for ticket in records] == [ticket["Id"] for ticket in expected]
+    offset = moment.strftime("%z")
+    offset = f"{offset[:3]}:{offset[3:]}"
+    for call in site.received("GetTickets"):
+        assert call.arg("dateTimeFrom") == period_from.isoformat()
+        assert call.arg("dateTimeTo") == moment.isoformat()
+        assert call.arg("dateTimeTo").endswith(offset)

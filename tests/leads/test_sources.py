@@ -158,7 +158,8 @@ def test_late_lead_with_earlier_time_is_found_by_the_next_pull(
 def test_server_errors_midway_are_retried_by_the_client(running, client_for, doctors, matcher):
     site = running(IdentTicketsSimulator(doctors=doctors, seed=5))
     site.generate(12, NOW)
-    site.inject(Fault(status=503, times=1, path_contains="GetTickets"))
+    # An overloaded partner says when to come back; a plain 503 would mean switched off.
+    site.inject(Fault(status=503, retry_after="1", times=1, path_contains="GetTickets"))
     site.inject(Fault(status=429, retry_after="1", times=1, path_contains="GetTickets"))
     client = client_for(site, "site_main", "ident-key")
     records, batch = pull(site, client, "site_main", matcher, page_size=5)

@@ -7,7 +7,9 @@ metadata database in Airflow 3, and a pull that found no new leads leaves no oth
   scheduler (``DagRun.update_state``), in the api-server when a user marks a run, and in
   ``dag.test()``;
 * ``on_task_instance_failed`` is called in the task's own process (also for a failure
-  Airflow will retry) with the exception: the run's ``error``, secrets redacted.
+  Airflow will retry) with the exception: the run's ``error``, secrets redacted, and its
+  ``diagnosis`` — what the error, or the error it was raised from, says about the service
+  (``ident_hooks.http_client.ServiceSwitchedOff.diagnosis``).
 
 A listener must never break what called it: every failure here is logged and dropped.
 Importing this module is cheap (every Airflow component imports the plugin).
@@ -25,9 +27,10 @@ log = logging.getLogger(__name__)
 
 _UPSERT = """
 insert into integration.dag_runs
-       (dag_id, run_id, state, started_at, finished_at, failed_task, error, error_at)
+       (dag_id, run_id, state, started_at, finished_at, failed_task, error, error_at, diagnosis)
 values (%(dag_id)s, %(run_id)s, %(state)s, %(started_at)s, %(finished_at)s,
-        %(failed_task)s, %(error)s, case when %(error)s::text is not null then %(now)s end)
+        %(failed_task)s, %(error)s, case when %(error)s::text is not null then %(now)s end,
+        %(diagnosis)s)
 on conflict (dag_id, run_id) do update
    set state = case when excluded.state = 'running' then dag_runs.state else excluded.state end,
        started_at = coalesce(dag_runs.started_at, excluded.started_at),
@@ -40,6 +43,9 @@ on conflict (dag_id, run_id) do update
        error_at = case when excluded.state = 'running'
                        then coalesce(excluded.error_at, dag_runs.error_at)
                        else coalesce(dag_runs.error_at, excluded.error_at) end,
+       -- Goes with the task's error it came with.
+       diagnosis = case when excluded.state = 'running' and excluded.error is not null
+                        then excluded.diagnosis else dag_runs.diagnosis end,
        recorded_at = now()
 """
 
@@ -53,6 +59,7 @@ def record_run(
     finished_at: Any = None,
     failed_task: str | None = None,
     error: str | None = None,
+    diagnosis: str | None = None,
 ) -> None:
     """Upsert one run's row; a task's error never overwrites the run's final state."""
     from ident_hooks.db import connect
@@ -68,6 +75,7 @@ def record_run(
                 "finished_at": finished_at,
                 "failed_task": failed_task,
                 "error": error,
+                "diagnosis": diagnosis,
                 "now": datetime.now(UTC),
             },
         )
@@ -99,6 +107,18 @@ def on_dag_run_failed(dag_run: Any, msg: str) -> None:
     _record_dag_run(dag_run, "failed", msg)
 
 
+def diagnosis_of(error: Any) -> str | None:
+    """The first ``diagnosis`` along the error and the errors it was raised from."""
+    seen: set[int] = set()
+    while isinstance(error, BaseException) and id(error) not in seen:
+        seen.add(id(error))
+        diagnosis = getattr(error, "diagnosis", None)
+        if isinstance(diagnosis, str):
+            return diagnosis
+        error = error.__cause__ or error.__context__
+    return None
+
+
 @hookimpl
 def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
     try:
@@ -114,6 +134,7 @@ def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any)
             state="running",
             failed_task=task_instance.task_id,
             error=redact(text),
+            diagnosis=diagnosis_of(error),
         )
     except Exception:
         log.exception("could not record the failure of a task")

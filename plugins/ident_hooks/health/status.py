@@ -4,10 +4,11 @@ Where each figure comes from (all in the clinic database, a handful of indexed q
 
 * **last success / last error / failures in a row** — pulls: Airflow's own verdict on each
   run of ``pull_leads_<name>``, recorded by our listener in ``integration.dag_runs``
-  (``listener``); publishing: ``integration.publish_log`` (every run is a row), with the
-  DAG's runs for failures that happen before anything is logged; pushed sources: the
-  requests the intake service took in (``integration.intake_requests``); the clinic sync:
-  ``clinic.sync_heartbeat``.
+  (``listener``), with what the error says about the service (a partner that switched
+  the integration off: :data:`PULL_DIAGNOSES`); publishing: ``integration.publish_log``
+  (every run is a row), with the DAG's runs for failures that happen before anything is
+  logged; pushed sources: the requests the intake service took in
+  (``integration.intake_requests``); the clinic sync: ``clinic.sync_heartbeat``.
 * **limit** — the integration's own interval (``include/integrations.yaml``) times
   ``limits.pull_intervals`` (3) or ``limits.publish_intervals`` (2) of ``include/alerts.yaml``;
   the heartbeat's ``limits.clinic_heartbeat_minutes``. Pushed sources have none: a quiet
@@ -44,6 +45,12 @@ State = Literal["green", "yellow", "red"]
 ACKNOWLEDGE_WITHIN = timedelta(minutes=10)
 FAILURES_IN_A_ROW = 2  # a DAG failing this many runs in a row is red, whatever its age
 HEALTH_DAG_ID = "integration_health"
+# What the diagnosis of a pull's last failure (integration.dag_runs.diagnosis, written by the
+# listener from the error) means for staff.
+PULL_DIAGNOSES = {
+    "switched_off": "Интеграция отключена на стороне партнёра: попросите партнёра включить её"
+    " снова; заявки за это время загрузятся при первом удачном запуске",
+}
 ROLE_LABELS = {
     "lead_source": "Источник заявок",
     "push_source": "Источник заявок (присылает сам)",
@@ -189,7 +196,7 @@ class HealthReport:
 # -- queries ----------------------------------------------------------------------------------
 _DAG_RUNS = """
 select d.dag_id, s.last_success, first.first_seen, last.state as last_state,
-       fails.failures, err.error, err.error_at
+       fails.failures, err.error, err.error_at, err.diagnosis
   from unnest(%(dag_ids)s::text[]) as d (dag_id)
   left join lateral (
         select max(finished_at) as last_success from integration.dag_runs r
@@ -206,7 +213,7 @@ select d.dag_id, s.last_success, first.first_seen, last.state as last_state,
          where r.dag_id = d.dag_id and r.state = 'failed'
            and r.finished_at > coalesce(s.last_success, '-infinity')) fails on true
   left join lateral (
-        select error, error_at from integration.dag_runs r
+        select error, error_at, diagnosis from integration.dag_runs r
          where r.dag_id = d.dag_id and r.error is not null
          order by error_at desc nulls last limit 1) err on true
 """
@@ -343,6 +350,8 @@ def compute_health(
         run = runs.get(dag_id, {})
         limit = source.interval * limits.pull_intervals
         warnings = []
+        if run.get("last_state") == "failed" and run.get("diagnosis") in PULL_DIAGNOSES:
+            warnings.append(PULL_DIAGNOSES[run["diagnosis"]])
         rejected = rejects_today.get(source.name, 0)
         if rejected:
             warnings.append(f"отклонено записей сегодня: {rejected}")

@@ -20,6 +20,20 @@ public receivers:
   as ``ArayikK/Kleomed_web`` ``server/leads.py`` does (``brearey/smmikod``
   ``src/middlewares/auth.ts`` answers 403 «Доступ запрещен»; integrations.md: 401 or
   403, text or JSON).
+* A partner that switched the integration off: ``switched_off="text"`` or ``"json"`` (also
+  settable while running) answers every call 503 without ``Retry-After``, whatever the
+  key, with the reason as plain text or as ``{"error": "ident integration disabled"}`` —
+  ``ArayikK/Kleomed_web`` ``server/leads.py`` (``check_ident_key``) answers so while its
+  key is unset, before it looks at the caller's key (integrations.md, Corrections: "some
+  answer 503 when the integration is switched off").
+* The period's offsets: ``offsets="honoured"`` compares instants, as the public receivers
+  do (``ArayikK/Kleomed_web`` ``parse_dt`` reads ``+03:00``, ``+0300`` and ``Z``, and a
+  time without an offset as Moscow; ``Kontur\\Ident`` ``strtotime``; ``brearey/smmikod``
+  ``new Date``). ``"ignored"`` plays a receiver that reads each end's wall-clock time as
+  its own local time and drops the offset — what PostgreSQL does to a literal compared
+  with a ``timestamp without time zone`` column («silently ignore any time zone
+  indication», PostgreSQL manual, "Date/Time Types"), so a receiver keeping local times
+  there and passing the query's strings through behaves like this.
 
 ``style="32top"`` sends only the doctor's surname and the start time; ``"site"`` sends
 ``DoctorId``, the full name and both times. ``path_prefix`` serves the endpoint below a
@@ -56,6 +70,8 @@ class IdentTicketsSimulator(LeadServingSimulator):
         name_style: str = "full",
         int_ids: bool = False,
         bad_key: str = "text",
+        switched_off: str | None = None,
+        offsets: str = "honoured",
         **kwargs: Any,
     ) -> None:
         if style not in ("site", "32top"):
@@ -64,6 +80,10 @@ class IdentTicketsSimulator(LeadServingSimulator):
             raise ValueError("name_style is 'full' or 'split'")
         if bad_key not in ("text", "json"):
             raise ValueError("bad_key is 'text' or 'json'")
+        if switched_off not in (None, "text", "json"):
+            raise ValueError("switched_off is None, 'text' or 'json'")
+        if offsets not in ("honoured", "ignored"):
+            raise ValueError("offsets is 'honoured' or 'ignored'")
         super().__init__(**kwargs)
         self.key = key
         self.style = style
@@ -72,11 +92,17 @@ class IdentTicketsSimulator(LeadServingSimulator):
         self.name_style = name_style
         self.int_ids = int_ids
         self.bad_key = bad_key
+        self.switched_off = switched_off
+        self.offsets = offsets
         if name_style == "split":
             self.text_field = "ClientSurname"
         self.route("GET", f"{path_prefix.rstrip('/')}/GetTickets", self._get_tickets)
 
     def authorize(self, request: SimRequest) -> SimResponse | None:
+        if self.switched_off == "json":
+            return SimResponse(503, {"error": "ident integration disabled"})
+        if self.switched_off == "text":
+            return SimResponse(503, "ident integration disabled")
         given = request.headers.get("ident-integration-key")
         if given == self.key:
             return None
@@ -143,4 +169,6 @@ class IdentTicketsSimulator(LeadServingSimulator):
         if not value:
             raise ValueError(f"{name} is required")
         moment = datetime.fromisoformat(value)
+        if self.offsets == "ignored":
+            moment = moment.replace(tzinfo=None)
         return moment if moment.tzinfo else moment.replace(tzinfo=self.tz)

@@ -9,9 +9,10 @@ nothing about retries, the database or Airflow. It provides
 * optionally ``acknowledge(client, external_id, *, success=True, message="")`` — to be
   called only after the lead is committed (НаПоправку cancels unacknowledged bookings).
 
-Which module serves which kind, and where its secret goes, is
-``ident_hooks.registry.LEAD_SOURCE_KINDS``; a configured source names its kind in
-integrations.yaml, so any number of sources may share one.
+Which module serves which kind, where its secret goes and how its partners say the
+integration is switched off is ``ident_hooks.registry.LEAD_SOURCE_KINDS``;
+``adapter.client(conn_id)`` is the HTTP client that knows both. A configured source names
+its kind in integrations.yaml, so any number of sources may share one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ident_hooks.http_client import AuthStyle
+from ident_hooks.http_client import AuthStyle, ServiceClient
 from ident_hooks.leads.normalise import DoctorMatcher, Lead, Reject, RejectedRecord, without_nul
 from ident_hooks.registry import LEAD_SOURCE_KINDS
 
@@ -73,8 +74,13 @@ class SourceSettings:
 @dataclass(frozen=True)
 class SourceAdapter:
     kind: str
-    auth: AuthStyle  # pass to ServiceClient(conn_id, auth=adapter.auth)
+    auth: AuthStyle
     module: ModuleType = field(repr=False)
+    switched_off: Callable[[Any], bool] | None = field(default=None, repr=False)
+
+    def client(self, conn_id: str, **options: Any) -> ServiceClient:
+        """The HTTP client for one source of this kind: its auth and its reading of replies."""
+        return ServiceClient(conn_id, auth=self.auth, switched_off=self.switched_off, **options)
 
     def fetch(self, client: Any, period_from: Any, period_to: Any, *, settings: SourceSettings):
         return self.module.fetch(client, period_from, period_to, settings=settings)
@@ -94,7 +100,7 @@ def adapter_for(kind: str) -> SourceAdapter:
         raise KeyError(f"unknown lead source kind {kind!r}; known: {', '.join(LEAD_SOURCE_KINDS)}")
     # Imported on first use, not at DAG parse time.
     module = importlib.import_module(f"{__name__}.{spec.adapter}")
-    return SourceAdapter(kind=kind, auth=spec.auth, module=module)
+    return SourceAdapter(kind=kind, auth=spec.auth, module=module, switched_off=spec.switched_off)
 
 
 @dataclass

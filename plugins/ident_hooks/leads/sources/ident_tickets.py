@@ -36,6 +36,16 @@ comes from:
   by name.
 * 32top sends only the doctor's surname and the start time (integrations.md,
   "СберЗдоровье (formerly DocDoc) and 32top").
+* **Both ends of the period in the clinic's offset** (``clinic_timezone``), whatever zone
+  the caller's times are in. Receivers are written and tried against IDENT's own calls:
+  a partner's test call sends both ends in one offset (``brearey/smmikod`` ``Makefile``,
+  ``test_tickets``: ``dateTimeFrom=…%2b03%3a00&dateTimeTo=…%2b03%3a00``), and the Python
+  receiver reads a time that comes without an offset, which it says IDENT sometimes sends,
+  as Moscow time («сдвиг там может быть и с двоеточием, и без, а иногда его нет вовсе»:
+  ``ArayikK/Kleomed_web`` ``server/leads.py``, ``parse_dt``). The receivers seen compare
+  instants, but one that drops the offset (a ``timestamp without time zone`` column
+  compared with the query's strings) would read a UTC ``dateTimeTo`` three hours early
+  and, just after midnight, on the day before.
 """
 
 from __future__ import annotations
@@ -68,13 +78,18 @@ def _page(client: Any, source: str, params: dict[str, Any]) -> Page:
     return Page(page)
 
 
+def wire_time(moment: datetime, settings: SourceSettings) -> str:
+    """``2026-12-01T23:58:00+03:00``: the moment in the clinic's time zone, with its offset."""
+    return moment.astimezone(settings.timezone).isoformat(timespec="seconds")
+
+
 def fetch(
     client: Any, period_from: datetime, period_to: datetime, *, settings: SourceSettings
 ) -> Iterator[dict[str, Any]]:
     """Tickets of ``[period_from, period_to)``, every page walked, each id once."""
     period = {
-        "dateTimeFrom": period_from.isoformat(timespec="seconds"),
-        "dateTimeTo": period_to.isoformat(timespec="seconds"),
+        "dateTimeFrom": wire_time(period_from, settings),
+        "dateTimeTo": wire_time(period_to, settings),
     }
     paginator = OffsetPaginator(
         settings.source, limit=settings.page_size or DEFAULT_PAGE_SIZE, key=field_key("Id")
