@@ -458,8 +458,8 @@ def load_demo_clinic(conn: psycopg.Connection):
     demo.load(conn, network)
     conn.execute(
         "truncate integration.leads, integration.lead_rejects, integration.publish_log,"
-        " integration.publish_state, integration.schedule_state, integration.schedule_cells"
-        " cascade"
+        " integration.publish_state, integration.schedule_state, integration.schedule_cells,"
+        " integration.publish_budget cascade"
     )
     conn.commit()
     return network

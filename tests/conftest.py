@@ -20,11 +20,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
 from ident_hooks import embedded_pg  # noqa: E402
+from ident_hooks.config import CONFIG_PATH_VARIABLE, DEFAULT_CONFIG_PATH  # noqa: E402
 
 _SESSION = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 _state: dict[str, object] = {}
@@ -130,3 +132,19 @@ def point_ident_db(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("AIRFLOW_CONN_IDENT_DB", embedded_pg.airflow_connection(url))
 
     return point
+
+
+@pytest.fixture
+def aggregator_options(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """Run with include/integrations.yaml plus ``options`` on every aggregator instance
+    (``gzip``, ``max_request_bytes`` ...), through ``IDENT_INTEGRATIONS_CONFIG``."""
+
+    def configure(**options) -> None:
+        config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+        for entry in config["aggregators"].values():
+            entry.update(options)
+        path = tmp_path / f"integrations-{len(list(tmp_path.glob('integrations-*')))}.yaml"
+        path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+        monkeypatch.setenv(CONFIG_PATH_VARIABLE, str(path))
+
+    return configure

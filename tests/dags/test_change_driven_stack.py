@@ -10,6 +10,10 @@ four aggregator simulators must show them without waiting for the 10-minute time
   watcher's cursor is in the Asset's state store);
 * a burst of a hundred committed statements makes one or two runs per aggregator.
 
+Every instance sends gzip and its simulator inflates it: without gzip the byte budget
+(issue 17; what polling every 10 minutes sends) leaves nothing for an early send right
+after the first runs' full snapshots, and changes would go with the next tick.
+
 A failing aggregator keeping its changes until it accepts them is tested without the
 stack (``tests/schedule/test_change_driven.py``): here a run's retries take minutes.
 """
@@ -42,7 +46,8 @@ def clinic(clinic_conn):
 
 
 @pytest.fixture
-def services(clinic) -> Iterator[dict[str, SimulatedService]]:
+def services(clinic, aggregator_options) -> Iterator[dict[str, SimulatedService]]:
+    aggregator_options(gzip=True)  # the stack's processes inherit the config's path
     with started_simulators(clinic, AGGREGATORS, seed=5) as started:
         yield started
 
@@ -255,4 +260,8 @@ def test_changes_reach_every_aggregator_in_seconds(stack, services, clinic, clin
         " where finished_at > now() - interval '1 minute' order by publish_id"
     ).fetchall()
     clinic_conn.commit()
-    assert all(status == "sent" or mode == "idle" for _, mode, status in modes), modes
+    # A run the byte budget paces is deferred first (its task up for reschedule) and sends
+    # when Airflow runs it again: every aggregator's last row has sent or found nothing.
+    assert all(status in ("sent", "deferred") or mode == "idle" for _, mode, status in modes)
+    last = {aggregator: (mode, status) for aggregator, mode, status in modes}
+    assert all(status == "sent" or mode == "idle" for mode, status in last.values()), modes

@@ -8,9 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
-import yaml
 
-from ident_hooks.config import CONFIG_PATH_VARIABLE, DEFAULT_CONFIG_PATH
 from ident_hooks.schedule.engine import Schedule, compute_schedule
 from ident_hooks.schedule.publish import settings_for
 
@@ -146,22 +144,6 @@ def service_connection(monkeypatch: pytest.MonkeyPatch):
         return conn_id
 
     return point
-
-
-@pytest.fixture
-def aggregator_options(monkeypatch: pytest.MonkeyPatch, tmp_path):
-    """Run with include/integrations.yaml plus ``options`` on every aggregator instance
-    (``gzip``, ``max_request_bytes`` ...), through ``IDENT_INTEGRATIONS_CONFIG``."""
-
-    def configure(**options) -> None:
-        config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
-        for entry in config["aggregators"].values():
-            entry.update(options)
-        path = tmp_path / f"integrations-{len(list(tmp_path.glob('integrations-*')))}.yaml"
-        path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-        monkeypatch.setenv(CONFIG_PATH_VARIABLE, str(path))
-
-    return configure
 
 
 @pytest.fixture
