@@ -12,6 +12,10 @@ loopback simulator for every aggregator of a generated integrations file: the fo
 ``clinic.export_settings`` rows are written, so every instance publishes under the same
 defaults, and IDENT ids are per clinic entity, so twins send the same bodies.
 
+Change-driven instances send gzip by default (``--no-gzip`` to send plain JSON) and their
+simulators inflate it; the polling twins send plain JSON every tick, as IDENT's own polling
+does — the load each change-driven instance's byte budget defaults to (issue 17).
+
 How it measures:
 
 1. Warm-up: the publish DAGs' first runs (the scheduler creates them from the clock), then
@@ -39,10 +43,11 @@ shows the change (a change some instance never showed counts with its age). The 
 for the polling twins. Short phases make the hourly figures coarse: a 10-minute timer
 ticks once per 10 minutes, so use whole multiples of ``--poll-minutes``.
 
-Stack logs stay in ``.local/bench-schedule-freshness-<time>/``. Targets (issue 11), on a
-2-core machine: p95 <= 15 s at 30 doctors and one change a minute and at 2,000 doctors;
-an idle hour with no schedule reads and only what a service's rules require; at least
-10x fewer bytes per hour than polling at one change a minute.
+Stack logs stay in ``.local/bench-schedule-freshness-<time>/``. Targets (issues 11 and
+17), on a 2-core machine: p95 <= 15 s at 30 doctors and one change a minute; at 2,000
+doctors and 20 changes a minute every instance sends no more bytes per hour than its
+polling twin (the line ``within budget``), with its p95; an idle hour with no schedule
+reads and only what a service's rules require.
 """
 
 from __future__ import annotations
@@ -88,19 +93,20 @@ CHANGE_KINDS = ("book", "cancel", "move")
 # -- the platform ------------------------------------------------------------------------
 
 
-def write_integrations(path: Path, poll_minutes: int) -> IntegrationsConfig:
-    """The project's aggregators, change-driven, and a polling twin of each; no lead
-    sources (nothing but publishing runs)."""
+def write_integrations(path: Path, poll_minutes: int, gzip: bool) -> IntegrationsConfig:
+    """The project's aggregators, change-driven (sending gzip if ``gzip``), and a polling
+    twin of each sending plain JSON; no lead sources (nothing but publishing runs)."""
     source = yaml.safe_load((ROOT / "include" / "integrations.yaml").read_text(encoding="utf-8"))
     aggregators = {}
     for name, entry in source["aggregators"].items():
-        aggregators[name] = {**entry, "connection": name, "publish_on_change": True}
+        aggregators[name] = {**entry, "connection": name, "publish_on_change": True, "gzip": gzip}
         aggregators[f"{name}_poll"] = {
             **entry,
             "title": f"{entry.get('title') or AGGREGATOR_KINDS[entry['kind']].title} (опрос)",
             "connection": f"{name}_poll",
             "interval_minutes": poll_minutes,
             "publish_on_change": False,
+            "gzip": False,
         }
     data = {"clinic_timezone": source.get("clinic_timezone", "Europe/Moscow")}
     path.write_text(
@@ -566,6 +572,17 @@ def report(
             f" reads, {requests} requests, {sent} bytes"
         )
 
+    def sent(name: str) -> float:
+        return busy_totals.get(name, {}).get("bytes", 0) / busy_hours
+
+    twins = {n: f"{n}_poll" for n in groups["change"] if f"{n}_poll" in groups["poll"]}
+    for name, twin in twins.items():
+        _, p95, _ = quantiles(latencies(changes, [name], end))
+        print(
+            f"within budget: {name} {sent(name):,.0f} bytes/h"
+            f" {'<=' if sent(name) <= sent(twin) else '>'} {twin} {sent(twin):,.0f} bytes/h;"
+            f" p95 {_seconds(p95)} s"
+        )
     minutes = {int(a.interval.total_seconds() // 60) for a in config.aggregators}
     print(f"polling every {'/'.join(map(str, sorted(minutes)))} min: {line(groups['poll'])}")
     print(f"schedule freshness: {line(groups['change'])}")
@@ -730,7 +747,7 @@ def run(args: argparse.Namespace) -> None:
             " tick at all; its hourly figures are then zero for every instance"
         )
     config_path = folder / "integrations.yaml"
-    config = write_integrations(config_path, args.poll_minutes)
+    config = write_integrations(config_path, args.poll_minutes, args.gzip)
     # The triggers module (for the watchers' connection name) imports Airflow, which
     # writes under AIRFLOW_HOME: keep that in the run's folder too.
     os.environ["AIRFLOW_HOME"] = str(folder / "bench-airflow-home")
@@ -772,6 +789,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=33)
     parser.add_argument(
         "--poll-minutes", type=int, default=10, help="the polling twins' interval (today's)"
+    )
+    parser.add_argument(
+        "--gzip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the change-driven instances send gzip (the twins never do)",
     )
     parser.add_argument("--seed", type=int, help="repeat a run's choice of cells and moments")
     args = parser.parse_args()
