@@ -6,11 +6,14 @@ and store as pulled leads (``leads.store.store_leads``; unique per source and id
 resent request stays one lead), or a reject with its reason (``store_rejects``). Two copies
 of one lead arriving at once (Tilda's retry racing the first attempt) are serialised by a
 transaction lock on the lead's key, so the second sees the first's row.
+
+Every JSON push kind reads its body through ``json_body.read_json``, so what PostgreSQL
+could not keep is refused with a reason before anything is stored: a 503 would make the
+sender resend what is refused every time.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +22,8 @@ from typing import Any
 
 import psycopg
 
-from ident_hooks.leads.normalise import DoctorMatcher, Lead, Reject, RejectedRecord, without_nul
+from ident_hooks.intake.json_body import UnreadableJson, read_json
+from ident_hooks.leads.normalise import DoctorMatcher, Lead, Reject, RejectedRecord
 from ident_hooks.leads.sources import SourceSettings, tilda, uis_notification, webhook
 from ident_hooks.leads.store import store_leads, store_rejects
 
@@ -87,6 +91,14 @@ def _shown_body(body: bytes) -> dict[str, Any]:
     return {"body": body.decode("utf-8", "replace").replace("\x00", "")[:_SHOWN_BODY_CHARS]}
 
 
+def _json_body(req: Received) -> Any:
+    """The body of a JSON push kind, or a 400 that says why it cannot be kept."""
+    try:
+        return read_json(req.body)
+    except UnreadableJson as error:
+        raise _Refused(400, f"body is not JSON: {error}", _shown_body(req.body)) from None
+
+
 def _tilda_lead(req: Received, settings: SourceSettings) -> Lead | None:
     """The lead of a Tilda submission; None for Tilda's connection test."""
     if _media_type(req.content_type) != "application/x-www-form-urlencoded":
@@ -108,10 +120,7 @@ def _webhook_lead(
 ) -> Lead:
     if _media_type(req.content_type) != "application/json":
         raise _Refused(415, "the webhook takes application/json", _shown_body(req.body))
-    try:
-        raw = without_nul(json.loads(req.body.decode("utf-8")))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise _Refused(400, f"body is not JSON: {error}", _shown_body(req.body)) from None
+    raw = _json_body(req)
     try:
         return webhook.parse(
             raw, settings=settings, matcher=doctors.matcher(conn), received_at=req.received_at
@@ -122,10 +131,7 @@ def _webhook_lead(
 
 def _uis_lead(req: Received, settings: SourceSettings) -> Lead:
     # The Content-Type UIS sends is not published: the body is read as JSON whatever it says.
-    try:
-        raw = without_nul(json.loads(req.body.decode("utf-8")))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise _Refused(400, f"body is not JSON: {error}", _shown_body(req.body)) from None
+    raw = _json_body(req)
     try:
         return uis_notification.parse(raw, settings=settings, received_at=req.received_at)
     except RejectedRecord as rejected:
