@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from dataclasses import replace
 
 import httpx
@@ -18,12 +19,14 @@ import pytest
 from tests.intake.conftest import (
     SITE_SECRET,
     SOURCES,
+    TILDA_SECRET,
     UIS_SECRET,
     UIS_SOURCE,
     leads,
 )
 
 SHOWN_BODY_CHARS = 4000  # what a reject row keeps of a body it could not read
+LONG_ID = random.Random(0).randbytes(15_000).hex()  # random: the index cannot compress it
 # A lead either JSON push kind would store, then one hostile field.
 LEAD = b'{"id": "h1", "notification_mnemonic": "lost_call", "call_session_id": 1001, '
 # The bodies every JSON push kind refuses, with the reason after "body is not JSON: ".
@@ -116,4 +119,36 @@ def test_json_the_database_cannot_keep_is_400_with_a_reject(
     assert reject == {"source": source, "reason": reason, "raw": {"body": shown}}
     assert leads(intake_db) == []
     assert f"{source} ({kind}): 400 rejected" in server_log.text
+    assert_no_traceback(server_log)
+
+
+def _with_long_id(kind: str) -> tuple[str, dict]:
+    if kind == "tilda":
+        return "tranid", {"Phone": "+79161112233", "formid": "f1", "tranid": LONG_ID}
+    if kind == "webhook":
+        return "id", {"id": LONG_ID, "phone": "+79161112233"}
+    return "call_session_id", {"notification_mnemonic": "lost_call", "call_session_id": LONG_ID}
+
+
+@pytest.mark.parametrize("kind", ["tilda", "webhook", "uis_notification"])
+def test_an_overlong_id_is_422_with_a_reject(intake, intake_db, server_log, kind):
+    field, record = _with_long_id(kind)
+    if kind == "tilda":
+        source = "tilda"
+        response = httpx.post(f"{intake.url}/tilda/tilda/{TILDA_SECRET}", data=record)
+    else:
+        source = "site_form" if kind == "webhook" else "uis_calls"
+        response = post_json(intake, kind, json.dumps(record).encode())
+
+    reason = f"{field}: record id longer than 500 characters"
+    assert (response.status_code, response.json()) == (422, {"error": reason})
+    request, reject = kept(intake_db)
+    assert (request["source"], request["outcome"], request["http_status"]) == (
+        source,
+        "rejected",
+        422,
+    )
+    assert request["reason"] == reason
+    assert reject == {"source": source, "reason": reason, "raw": record}
+    assert leads(intake_db) == []
     assert_no_traceback(server_log)
