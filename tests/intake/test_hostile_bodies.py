@@ -152,3 +152,40 @@ def test_an_overlong_id_is_422_with_a_reject(intake, intake_db, server_log, kind
     assert reject == {"source": source, "reason": reason, "raw": record}
     assert leads(intake_db) == []
     assert_no_traceback(server_log)
+
+
+@pytest.fixture
+def comments_limited(intake_db):
+    """A clinic database with a rule of its own that the normaliser does not know."""
+    intake_db.execute(
+        "alter table integration.leads add constraint comment_fits"
+        " check (char_length(comment) <= 1000)"
+    )
+    intake_db.commit()
+    yield
+    intake_db.rollback()
+    intake_db.execute("alter table integration.leads drop constraint comment_fits")
+    intake_db.commit()
+
+
+def test_a_lead_the_database_refuses_is_422_with_a_reject(
+    intake, intake_db, comments_limited, server_log
+):
+    record = {"id": "c1", "phone": "+79161112233", "comment": "Перезвоните" * 200}
+
+    response = post_json(intake, "webhook", json.dumps(record, ensure_ascii=False).encode())
+
+    reason = (
+        'the database refused the lead: new row for relation "leads" violates check'
+        ' constraint "comment_fits"'
+    )
+    assert (response.status_code, response.json()) == (422, {"error": reason})
+    request, reject = kept(intake_db)
+    assert (request["outcome"], request["http_status"], request["reason"]) == (
+        "rejected",
+        422,
+        reason,
+    )
+    assert reject == {"source": "site_form", "reason": reason, "raw": record}
+    assert leads(intake_db) == []
+    assert_no_traceback(server_log)

@@ -8,8 +8,10 @@ of one lead arriving at once (Tilda's retry racing the first attempt) are serial
 transaction lock on the lead's key, so the second sees the first's row.
 
 Every JSON push kind reads its body through ``json_body.read_json``, so what PostgreSQL
-could not keep is refused with a reason before anything is stored: a 503 would make the
-sender resend what is refused every time.
+could not keep is refused with a reason before anything is stored. Should the database
+still refuse a lead (a rule of the clinic's database that the normaliser does not know),
+the lead's savepoint is rolled back and the request is kept as a 422 reject: a 503 would
+make the sender resend what is refused every time.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ident_hooks.leads.store import store_leads, store_rejects
 TILDA, WEBHOOK, UIS_NOTIFICATION = "tilda", "webhook", "uis_notification"
 _SHOWN_BODY_CHARS = 4000  # how much of an unreadable body a reject row keeps
 _DOCTORS_TTL_SECONDS = 60.0
+_RACES = (psycopg.errors.UniqueViolation, psycopg.errors.ExclusionViolation)
 
 
 @dataclass(frozen=True)
@@ -183,19 +186,30 @@ def receive(
             lead = _uis_lead(req, settings)
         else:
             lead = _webhook_lead(req, settings, conn, doctors)
+        if lead is None:
+            _record(conn, req, "test", 200)
+            return Answer(200, "test", {"status": "ok"})
+        return _store(conn, req, lead)
     except _Refused as refused:
         store_rejects(conn, [Reject(req.source.name, refused.raw, refused.reason)])
         _record(conn, req, "rejected", refused.status, reason=refused.reason)
         return Answer(refused.status, "rejected", {"error": refused.reason})
-    if lead is None:
-        _record(conn, req, "test", 200)
-        return Answer(200, "test", {"status": "ok"})
+
+
+def _store(conn: psycopg.Connection, req: Received, lead: Lead) -> Answer:
     # Serialise copies of one lead (a retry racing its first attempt) until commit.
     conn.execute(
         "select pg_advisory_xact_lock(hashtextextended(%s, 0))",
         (f"intake\x1f{lead.source}\x1f{lead.external_id}",),
     )
-    result = store_leads(conn, [lead])
+    try:
+        with conn.transaction():  # a savepoint: a refused lead leaves the request to record
+            result = store_leads(conn, [lead])
+    except psycopg.Error as error:
+        if not _refused_by_database(error):
+            raise
+        reason = f"the database refused the lead: {error.diag.message_primary or error}"
+        raise _Refused(422, reason, lead.raw) from None
     outcome = "stored" if result.inserted else "repeated"
     (lead_id,) = conn.execute(
         "select lead_id from integration.leads where source = %s and external_id = %s",
@@ -203,3 +217,13 @@ def receive(
     ).fetchone()
     _record(conn, req, outcome, 200, external_id=lead.external_id, lead_id=lead_id)
     return Answer(200, outcome, {"status": outcome, "id": lead.external_id})
+
+
+def _refused_by_database(error: psycopg.Error) -> bool:
+    """The database refused what the lead holds, and would refuse it again (a 4xx), as
+    opposed to being away, busy or in a race that a retry gets past (503)."""
+    if isinstance(error, psycopg.IntegrityError):
+        return not isinstance(error, _RACES)
+    # Class 22 (data exception; also what psycopg refuses to send) and 54 (a limit, such
+    # as the size of an index entry).
+    return isinstance(error, psycopg.DataError) or (error.sqlstate or "").startswith("54")
