@@ -189,3 +189,36 @@ def test_a_lead_the_database_refuses_is_422_with_a_reject(
     assert reject == {"source": "site_form", "reason": reason, "raw": record}
     assert leads(intake_db) == []
     assert_no_traceback(server_log)
+
+
+def test_a_chunked_body_over_the_limit_is_told_by_what_was_read(
+    intake_db, base_settings, start_intake, server_log
+):
+    small = start_intake(replace(base_settings, max_body_bytes=1024))
+    sent = json.dumps({"id": "big", "comment": "я" * 2000}).encode()
+
+    def chunks():  # no Content-Length: the size is known only by reading
+        yield sent[:600]
+        yield sent[600:]
+
+    response = httpx.post(
+        f"{small.url}/webhook/site_form",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {SITE_SECRET}", "Content-Type": "application/json"},
+    )
+
+    request, reject = kept(intake_db)
+    read = request["body_bytes"]  # reading stops with the piece that passes the limit
+    assert 1024 < read <= len(sent)
+    reason = f"body of at least {read} bytes is over the limit of 1024"
+    assert (response.status_code, response.json()) == (413, {"error": reason})
+    assert request == {
+        "source": "site_form",
+        "outcome": "rejected",
+        "http_status": 413,
+        "body_bytes": read,
+        "reason": reason,
+        "body": sent[:1024],  # what was read, up to the limit
+    }
+    assert (reject["reason"], reject["raw"]["body_bytes"]) == (reason, read)
+    assert_no_traceback(server_log)

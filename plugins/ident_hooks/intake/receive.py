@@ -54,6 +54,7 @@ class Received:
     body_bytes: int  # what the sender sent (or declared)
     received_at: datetime
     too_large_limit: int | None = None  # set when the body was over this limit
+    body_bytes_at_least: bool = False  # sent without a length: body_bytes is what was read
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,8 @@ def receive(
     settings = SourceSettings(source=req.source.name, timezone=timezone)
     try:
         if req.too_large_limit is not None:
-            reason = f"body of {req.body_bytes} bytes is over the limit of {req.too_large_limit}"
-            raise _Refused(413, reason, {"body_bytes": req.body_bytes, **_shown_body(req.body)})
+            raw = {"body_bytes": req.body_bytes, **_shown_body(req.body)}
+            raise _Refused(413, _too_large(req), raw)
         if req.source.kind == TILDA:
             lead = _tilda_lead(req, settings)
         elif req.source.kind == UIS_NOTIFICATION:
@@ -194,6 +195,11 @@ def receive(
         store_rejects(conn, [Reject(req.source.name, refused.raw, refused.reason)])
         _record(conn, req, "rejected", refused.status, reason=refused.reason)
         return Answer(refused.status, "rejected", {"error": refused.reason})
+
+
+def _too_large(req: Received) -> str:
+    size = f"at least {req.body_bytes}" if req.body_bytes_at_least else str(req.body_bytes)
+    return f"body of {size} bytes is over the limit of {req.too_large_limit}"
 
 
 def _store(conn: psycopg.Connection, req: Received, lead: Lead) -> Answer:
