@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
-import pwd
 import socket
 import statistics
 import threading
 import time
 from zoneinfo import ZoneInfo
 
-from _common import bench_database
+from _common import bench_database, restart_embedded_server
 
 TILDA_SECRET, SITE_SECRET = "bench-tilda-secret", "bench-site-secret"
 
@@ -57,25 +55,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _restart_database(after_seconds: float) -> None:
+def _restart_database(after_seconds: float, stopping: threading.Event) -> None:
     """Restart the embedded server under the senders' feet (fast shutdown: connections drop)."""
-    import subprocess
-
-    from _common import ROOT
-    from pgserver._commands import POSTGRES_BIN_PATH
-
-    time.sleep(after_seconds)
-    datadir = ROOT / ".local" / "bench-pgdata"
-    log = str(datadir / "log")
-    command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(datadir), "-l", log, "-m", "fast", "-w"]
-    if os.geteuid() == 0:  # pg_ctl refuses root; pgserver runs the server as its own user
-        owner = pwd.getpwuid(datadir.stat().st_uid).pw_name
-        command = ["runuser", "-u", owner, "--", *command]
+    if stopping.wait(after_seconds):
+        return
     began = time.perf_counter()
-    # No pipes: the restarted server would hold them open, and this call would never return.
-    subprocess.run(
-        [*command, "restart"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    restart_embedded_server()
     print(f"database restarted at {after_seconds:.0f} s ({time.perf_counter() - began:.1f} s)")
 
 
@@ -96,9 +81,15 @@ def main() -> None:
 
     url, drop = bench_database()
     port = _free_port()
-    server = multiprocessing.get_context("fork").Process(target=_serve, args=(url, port))
+    # daemon: should anything stop this process before its finally, multiprocessing's own
+    # exit handler still terminates the server
+    server = multiprocessing.get_context("fork").Process(
+        target=_serve, args=(url, port), daemon=True
+    )
     server.start()
     base = f"http://127.0.0.1:{port}"
+    stopping = threading.Event()  # set when the run ends early (Ctrl-C, SIGTERM, an error)
+    threads: list[threading.Thread] = []
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -118,7 +109,7 @@ def main() -> None:
 
         def send(client: httpx.Client, kind: str, lead_id: str) -> None:
             """Until the lead is answered 2xx, as a sender that wants it kept would."""
-            while True:
+            while not stopping.is_set():
                 started = time.perf_counter()
                 try:
                     if kind == "tilda":
@@ -153,7 +144,7 @@ def main() -> None:
         def sender(number: int) -> None:
             with httpx.Client(base_url=base, timeout=5) as client:
                 serial = 0
-                while time.monotonic() < stop_at:
+                while time.monotonic() < stop_at and not stopping.is_set():
                     serial += 1
                     kind = "tilda" if serial % 2 else "webhook"
                     lead_id = f"{number}:{serial}"
@@ -161,10 +152,10 @@ def main() -> None:
                     if serial % 10 == 0:
                         send(client, kind, lead_id)  # Tilda's retry of the same submission
 
-        threads = [threading.Thread(target=sender, args=(n,)) for n in range(args.senders)]
+        threads += [threading.Thread(target=sender, args=(n,)) for n in range(args.senders)]
         if args.restart_db_after is not None:
             threads.append(
-                threading.Thread(target=_restart_database, args=(args.restart_db_after,))
+                threading.Thread(target=_restart_database, args=(args.restart_db_after, stopping))
             )
         started = time.perf_counter()
         for thread in threads:
@@ -194,8 +185,15 @@ def main() -> None:
             f" accepted {len(accepted)}, stored {stored}, duplicates {stored - distinct}"
         )
     finally:
+        stopping.set()
+        for thread in threads:
+            if thread.is_alive():
+                thread.join()
         server.terminate()
         server.join(10)
+        if server.is_alive():
+            server.kill()
+            server.join()
         drop()
 
 

@@ -34,7 +34,10 @@ def main() -> None:
         "AIRFLOW_CONN_IDENT_DB",
         embedded_pg.airflow_connection(embedded_pg.socket_url(ROOT / ".local" / "pgdata", "ident")),
     )
-    intervals = {s.name: s.interval.total_seconds() for s in load_config().lead_sources}
+    # A pushed source (no interval) is stored as it arrives: its target is 30 s.
+    intervals = {
+        s.name: s.interval.total_seconds() if s.interval else 0 for s in load_config().lead_sources
+    }
     with connect() as conn:
         rows = conn.execute(
             """

@@ -36,14 +36,20 @@ def main() -> None:
         with psycopg.connect(url) as conn:
             demo.load(conn, clinic)
         doctors = [(d[0], d[1]) for d in clinic.doctors]
-        simulator = build_simulators(doctors, [b[0] for b in clinic.branches])[args.source].server
-        now = datetime.now(UTC)
-        started = time.perf_counter()
-        for n in range(args.leads):
-            simulator.add_lead(now - timedelta(seconds=n))
-        records = simulator.records
-        simulator.stop()
-        made = time.perf_counter() - started
+        services = build_simulators(doctors, [b[0] for b in clinic.branches])
+        try:  # only their records are used: none is started, but each holds a socket
+            simulator = services[args.source].server
+            now = datetime.now(UTC)
+            started = time.perf_counter()
+            for n in range(args.leads):
+                simulator.add_lead(now - timedelta(seconds=n))
+            records = simulator.records
+            made = time.perf_counter() - started
+        finally:
+            for service in services.values():
+                for server in (service.server, service.timetable):
+                    if server is not None:
+                        server.stop()
 
         adapter = adapter_for(load_config().lead_source(args.source).kind)
         settings = SourceSettings(source=args.source)

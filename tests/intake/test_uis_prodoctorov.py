@@ -16,12 +16,16 @@ import httpx
 import psycopg
 import pytest
 
-from ident_hooks.intake.receive import PushSource
 from ident_hooks.registry import LEAD_SOURCE_KINDS
-from tests.intake.conftest import RECEIVED_AT, SOURCES, TILDA_SECRET, leads
+from tests.intake.conftest import (
+    RECEIVED_AT,
+    SOURCES,
+    TILDA_SECRET,
+    UIS_SECRET,
+    UIS_SOURCE,
+    leads,
+)
 
-UIS_SECRET = "u1s-5ecret-qrs"
-UIS_SOURCE = PushSource("uis_calls", "uis_notification", "UIS: звонки", UIS_SECRET)
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 LOST_CALL = {
     "notification_mnemonic": "lost_call",

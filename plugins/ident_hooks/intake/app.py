@@ -96,13 +96,13 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         if wait:
             return _error(429, "too many requests", **{"Retry-After": str(max(1, round(wait)))})
         received_at = settings.clock()
-        too_large = None
+        too_large, at_least = None, False
         try:
             body = await read_body(request, settings.max_body_bytes)
             size = len(body)
         except BodyTooLarge as over:
-            body, too_large = over.head, settings.max_body_bytes
-            size = over.size or len(over.head) + 1
+            body, size, too_large = over.head, over.size, settings.max_body_bytes
+            at_least = not over.declared  # sent without a length: what was read
         req = Received(
             source=source,
             content_type=request.headers.get("content-type"),
@@ -110,6 +110,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             body_bytes=size,
             received_at=received_at,
             too_large_limit=too_large,
+            body_bytes_at_least=at_least,
         )
         try:
             answer: Answer = await in_database(

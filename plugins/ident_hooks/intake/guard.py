@@ -51,23 +51,21 @@ class TokenBucket:
 
 
 class BodyTooLarge(Exception):
-    def __init__(self, head: bytes, size: int | None) -> None:
-        super().__init__(f"body over the limit ({size or 'unknown'} bytes)")
-        self.head = head
-        self.size = size  # the declared size; None when the sender did not declare one
+    def __init__(self, head: bytes, size: int, *, declared: bool) -> None:
+        super().__init__(f"body over the limit ({size} bytes {'declared' if declared else 'read'})")
+        self.head = head  # the body up to the limit (nothing when refused on its declared size)
+        self.size = size  # the declared size, else the bytes read until the limit was passed
+        self.declared = declared
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused as soon as it is known to be over ``limit`` bytes."""
     declared = request.headers.get("content-length")
-    size = int(declared) if declared and declared.isdigit() else None
-    if size is not None and size > limit:
-        raise BodyTooLarge(b"", size)
-    chunks: list[bytes] = []
-    received = 0
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(b"", int(declared), declared=True)
+    body = bytearray()
     async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise BodyTooLarge(b"".join(chunks)[:limit], size)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(bytes(body[:limit]), len(body), declared=False)
+    return bytes(body)

@@ -6,11 +6,16 @@ and store as pulled leads (``leads.store.store_leads``; unique per source and id
 resent request stays one lead), or a reject with its reason (``store_rejects``). Two copies
 of one lead arriving at once (Tilda's retry racing the first attempt) are serialised by a
 transaction lock on the lead's key, so the second sees the first's row.
+
+Every JSON push kind reads its body through ``json_body.read_json``, so what PostgreSQL
+could not keep is refused with a reason before anything is stored. Should the database
+still refuse a lead (a rule of the clinic's database that the normaliser does not know),
+the lead's savepoint is rolled back and the request is kept as a 422 reject: a 503 would
+make the sender resend what is refused every time.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +24,8 @@ from typing import Any
 
 import psycopg
 
-from ident_hooks.leads.normalise import DoctorMatcher, Lead, Reject, RejectedRecord, without_nul
+from ident_hooks.intake.json_body import UnreadableJson, read_json
+from ident_hooks.leads.normalise import DoctorMatcher, Lead, Reject, RejectedRecord
 from ident_hooks.leads.sources import SourceSettings, tilda, uis_notification, webhook
 from ident_hooks.leads.store import store_leads, store_rejects
 
@@ -27,6 +33,7 @@ from ident_hooks.leads.store import store_leads, store_rejects
 TILDA, WEBHOOK, UIS_NOTIFICATION = "tilda", "webhook", "uis_notification"
 _SHOWN_BODY_CHARS = 4000  # how much of an unreadable body a reject row keeps
 _DOCTORS_TTL_SECONDS = 60.0
+_RACES = (psycopg.errors.UniqueViolation, psycopg.errors.ExclusionViolation)
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class Received:
     body_bytes: int  # what the sender sent (or declared)
     received_at: datetime
     too_large_limit: int | None = None  # set when the body was over this limit
+    body_bytes_at_least: bool = False  # sent without a length: body_bytes is what was read
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,14 @@ def _shown_body(body: bytes) -> dict[str, Any]:
     return {"body": body.decode("utf-8", "replace").replace("\x00", "")[:_SHOWN_BODY_CHARS]}
 
 
+def _json_body(req: Received) -> Any:
+    """The body of a JSON push kind, or a 400 that says why it cannot be kept."""
+    try:
+        return read_json(req.body)
+    except UnreadableJson as error:
+        raise _Refused(400, f"body is not JSON: {error}", _shown_body(req.body)) from None
+
+
 def _tilda_lead(req: Received, settings: SourceSettings) -> Lead | None:
     """The lead of a Tilda submission; None for Tilda's connection test."""
     if _media_type(req.content_type) != "application/x-www-form-urlencoded":
@@ -108,10 +124,7 @@ def _webhook_lead(
 ) -> Lead:
     if _media_type(req.content_type) != "application/json":
         raise _Refused(415, "the webhook takes application/json", _shown_body(req.body))
-    try:
-        raw = without_nul(json.loads(req.body.decode("utf-8")))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise _Refused(400, f"body is not JSON: {error}", _shown_body(req.body)) from None
+    raw = _json_body(req)
     try:
         return webhook.parse(
             raw, settings=settings, matcher=doctors.matcher(conn), received_at=req.received_at
@@ -122,10 +135,7 @@ def _webhook_lead(
 
 def _uis_lead(req: Received, settings: SourceSettings) -> Lead:
     # The Content-Type UIS sends is not published: the body is read as JSON whatever it says.
-    try:
-        raw = without_nul(json.loads(req.body.decode("utf-8")))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise _Refused(400, f"body is not JSON: {error}", _shown_body(req.body)) from None
+    raw = _json_body(req)
     try:
         return uis_notification.parse(raw, settings=settings, received_at=req.received_at)
     except RejectedRecord as rejected:
@@ -169,27 +179,43 @@ def receive(
     settings = SourceSettings(source=req.source.name, timezone=timezone)
     try:
         if req.too_large_limit is not None:
-            reason = f"body of {req.body_bytes} bytes is over the limit of {req.too_large_limit}"
-            raise _Refused(413, reason, {"body_bytes": req.body_bytes, **_shown_body(req.body)})
+            raw = {"body_bytes": req.body_bytes, **_shown_body(req.body)}
+            raise _Refused(413, _too_large(req), raw)
         if req.source.kind == TILDA:
             lead = _tilda_lead(req, settings)
         elif req.source.kind == UIS_NOTIFICATION:
             lead = _uis_lead(req, settings)
         else:
             lead = _webhook_lead(req, settings, conn, doctors)
+        if lead is None:
+            _record(conn, req, "test", 200)
+            return Answer(200, "test", {"status": "ok"})
+        return _store(conn, req, lead)
     except _Refused as refused:
         store_rejects(conn, [Reject(req.source.name, refused.raw, refused.reason)])
         _record(conn, req, "rejected", refused.status, reason=refused.reason)
         return Answer(refused.status, "rejected", {"error": refused.reason})
-    if lead is None:
-        _record(conn, req, "test", 200)
-        return Answer(200, "test", {"status": "ok"})
+
+
+def _too_large(req: Received) -> str:
+    size = f"at least {req.body_bytes}" if req.body_bytes_at_least else str(req.body_bytes)
+    return f"body of {size} bytes is over the limit of {req.too_large_limit}"
+
+
+def _store(conn: psycopg.Connection, req: Received, lead: Lead) -> Answer:
     # Serialise copies of one lead (a retry racing its first attempt) until commit.
     conn.execute(
         "select pg_advisory_xact_lock(hashtextextended(%s, 0))",
         (f"intake\x1f{lead.source}\x1f{lead.external_id}",),
     )
-    result = store_leads(conn, [lead])
+    try:
+        with conn.transaction():  # a savepoint: a refused lead leaves the request to record
+            result = store_leads(conn, [lead])
+    except psycopg.Error as error:
+        if not _refused_by_database(error):
+            raise
+        reason = f"the database refused the lead: {error.diag.message_primary or error}"
+        raise _Refused(422, reason, lead.raw) from None
     outcome = "stored" if result.inserted else "repeated"
     (lead_id,) = conn.execute(
         "select lead_id from integration.leads where source = %s and external_id = %s",
@@ -197,3 +223,13 @@ def receive(
     ).fetchone()
     _record(conn, req, outcome, 200, external_id=lead.external_id, lead_id=lead_id)
     return Answer(200, outcome, {"status": outcome, "id": lead.external_id})
+
+
+def _refused_by_database(error: psycopg.Error) -> bool:
+    """The database refused what the lead holds, and would refuse it again (a 4xx), as
+    opposed to being away, busy or in a race that a retry gets past (503)."""
+    if isinstance(error, psycopg.IntegrityError):
+        return not isinstance(error, _RACES)
+    # Class 22 (data exception; also what psycopg refuses to send) and 54 (a limit, such
+    # as the size of an index entry).
+    return isinstance(error, psycopg.DataError) or (error.sqlstate or "").startswith("54")

@@ -30,6 +30,9 @@ UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content
 SOURCE_CANCELLED, SOURCE_DELETED = "cancelled", "deleted"
 SOURCE_STATES = (SOURCE_CANCELLED, SOURCE_DELETED)
 _REASON_VALUE_CHARS = 80  # enough to recognise a bad value; huge fields stay out of reasons
+# Far longer than any source's ids; a much longer one (up to 4 bytes a character) would not
+# fit an entry of the leads' unique index (2704 bytes), and the whole batch would fail.
+MAX_RECORD_ID_CHARS = 500
 
 
 class RejectedRecord(ValueError):
@@ -111,13 +114,18 @@ def clean_text(value: Any, field_name: str) -> str | None:
 
 
 def record_id(value: Any, field_name: str = "id") -> str:
-    """The source's id of a record as text; missing or non-scalar ids reject the record."""
+    """The source's id of a record as text; missing, non-scalar or overlong ids reject it."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str):
+        text = str(value)
+    elif isinstance(value, str):
         text = value.replace("\x00", "").strip()
-        if text:
-            return text
+    else:
+        text = ""
+    if len(text) > MAX_RECORD_ID_CHARS:
+        limit = MAX_RECORD_ID_CHARS
+        raise RejectedRecord(f"{field_name}: record id longer than {limit} characters")
+    if text:
+        return text
     if value is None or value == "":
         raise RejectedRecord(f"{field_name}: missing record id")
     raise RejectedRecord(f"{field_name}: record id must be text or integer, got {_shown(value)}")
