@@ -133,6 +133,22 @@ def clinic() -> ClinicData:
 
 
 @pytest.fixture
+def unpublished_demo(clinic_conn):
+    """The clinic database with a small demo network (6 doctors, 40 days from 08:50 Moscow
+    on 2026-12-02) that nothing has been published from yet."""
+    from ident_hooks import demo
+
+    demo.load(clinic_conn, demo.generate(6, 40, now=dt.datetime(2026, 12, 2, 5, 50, tzinfo=dt.UTC)))
+    clinic_conn.execute(
+        "truncate integration.publish_log, integration.publish_state, integration.leads,"
+        " integration.schedule_state, integration.schedule_cells, integration.publish_budget"
+        " cascade"
+    )
+    clinic_conn.commit()
+    return clinic_conn
+
+
+@pytest.fixture
 def service_connection(monkeypatch: pytest.MonkeyPatch):
     """Point an Airflow connection (env ``AIRFLOW_CONN_<ID>``) at a simulator."""
 

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from ident_hooks import demo
 from ident_hooks.http_client import ServiceError
 from ident_hooks.schedule.aggregators import publisher
 from ident_hooks.schedule.engine import compute_schedule
@@ -24,24 +23,18 @@ from ident_hooks.simulators.ident_timetable import IdentTimetableSimulator
 from ident_hooks.simulators.napopravku import NapopravkuSimulator
 from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
 
-# 08:50 in Moscow. Publishing counts the cut-off from "now" rounded up to the half hour
-# (09:00): runs a minute or two apart publish for the same moment, so any difference in
-# what they send is the change itself.
+# 08:50 in Moscow, the moment of the demo (conftest's ``unpublished_demo``). Today's
+# cut-off counts from each run's moment exactly; the demo's slots start on the half hour,
+# so runs a minute or two apart cross none of them: any difference in what they send is
+# the change itself.
 NOW = datetime(2026, 12, 2, 5, 50, tzinfo=UTC)
 NO_WAIT = {"backoff_seconds": 0, "sleep": lambda _seconds: None}
 SECRET = "change-test-secret"
 
 
 @pytest.fixture
-def clinic(clinic_conn):
-    demo.load(clinic_conn, demo.generate(6, 40, now=NOW))
-    clinic_conn.execute(
-        "truncate integration.publish_log, integration.publish_state, integration.leads,"
-        " integration.schedule_state, integration.schedule_cells, integration.publish_budget"
-        " cascade"
-    )
-    clinic_conn.commit()
-    return clinic_conn
+def clinic(unpublished_demo):
+    return unpublished_demo
 
 
 class Clock:

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from ident_hooks import demo
 from ident_hooks.http_client import ServiceRejected
 from ident_hooks.schedule.aggregators import RequestTooLarge, publisher
 from ident_hooks.schedule.publish import publish_schedule
@@ -98,14 +97,8 @@ def express(express_app) -> Iterator:
 
 
 @pytest.fixture
-def clinic(clinic_conn):
-    demo.load(clinic_conn, demo.generate(6, 40, now=NOW))
-    clinic_conn.execute(
-        "truncate integration.publish_log, integration.publish_state, integration.leads,"
-        " integration.schedule_state, integration.schedule_cells, integration.publish_budget"
-    )
-    clinic_conn.commit()
-    return clinic_conn
+def clinic(unpublished_demo):
+    return unpublished_demo
 
 
 def _publish(conn, url: str, service_connection):

@@ -375,7 +375,6 @@ def publish_schedule(
         )
         if send is not None
     ]
-    summary.requests_skipped = len(requests) - len(planned)
     for send in planned:
         send.wire = gzip_body(send.request.body) if instance.gzip else send.request.body
     budget, spent_until = None, None
@@ -389,6 +388,7 @@ def publish_schedule(
             planned = _within_budget(
                 planned, budget, spent_until, now, next_tick(now, instance.interval), summary
             )
+    summary.requests_skipped = len(requests) - len(planned)
     first_free = _first_free_today(schedule)
     try:
         for send in planned:
