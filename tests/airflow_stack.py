@@ -35,10 +35,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import psutil
@@ -60,6 +60,40 @@ QUEUE = "ident_stack_test"
 WORKER_CONCURRENCY = 2  # the machine running the tests has few cores
 STOP_GRACE_SECONDS = 20
 _VARIABLE = re.compile(r"(?<!\$)\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^${}]*))?\}")
+
+
+def wait_for(
+    description: str,
+    probe: Callable[[], Any],
+    *,
+    deadline: float,
+    poll: float = 1.0,
+    check: Callable[[], None] | None = None,
+    fail: Callable[[str], NoReturn] | None = None,
+) -> Any:
+    """Poll ``probe`` until it returns something truthy and return that; fail once the
+    ``time.monotonic()`` ``deadline`` has passed with the probe asked one last time.
+
+    The one way tests wait for an asynchronous effect (a run, an event, a notification, a
+    request a simulator received, a log line): the machine may be busy, so a fixed sleep
+    followed by a single read is never enough. ``check`` runs before each probe (e.g. to
+    fail at once when a process the effect depends on has exited); ``fail`` reports the
+    time-out (default ``pytest.fail``), with whatever diagnostics it adds. A probe that
+    cannot reach an HTTP server yet counts as not found.
+    """
+    while True:
+        if check is not None:
+            check()
+        last_look = time.monotonic() >= deadline
+        try:
+            found = probe()
+        except requests.RequestException:
+            found = None
+        if found:
+            return found
+        if last_look:
+            (fail or pytest.fail)(f"timed out waiting for {description}")
+        time.sleep(max(0.0, min(poll, deadline - time.monotonic())))
 
 
 def redis_server() -> str:
@@ -201,7 +235,7 @@ class AirflowStack:
             parts.append(f"--- {name} (last {lines} lines of {self.log_path(name)}) ---\n{tail}")
         return "\n".join(parts)
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str) -> NoReturn:
         pytest.fail(f"{message}\n{self.diagnostics()}", pytrace=False)
 
     def check_alive(self) -> None:
@@ -209,18 +243,22 @@ class AirflowStack:
             if process.poll() is not None:
                 self.fail(f"{name} exited with {process.returncode}")
 
-    def wait_for(self, description: str, probe, *, poll: float = 1.0) -> Any:
-        """Poll ``probe`` until it returns something truthy, within the stack's deadline."""
-        while time.monotonic() < self.deadline:
-            self.check_alive()
-            try:
-                found = probe()
-            except requests.RequestException:
-                found = None
-            if found:
-                return found
-            time.sleep(poll)
-        self.fail(f"timed out waiting for {description}")
+    def wait_for(
+        self, description: str, probe, *, poll: float = 1.0, within: float | None = None
+    ) -> Any:
+        """Poll ``probe`` until it returns something truthy, within ``within`` seconds (if
+        given) and the stack's deadline; every service must stay up meanwhile."""
+        deadline = (
+            self.deadline if within is None else min(self.deadline, time.monotonic() + within)
+        )
+        return wait_for(
+            description,
+            probe,
+            deadline=deadline,
+            poll=poll,
+            check=self.check_alive,
+            fail=self.fail,
+        )
 
     # -- processes -----------------------------------------------------
     def launch(self, name: str, command: list[str], env: dict[str, str]) -> None:

@@ -3,19 +3,16 @@ tests and the inbox's webhook-to-screen test."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
+import pytest
 import uvicorn
+from airflow_stack import free_port, wait_for
 
 from ident_hooks.intake.app import IntakeSettings, create_app
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+STARTUP_SECONDS = 30
 
 
 class RunningIntake:
@@ -35,11 +32,18 @@ class RunningIntake:
 
     def start(self) -> RunningIntake:
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the intake app did not start")
-            time.sleep(0.02)
+
+        def running() -> None:
+            if not self.thread.is_alive():
+                pytest.fail("the intake app stopped before it started")
+
+        wait_for(
+            "the intake app to start",
+            lambda: self.server.started,
+            deadline=time.monotonic() + STARTUP_SECONDS,
+            poll=0.02,
+            check=running,
+        )
         return self
 
     def stop(self) -> None:

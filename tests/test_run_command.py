@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,35 +18,36 @@ from pathlib import Path
 
 import pytest
 import requests
+from airflow_stack import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "pull_leads_site_main"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _waiter(process: subprocess.Popen, output: Path, local: Path):
+    """``wait(what, condition, seconds)``: :func:`airflow_stack.wait_for` while the run
+    command is up, failing with its output if it exits and with Airflow's log on time-out."""
 
-
-def _wait(condition, timeout: float, what: str, process: subprocess.Popen, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def running() -> None:
         if process.poll() is not None:
-            pytest.fail(
-                f"the run command exited ({process.returncode}):\n{log.read_text()[-3000:]}"
-            )
-        value = condition()
-        if value:
-            return value
-        time.sleep(2)
-    tail = (log.parent / "airflow.log").read_text(errors="replace")[-3000:]
-    pytest.fail(f"timed out waiting for {what}; airflow.log ends:\n{tail}")
+            tail = output.read_text(errors="replace")[-3000:]
+            pytest.fail(f"the run command exited ({process.returncode}):\n{tail}")
+
+    def timed_out(message: str):
+        log = local / "airflow.log"
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log yet)"
+        pytest.fail(f"{message}; airflow.log ends:\n{tail}")
+
+    def wait(what: str, condition, seconds: float):
+        deadline = time.monotonic() + seconds
+        return wait_for(what, condition, deadline=deadline, poll=2.0, check=running, fail=timed_out)
+
+    return wait
 
 
 @pytest.mark.slow
 def test_run_command_on_another_port_runs_a_dag_to_success(tmp_path):
-    port, intake_port = _free_port(), _free_port()
+    port, intake_port = free_port(), free_port()
     local = tmp_path / "local"
     env = {
         key: value
@@ -74,21 +74,20 @@ def test_run_command_on_another_port_runs_a_dag_to_success(tmp_path):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    wait = _waiter(process, output, local)
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait(lambda: b"Airflow UI:" in output.read_bytes(), 300, "the UI", process, output)
+        wait("the UI", lambda: b"Airflow UI:" in output.read_bytes(), 300)
         password = json.loads((local / "admin-password.json").read_text())["admin"]
         token = requests.post(
             f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=10
         ).json()["access_token"]
         api = requests.Session()
         api.headers["Authorization"] = f"Bearer {token}"
-        _wait(
+        wait(
+            "the DAG to be parsed",
             lambda: api.get(f"{base}/api/v2/dags/{DAG_ID}", timeout=10).ok,
             120,
-            "the DAG to be parsed",
-            process,
-            local / "airflow.log",
         )
         triggered = api.post(
             f"{base}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None}, timeout=10
@@ -100,7 +99,7 @@ def test_run_command_on_another_port_runs_a_dag_to_success(tmp_path):
             run = api.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", timeout=10).json()
             return run["state"] if run["state"] in ("success", "failed") else None
 
-        state = _wait(finished, 240, "the run to finish", process, local / "airflow.log")
+        state = wait("the run to finish", finished, 240)
         tasks = api.get(
             f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", timeout=10
         ).json()["task_instances"]
@@ -112,6 +111,8 @@ def test_run_command_on_another_port_runs_a_dag_to_success(tmp_path):
         from ident_hooks.simulators.catalog import demo_secret
 
         intake = f"http://127.0.0.1:{intake_port}"
+        # Started before Airflow, but nothing so far has shown that it listens.
+        wait("the intake service", lambda: requests.get(f"{intake}/health", timeout=10).ok, 60)
         tilda_url = f"{intake}/tilda/tilda/{demo_secret('tilda')}"
         assert f"/tilda/tilda/{demo_secret('tilda')}" in output.read_text()
         assert requests.post(tilda_url, data={"test": "test"}, timeout=10).status_code == 200

@@ -17,7 +17,7 @@ from ident_hooks.triggers import (
     SCHEDULE_CURSOR_KEY,
     ClinicScheduleTrigger,
 )
-from tests.test_triggers import MemoryState, Watching
+from tests.test_triggers import QUIET, MemoryState, Watching, waiting
 
 
 @pytest.fixture
@@ -40,20 +40,14 @@ def book(conn: psycopg.Connection, appointment_id: str, hour: int = 9) -> None:
     conn.commit()
 
 
-async def waiting(conn: psycopg.Connection) -> None:
-    """Until the trigger has LISTENed and sits waiting for a notification."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        (count,) = conn.execute(
-            "select count(*) from pg_stat_activity where application_name = %s"
-            " and state = 'idle' and query like '%%select exists%%'",
-            (SCHEDULE_APPLICATION_NAME,),
-        ).fetchone()
-        conn.rollback()
-        if count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the trigger never started waiting")
+def waiting_to_hear(conn: psycopg.Connection, or_fired: Watching | None = None):
+    """Until the trigger has LISTENed, looked once and sits waiting for a notification."""
+    return waiting(
+        conn,
+        application_name=SCHEDULE_APPLICATION_NAME,
+        last_query="select exists",
+        or_fired=or_fired,
+    )
 
 
 def cursor_now(conn: psycopg.Connection) -> MemoryState:
@@ -77,7 +71,7 @@ def test_a_committed_appointment_fires_and_an_unchanged_rewrite_does_not(db):
 
     async def scenario():
         async with Watching(watcher(state)) as watching:
-            await waiting(db)
+            await waiting_to_hear(db)
             started = time.monotonic()
             book(db, "a1")
             assert await watching.next_event(2.0) == {"changed": "clinic_schedule"}
@@ -94,7 +88,7 @@ def test_a_burst_of_a_hundred_statements_is_one_event(db):
 
     async def scenario():
         async with Watching(watcher(state, settle_seconds=1.0)) as watching:
-            await waiting(db)
+            await waiting_to_hear(db)
             for n in range(100):  # a hundred commits, as a sync writing one by one
                 db.execute(
                     "insert into clinic.appointments"
@@ -114,10 +108,13 @@ def test_a_change_while_the_triggerer_was_down_fires_on_start_and_nothing_else_d
 
     async def run_once() -> list:
         async with Watching(watcher(state)) as watching:
+            # Started (cursor taken, the log checked once) or fired, however long the
+            # connection took; then whatever it fires until QUIET seconds pass without an event.
+            await waiting_to_hear(db, or_fired=watching)
             events = []
             try:
                 while True:
-                    events.append(await watching.next_event(1.5))
+                    events.append(await watching.next_event(QUIET))
             except TimeoutError:
                 return events
 
@@ -133,7 +130,7 @@ def test_a_missed_notification_is_found_by_the_poll(db):
 
     async def scenario():
         async with Watching(watcher(state, poll_seconds=1.0)) as watching:
-            await waiting(db)
+            await waiting_to_hear(db)
             # A row in the log without its NOTIFY (as if sent while reconnecting).
             db.execute(
                 "insert into integration.schedule_changes (source_table, doctor_id)"

@@ -31,6 +31,8 @@ SOURCE = "site_push"
 DOCTOR = "doc-1"
 ASKED_FOR = datetime(2026, 12, 10, 9, 0, tzinfo=UTC)
 QUIET = 1.5  # seconds in which nothing may fire
+# How long a trigger may take to connect and look once: a deadline, not a measurement.
+STARTED_WITHIN = 30.0
 
 
 @pytest.fixture
@@ -121,17 +123,29 @@ class Watching:
             await self.task
 
 
-async def waiting(conn: psycopg.Connection, watchers: int = 1) -> None:
-    """Until ``watchers`` triggers have LISTENed, looked once and sit waiting."""
-    deadline = time.monotonic() + 10
+async def waiting(
+    conn: psycopg.Connection,
+    watchers: int = 1,
+    *,
+    application_name: str = APPLICATION_NAME,
+    last_query: str = "as late",
+    or_fired: Watching | None = None,
+) -> None:
+    """Until ``watchers`` triggers have LISTENed, looked once (their connection is idle
+    after a query containing ``last_query``) and sit waiting, or until ``or_fired`` has
+    an event queued (a trigger that fires at once is busy with it instead of idle).
+
+    The trigger runs on this loop, so this waits with ``asyncio.sleep``, not
+    ``airflow_stack.wait_for``."""
+    deadline = time.monotonic() + STARTED_WITHIN
     while time.monotonic() < deadline:
         (count,) = conn.execute(
             "select count(*) from pg_stat_activity where application_name = %s"
-            " and state = 'idle' and query like '%%as late%%'",
-            (APPLICATION_NAME,),
+            " and state = 'idle' and query like %s",
+            (application_name, f"%{last_query}%"),
         ).fetchone()
         conn.rollback()
-        if count >= watchers:
+        if count >= watchers or (or_fired is not None and not or_fired.events.empty()):
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the trigger never started waiting for notifications")
@@ -205,7 +219,7 @@ def test_leads_committed_while_the_trigger_was_down_fire_at_its_start(db):
                 await waiting(db)
                 await watching.assert_quiet()
             else:
-                event = await watching.next_event(2.0)
+                event = await watching.next_event(STARTED_WITHIN)
                 assert event["lead_id"] == lead_id(db, expect)
 
     store(db, lead("d-1"), lead("d-2", holds_time=False))

@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import psycopg
 import pytest
 import requests
+from airflow_stack import free_port, wait_for
 
 from ident_hooks.leads.normalise import Lead, normalise_phone
 from ident_hooks.leads.store import store_leads
@@ -90,24 +90,19 @@ class AirflowWebServer:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _wait_until_healthy(server: AirflowWebServer, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
+    def running() -> None:
         if process.poll() is not None:
             pytest.fail(f"airflow api-server exited ({process.returncode}):\n{server.log_tail()}")
-        try:
-            if requests.get(server.url("/api/v2/monitor/health"), timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"airflow api-server did not answer in time:\n{server.log_tail()}")
+
+    wait_for(
+        "airflow api-server to answer",
+        lambda: requests.get(server.url("/api/v2/monitor/health"), timeout=2).ok,
+        deadline=time.monotonic() + STARTUP_TIMEOUT_SECONDS,
+        poll=0.5,
+        check=running,
+        fail=lambda message: pytest.fail(f"{message}:\n{server.log_tail()}"),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +111,7 @@ def airflow_web(airflow_db, clinic_db_url, tmp_path_factory) -> Iterator[Airflow
     folder = tmp_path_factory.mktemp("api_server")
     passwords_file = folder / "passwords.json"
     passwords_file.write_text(json.dumps(USERS), encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     env = os.environ.copy()
     env.update(
         {
