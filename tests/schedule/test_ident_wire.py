@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import pytest
 import requests
+from airflow_stack import wait_for
 
 from ident_hooks.schedule.aggregators import RequestTooLarge, ident_timetable, publisher
 from ident_hooks.schedule.engine import compute_schedule, resolve_settings
@@ -360,14 +361,27 @@ def test_two_runs_assigning_the_same_new_doctor_agree(clinic_db, clinic, clinic_
     seen = {}
 
     def other_run():
-        with psycopg.connect(clinic_db_url) as other:
+        with psycopg.connect(clinic_db_url, application_name="other-run") as other:
             snapshot = read_snapshot(other, "sberzdorovie", None, now=clinic.NOW, days_ahead=30)
             doctors = snapshot.doctors
             seen.update(zip(doctors["doctor_id"], doctors["ident_id"], strict=True))
 
+    def other_run_waits_on_a_lock() -> bool:
+        with psycopg.connect(clinic_db_url, autocommit=True) as observer:
+            return observer.execute(
+                "select exists (select from pg_stat_activity"
+                " where application_name = 'other-run' and wait_event_type = 'Lock')"
+            ).fetchone()[0]
+
     thread = threading.Thread(target=other_run)
-    thread.start()  # waits on the uncommitted alias of doc-9
-    time.sleep(0.3)
+    thread.start()
+    # Only once it waits on the uncommitted alias of doc-9 does the commit test the race.
+    wait_for(
+        "the other run to wait on doc-9's alias",
+        other_run_waits_on_a_lock,
+        deadline=time.monotonic() + 30,
+        poll=0.05,
+    )
     clinic_db.commit()
     thread.join(timeout=10)
     mine = dict(zip(first.doctors["doctor_id"], first.doctors["ident_id"], strict=True))
