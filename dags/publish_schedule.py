@@ -37,7 +37,8 @@ payload hash, error, doctors the service could not match).
 **Re-run / reset:** any run can be re-run (Clear) safely: it publishes what is not yet
 accepted. To force a full recomputation and resend, delete this aggregator's rows from
 `integration.schedule_state` and `integration.publish_state`; the next run (trigger one)
-is then a full one.
+is then a full one. A run waiting for the byte budget can be marked success to drop the
+wait: its changes go with the next run.
 """
 
 

@@ -392,9 +392,7 @@ def publish_schedule(
     first_free = _first_free_today(schedule)
     try:
         for send in planned:
-            response = send.request.send(
-                client, gzipped=send.wire if send.wire is not send.request.body else None
-            )
+            response = send.request.send(client, gzipped=send.wire if instance.gzip else None)
             summary.http_status = response.status_code
             summary.requests_sent += 1
             summary.bytes_sent += len(send.wire)
