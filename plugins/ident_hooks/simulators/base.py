@@ -31,6 +31,7 @@ class SimRequest:
     body: bytes  # decoded: inflated when it came with Content-Encoding: gzip
     received_at: float = field(default_factory=time.time)
     wire_bytes: int = -1  # the body's size on the wire (-1: as ``body``)
+    inflated: bool = False  # ``body`` was inflated from the wire's gzip
 
     def __post_init__(self) -> None:
         if self.wire_bytes < 0:
@@ -193,7 +194,7 @@ class SimulatorServer:
     def _decode(self, request: SimRequest) -> SimResponse | None:
         """Inflate a gzipped body in place, or the refusal of its content coding."""
         coding = request.headers.get("content-encoding", "identity").strip().lower()
-        if coding == "identity":
+        if coding == "identity" or request.inflated:  # a mounted route's server: done
             return None
         if coding != "gzip" or not self.accepts_gzip:
             # body-parser's answer (raw-body, inflate false or an unknown coding).
@@ -202,7 +203,7 @@ class SimulatorServer:
             request.body = gzip.decompress(request.body)
         except (OSError, EOFError, zlib.error):
             return SimResponse(400, "invalid gzip body")
-        del request.headers["content-encoding"]  # decoded: a mounted route's server sees JSON
+        request.inflated = True
         return None
 
     def _make_handler(self) -> type[BaseHTTPRequestHandler]:
