@@ -45,7 +45,13 @@ def _serve(url: str, port: int) -> None:
         pool_size=16,
     )
     uvicorn.run(
-        create_app(settings), host="127.0.0.1", port=port, access_log=False, log_level="warning"
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        access_log=False,
+        log_level="warning",
+        # An interrupted benchmark ends in seconds: requests still open are cut after this.
+        timeout_graceful_shutdown=3,
     )
 
 
