@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import quote
@@ -13,6 +15,7 @@ from urllib.parse import quote
 import httpx
 import psycopg
 import pytest
+from airflow_stack import wait_for
 from intake_server import free_port
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -381,6 +384,65 @@ def test_database_going_away_and_back(intake_db, base_settings, start_intake, fr
         ).fetchall()
     assert stored == [("before",), ("during",)]
     assert kept == [("before", "stored"), ("during", "stored")]
+
+
+def test_idle_connections_dead_after_a_restart_are_replaced_without_503(
+    intake_db, base_settings, start_intake, fresh_db_url
+):
+    """After a server restart every pooled connection is dead, but the database is up: the
+    next requests are stored, none answered 503."""
+    with psycopg.connect(fresh_db_url) as conn:
+        apply_migrations(conn)
+    database = conninfo_to_dict(fresh_db_url)["dbname"]
+    admin_url = make_conninfo(fresh_db_url, dbname="postgres")
+    app = start_intake(
+        replace(
+            base_settings,
+            connect=lambda: psycopg.connect(fresh_db_url),
+            burst=1000,
+            rate_per_second=1000,
+        )
+    )
+    sent = []
+
+    def pooled_connections() -> int:
+        with psycopg.connect(admin_url) as admin:
+            return admin.execute(
+                "select count(*) from pg_stat_activity where datname = %s", (database,)
+            ).fetchone()[0]
+
+    def several_pooled() -> bool:
+        ids = [f"burst-{len(sent) + n}" for n in range(8)]
+        sent.extend(ids)
+        with ThreadPoolExecutor(len(ids)) as senders:
+            answers = list(senders.map(lambda id_: post_site(app, {**SITE_LEAD, "id": id_}), ids))
+        assert [a.status_code for a in answers] == [200] * len(ids)
+        return pooled_connections() >= 3
+
+    wait_for(
+        "the pool to hold several connections",
+        several_pooled,
+        deadline=time.monotonic() + 30,
+        poll=0.1,
+    )
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+            (database,),
+        )
+    wait_for(
+        "the pooled connections to end",
+        lambda: pooled_connections() == 0,
+        deadline=time.monotonic() + 10,
+        poll=0.05,
+    )
+
+    after = [post_site(app, {**SITE_LEAD, "id": f"after-{n}"}) for n in range(3)]
+
+    assert [a.status_code for a in after] == [200] * 3
+    with psycopg.connect(fresh_db_url) as conn:
+        stored = conn.execute("select external_id from integration.leads").fetchall()
+    assert sorted(id_ for (id_,) in stored) == sorted([*sent, "after-0", "after-1", "after-2"])
 
 
 # -- GetTickets -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ Routes (relative to the mount point):
 * ``GET /api/health`` — the same as JSON (``status.HealthReport.as_dict`` plus the alerts);
 * ``GET /static/...`` — styles and icon.
 
-Same login as the Airflow UI and the inbox (``ident_hooks.inbox.security``); read-only, so
+Same login as the Airflow UI and the inbox (``ident_hooks.web.security``); read-only, so
 no forgery checks are needed. Each request computes the health afresh (a few indexed
 queries, milliseconds).
 """
@@ -18,30 +18,25 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-from airflow.api_fastapi.core_api.security import get_user
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
 from psycopg.rows import dict_row
 
 from ident_hooks import db
 from ident_hooks.config import load_config
 from ident_hooks.health.settings import load_alerts_config
 from ident_hooks.health.status import HealthReport, compute_health, minutes_text
-from ident_hooks.inbox.pages import airflow_root_url, page_templates
-from ident_hooks.inbox.security import PAGE_CSP, secure_app
+from ident_hooks.web.pages import page_app, render_page
+from ident_hooks.web.security import CurrentUser
 
 HERE = Path(__file__).resolve().parent
 PAGE_RELOAD_SECONDS = 30
 RECENT_ALERTS = 20
 STATE_LABELS = {"green": "Работает", "yellow": "Внимание", "red": "Сбой"}
-
-CurrentUser = Annotated[BaseUser, Depends(get_user)]
 
 
 def _report() -> tuple[HealthReport, list[dict[str, Any]]]:
@@ -65,31 +60,25 @@ def status_page(request: Request, user: CurrentUser) -> HTMLResponse:
     report, alerts = _report()
     tz = ZoneInfo(load_config().clinic_timezone)
     alerts_config = load_alerts_config()
-    airflow_url = airflow_root_url(request)
 
     def when(moment: datetime | None) -> str:
         return moment.astimezone(tz).strftime("%d.%m %H:%M:%S") if moment else "—"
 
-    html = (
-        page_templates(HERE / "templates")
-        .get_template("health.html")
-        .render(
-            user_name=user.get_name(),
-            report=report,
-            alerts=alerts,
-            state_labels=STATE_LABELS,
-            when=when,
-            age=lambda seconds: "—" if seconds is None else minutes_text(seconds),
-            reload_seconds=PAGE_RELOAD_SECONDS,
-            limits=alerts_config.limits,
-            data_team=alerts_config.data_team,
-            front_desks=alerts_config.front_desks,
-            timezone=str(tz),
-            airflow_url=airflow_url,
-            inbox_url=airflow_url + "inbox/",
-        )
+    return render_page(
+        request,
+        user,
+        "health.html",
+        report=report,
+        alerts=alerts,
+        state_labels=STATE_LABELS,
+        when=when,
+        age=lambda seconds: "—" if seconds is None else minutes_text(seconds),
+        reload_seconds=PAGE_RELOAD_SECONDS,
+        limits=alerts_config.limits,
+        data_team=alerts_config.data_team,
+        front_desks=alerts_config.front_desks,
+        timezone=str(tz),
     )
-    return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP})
 
 
 @router.get("/api/health")
@@ -99,8 +88,4 @@ def health_json(user: CurrentUser) -> JSONResponse:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Состояние интеграций", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    secure_app(app, pages=[status_page])
-    return app
+    return page_app("Состояние интеграций", router, HERE, pages=[status_page])

@@ -1,5 +1,6 @@
 """The front desk's leads inbox: a page in the Airflow api-server that shows open leads.
 
-``lazy_app`` is what the plugin mounts, ``app`` the FastAPI application behind it, ``store``
-the queries and actions on ``integration.leads``, ``security`` the cross-site request checks.
+``app`` is the FastAPI application the plugin mounts (through ``ident_hooks.web.lazy_app``),
+``store`` the queries and actions on ``integration.leads``, ``push`` the changes sent to open
+pages, ``security`` the cross-site request checks of the actions.
 """

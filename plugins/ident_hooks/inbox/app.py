@@ -32,20 +32,19 @@ from urllib.parse import urlsplit
 import psycopg
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.tokens import get_signing_key
-from airflow.api_fastapi.core_api.security import get_user
 from airflow.configuration import conf
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from ident_hooks import db
 from ident_hooks.config import load_config
 from ident_hooks.health.settings import load_alerts_config
 from ident_hooks.inbox import push, store
-from ident_hooks.inbox.pages import airflow_root_url, page_templates
-from ident_hooks.inbox.security import PAGE_CSP, csrf_problem, csrf_token, secure_app
+from ident_hooks.inbox.security import csrf_problem, csrf_token
+from ident_hooks.web.pages import page_app, render_page
+from ident_hooks.web.security import CurrentUser
 
 HERE = Path(__file__).resolve().parent
 CONFIG_SECTION = "ident_inbox"  # [ident_inbox] in airflow.cfg, or AIRFLOW__IDENT_INBOX__*
@@ -69,9 +68,6 @@ def push_enabled() -> bool:
 def _secret_key() -> str:
     # The api-server's own key; with [api] secret_key set, all api-servers share it.
     return get_signing_key("api", "secret_key")
-
-
-CurrentUser = Annotated[BaseUser, Depends(get_user)]
 
 
 def _trusted_hosts(request: Request) -> list[str]:
@@ -130,26 +126,22 @@ def inbox_page(
     with db.connect() as conn:
         branches = store.branch_options(conn)
         sources = store.source_options(conn, (s.name for s in load_config().lead_sources))
-    html = (
-        page_templates(HERE / "templates")
-        .get_template("inbox.html")
-        .render(
-            user_name=user.get_name(),
-            csrf_token=csrf_token(_secret_key(), user.get_name()),
-            refresh_seconds=refresh_seconds(),
-            push_enabled=push_enabled(),
-            heartbeat_seconds=push.HEARTBEAT_SECONDS,
-            target_seconds=RESPONSE_TARGET_SECONDS,
-            escalation_seconds=int(alerts_config.limits.lead_escalation.total_seconds()),
-            my_branches=",".join(my_branches),
-            list_limit=store.LIST_LIMIT,
-            branches=branches,
-            sources=sources,
-            selected=store.LeadFilter(branch, source, q),
-            airflow_url=airflow_root_url(request),
-        )
+    return render_page(
+        request,
+        user,
+        "inbox.html",
+        csrf_token=csrf_token(_secret_key(), user.get_name()),
+        refresh_seconds=refresh_seconds(),
+        push_enabled=push_enabled(),
+        heartbeat_seconds=push.HEARTBEAT_SECONDS,
+        target_seconds=RESPONSE_TARGET_SECONDS,
+        escalation_seconds=int(alerts_config.limits.lead_escalation.total_seconds()),
+        my_branches=",".join(my_branches),
+        list_limit=store.LIST_LIMIT,
+        branches=branches,
+        sources=sources,
+        selected=store.LeadFilter(branch, source, q),
     )
-    return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP})
 
 
 @router.get("/api/leads")
@@ -232,9 +224,6 @@ def mark_spam(lead_id: int, user: ActingUser, body: CloseBody | None = None) -> 
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Заявки", docs_url=None, redoc_url=None, openapi_url=None)
+    app = page_app("Заявки", router, HERE, pages=[inbox_page])
     app.state.leads_feed = push.LeadsFeed(db.connect)
-    app.include_router(router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    secure_app(app, pages=[inbox_page])
     return app

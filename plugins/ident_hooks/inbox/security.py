@@ -1,5 +1,5 @@
-"""Cross-site request forgery checks for the inbox's actions, and the headers and login
-redirect every page of this project's web apps (the inbox, the reports) shares.
+"""Cross-site request forgery checks for the inbox's actions (the login redirect and the
+headers of every page are ``ident_hooks.web.security``).
 
 The browser sends Airflow's ``_token`` login cookie with every request to the api-server,
 including requests another site's page makes it send. So an action authenticated by that
@@ -19,14 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from urllib.parse import urlsplit
-
-from airflow.api_fastapi.app import get_auth_manager
-from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import RedirectResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 CSRF_HEADER = "X-CSRF-Token"
 _PURPOSE = b"ident-inbox-csrf\x00"
@@ -66,47 +60,3 @@ def csrf_problem(
     if not hmac.compare_digest(sent.encode("utf-8"), csrf_token(secret_key, username).encode()):
         return f"missing or wrong {CSRF_HEADER} header"
     return None
-
-
-# What every response carries: personal data is never cached or framed by other sites.
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "SAMEORIGIN",
-}
-# The page runs only its own script and talks only to its own server.
-PAGE_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; worker-src 'self'; form-action 'self'; base-uri 'none'; "
-    "frame-ancestors 'self'"
-)
-
-
-def login_redirect_handler(
-    pages: Iterable[Callable],
-) -> Callable[[Request, StarletteHTTPException], Awaitable[Response]]:
-    """An exception handler sending a visitor of one of ``pages`` (endpoint functions) who is
-    not logged in to Airflow's login page and back; every other error is answered as usual."""
-    endpoints = tuple(pages)
-
-    async def login_or_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code in (401, 403) and request.scope.get("endpoint") in endpoints:
-            path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(get_auth_manager().get_url_login(next_url=path), 303)
-        return await http_exception_handler(request, exc)
-
-    return login_or_error
-
-
-async def add_security_headers(request: Request, call_next) -> Response:
-    response = await call_next(request)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
-
-
-def secure_app(app: FastAPI, *, pages: Iterable[Callable]) -> None:
-    """Give ``app`` the login redirect for its ``pages`` and :data:`SECURITY_HEADERS`."""
-    app.add_exception_handler(StarletteHTTPException, login_redirect_handler(pages))
-    app.middleware("http")(add_security_headers)

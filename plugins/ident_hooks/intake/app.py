@@ -34,7 +34,7 @@ from ident_hooks.intake.guard import (
     read_body,
     secret_matches,
 )
-from ident_hooks.intake.pool import ConnectionPool, DatabaseAway
+from ident_hooks.intake.pool import DatabaseAway, clinic_pool, in_transaction
 from ident_hooks.intake.receive import (
     TILDA,
     UIS_NOTIFICATION,
@@ -66,7 +66,7 @@ class IntakeSettings:
     rate_per_second: float = 5.0
     burst: int = 60
     deadline_seconds: float = 4.0
-    pool_size: int = 8
+    pool_size: int = 8  # connections to the clinic database at most
     clock: Callable[[], datetime] = _utc_now
 
 
@@ -75,20 +75,21 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 
 
 def create_app(settings: IntakeSettings) -> FastAPI:
-    pool = ConnectionPool(settings.connect, size=settings.pool_size)
+    pool = clinic_pool(settings.connect, settings.pool_size)
     doctors = DoctorCache()
     buckets = {
         name: TokenBucket(settings.rate_per_second, settings.burst) for name in settings.sources
     }
     tickets_bucket = TokenBucket(settings.rate_per_second, settings.burst)
     app = FastAPI(title="Приём заявок", docs_url=None, redoc_url=None, openapi_url=None)
+    app.router.add_event_handler("startup", pool.open)
     app.router.add_event_handler("shutdown", pool.close)
 
     async def in_database(work: Callable[[psycopg.Connection], object]) -> object:
         # Past the deadline the sender hears 503 and retries; should the work still commit
         # meanwhile, the retry finds the lead already stored.
         return await asyncio.wait_for(
-            run_in_threadpool(pool.run, work), timeout=settings.deadline_seconds
+            run_in_threadpool(in_transaction, pool, work), timeout=settings.deadline_seconds
         )
 
     async def push(request: Request, source: PushSource) -> Response:

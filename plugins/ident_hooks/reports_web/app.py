@@ -7,8 +7,8 @@ Routes (relative to the mount point):
 * ``GET /csv/{table}`` — ``report.<table>`` as a CSV download (see ``csv_export``);
 * ``GET /static/...`` — the page's script, styles and icon (no data in them).
 
-Everything but the static files needs an authenticated Airflow user, as the inbox does
-(``ident_hooks.inbox.security``). Only schema ``report`` is read: numbers, no names or phones.
+Everything but the static files needs an authenticated Airflow user, as on every page
+(``ident_hooks.web.security``). Only schema ``report`` is read: numbers, no names or phones.
 """
 
 from __future__ import annotations
@@ -19,20 +19,17 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-from airflow.api_fastapi.core_api.security import get_user
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from fastapi.staticfiles import StaticFiles
 
 from ident_hooks import db
 from ident_hooks.config import load_config
-from ident_hooks.inbox.pages import airflow_root_url, page_templates
-from ident_hooks.inbox.security import PAGE_CSP, secure_app
 from ident_hooks.reports.channels import CHANNELS
 from ident_hooks.reports.weekly import DEFAULT_WEEKS, read_weekly_charts, week_axis
 from ident_hooks.reports_web.csv_export import TABLES, csv_chunks
+from ident_hooks.web.pages import page_app, render_page
+from ident_hooks.web.security import CurrentUser
 
 HERE = Path(__file__).resolve().parent
 WEEK_CHOICES = (4, 8, 12, 26, 52)
@@ -49,7 +46,6 @@ CHANNEL_LABELS = {
     "direct": "Прямые",
 }
 
-CurrentUser = Annotated[BaseUser, Depends(get_user)]
 Weeks = Annotated[int, Query(ge=1, le=MAX_WEEKS)]
 
 
@@ -63,7 +59,6 @@ router = APIRouter()
 
 @router.get("/", response_class=HTMLResponse)
 def reports_page(request: Request, user: CurrentUser, weeks: Weeks = DEFAULT_WEEKS):
-    airflow_url = airflow_root_url(request)
     first_week = week_axis(clinic_today(), weeks)[0]
     with db.connect() as conn:
         collisions = conn.execute(
@@ -72,20 +67,15 @@ def reports_page(request: Request, user: CurrentUser, weeks: Weeks = DEFAULT_WEE
             " where week >= %s order by week desc, title",
             (first_week,),
         ).fetchall()
-    html = (
-        page_templates(HERE / "templates")
-        .get_template("reports.html")
-        .render(
-            user_name=user.get_name(),
-            weeks=weeks,
-            week_choices=sorted({*WEEK_CHOICES, weeks}),
-            tables=TABLES,
-            collisions=collisions,
-            airflow_url=airflow_url,
-            inbox_url=airflow_url + "inbox/",
-        )
+    return render_page(
+        request,
+        user,
+        "reports.html",
+        weeks=weeks,
+        week_choices=sorted({*WEEK_CHOICES, weeks}),
+        tables=TABLES,
+        collisions=collisions,
     )
-    return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP})
 
 
 @router.get("/api/weekly")
@@ -122,8 +112,4 @@ def download_csv(table: str, user: CurrentUser) -> StreamingResponse:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Отчёты", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    secure_app(app, pages=[reports_page])
-    return app
+    return page_app("Отчёты", router, HERE, pages=[reports_page])
