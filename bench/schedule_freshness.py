@@ -655,7 +655,7 @@ def measure(
     rng = random.Random(args.seed)
     names = [a.name for a in config.aggregators]
     kinds = {a.name: a.kind for a in config.aggregators}
-    dags = {name: f"publish_schedule_{name}" for name in names}
+    dags = {a.name: a.dag_id for a in config.aggregators}
     t = time.monotonic()
     working = first_runs(stack, dags)
     print(f"first runs done ({time.monotonic() - t:.0f} s); succeeded: {', '.join(working)}")

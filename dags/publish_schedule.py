@@ -105,7 +105,7 @@ def make_publish_dag(aggregator: Aggregator):
     spec = aggregator.spec
 
     @dag(
-        dag_id=f"publish_schedule_{aggregator.name}",
+        dag_id=aggregator.dag_id,
         schedule=run_schedule(
             aggregator.interval,
             also_on=[CLINIC_SCHEDULE, LEADS] if aggregator.publish_on_change else [LEADS],
@@ -114,7 +114,7 @@ def make_publish_dag(aggregator: Aggregator):
         catchup=False,
         max_active_runs=1,
         dagrun_timeout=timedelta(minutes=max(10, 2 * minutes)),
-        tags=["schedule", aggregator.name],
+        tags=["schedule", aggregator.kind],
         doc_md=DOC.format(
             title=aggregator.title,
             kind=spec.name,

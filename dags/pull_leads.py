@@ -53,7 +53,7 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
     minutes = int(source.interval.total_seconds() // 60)
 
     @dag(
-        dag_id=f"pull_leads_{source.name}",
+        dag_id=source.dag_id,
         schedule=run_schedule(source.interval),
         start_date=datetime(2026, 1, 1),
         catchup=False,

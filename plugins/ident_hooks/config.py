@@ -37,7 +37,7 @@ class ConfigError(ValueError):
 class Aggregator:
     """A configured aggregator: an instance of an aggregator kind (registry.py)."""
 
-    name: str  # publish_schedule_<name>, the key of clinic.export_settings
+    name: str  # the key of clinic.export_settings
     kind: str
     title: str  # shown to staff
     connection: str
@@ -59,6 +59,10 @@ class Aggregator:
         return AGGREGATOR_KINDS[self.kind]
 
     @property
+    def dag_id(self) -> str:
+        return f"publish_schedule_{self.name}"
+
+    @property
     def request_limit(self) -> int | None:
         """The receiver's body limit: this instance's, else its kind's (None: not known)."""
         return self.max_request_bytes or self.spec.max_request_bytes
@@ -78,6 +82,11 @@ class LeadSource:
     @property
     def spec(self) -> LeadSourceKind:
         return LEAD_SOURCE_KINDS[self.kind]
+
+    @property
+    def dag_id(self) -> str:
+        """The pull DAG's id (a push kind has none: the intake service takes its leads)."""
+        return f"pull_leads_{self.name}"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+# What a DAG may be tagged with, so that the UI's tag filter finds a whole family: its
+# function, and for an integration's DAG the registry's kind (never an instance's name,
+# which is open-ended).
+FUNCTION_TAGS = {"leads", "schedule", "health", "reports", "marketing", "clinic-db", "maintenance"}
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +37,24 @@ def test_all_dag_files_produce_dags(dag_bag):
 def test_parsing_is_fast(dag_bag):
     # The dag-processor re-parses every 30 s: no database or network work at import time.
     assert dag_bag.parse_seconds < 2.0, f"parsing dags/ took {dag_bag.parse_seconds:.2f} s"
+
+
+def test_dag_tags_come_from_the_vocabulary(dag_bag):
+    from ident_hooks.registry import AGGREGATOR_KINDS, LEAD_SOURCE_KINDS
+
+    vocabulary = FUNCTION_TAGS | set(AGGREGATOR_KINDS) | set(LEAD_SOURCE_KINDS)
+    for dag_id, dag in dag_bag.dags.items():
+        assert set(dag.tags) <= vocabulary, f"{dag_id}: {set(dag.tags) - vocabulary}"
+
+
+def test_integration_dags_are_named_by_their_instance(dag_bag):
+    from ident_hooks.config import load_config
+
+    config = load_config()
+    expected = {a.dag_id for a in config.aggregators}
+    expected |= {s.dag_id for s in config.lead_sources if not s.spec.push}
+    integration_dags = {d for d in dag_bag.dags if d.startswith(("publish_", "pull_"))}
+    assert integration_dags == expected
 
 
 def test_every_dag_is_documented_and_safe_to_operate(dag_bag):

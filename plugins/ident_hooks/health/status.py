@@ -325,8 +325,8 @@ def compute_health(
     pulled = [s for s in config.lead_sources if not s.spec.push]
     pushed = [s for s in config.lead_sources if s.spec.push]
     source_names = [s.name for s in config.lead_sources]
-    pull_dags = {f"pull_leads_{s.name}": s for s in pulled}
-    publish_dags = {f"publish_schedule_{a.name}": a for a in config.aggregators}
+    pull_dags = {s.dag_id: s for s in pulled}
+    publish_dags = {a.dag_id: a for a in config.aggregators}
     known_dags = [
         row[0]
         for row in conn.execute(
