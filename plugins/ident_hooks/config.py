@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ident_hooks.paths import INCLUDE_DIR
 from ident_hooks.registry import (
     AGGREGATOR_KINDS,
     LEAD_SOURCE_KINDS,
@@ -23,7 +24,7 @@ from ident_hooks.registry import (
     LeadSourceKind,
 )
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "include" / "integrations.yaml"
+DEFAULT_CONFIG_PATH = INCLUDE_DIR / "integrations.yaml"
 # A deployment (or a test) may keep its own file elsewhere.
 CONFIG_PATH_VARIABLE = "IDENT_INTEGRATIONS_CONFIG"
 _NAME = re.compile(r"^[a-z0-9_]+$")
