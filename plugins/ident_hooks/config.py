@@ -205,6 +205,16 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
     ):
         if len(names) != len(set(names)):
             raise ConfigError(f"two {role} share a name")
+    # A connection has one type, so the instances sharing it must speak one service's protocol
+    # (НаПоправку's schedule and bookings, 32top's IDENT timetable and tickets).
+    conn_types: dict[str, str] = {}
+    for instance in [*aggregators, *sources]:
+        conn_type = instance.spec.connection.name
+        if conn_types.setdefault(instance.connection, conn_type) != conn_type:
+            raise ConfigError(
+                f"connection {instance.connection!r} is shared by integrations of different "
+                f"services ({conn_types[instance.connection]} and {conn_type}): give each its own"
+            )
     return IntegrationsConfig(
         clinic_timezone=data.get("clinic_timezone", "Europe/Moscow"),
         aggregators=tuple(aggregators),
