@@ -365,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     stack: list[subprocess.Popen] = []
     clinic_conn = os.environ.get("AIRFLOW_CONN_IDENT_DB")
+    users_clinic_database = clinic_conn is not None
     metadata_url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
     if not clinic_conn or not metadata_url:
         started = time.monotonic()
@@ -401,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     airflow_log = open(LOCAL / "airflow.log", "ab")  # noqa: SIM115 - lives as long as Airflow
     _migrate_airflow(env, airflow_log)
     connections = RunConnections()
-    if not connections.users(db.CLINIC_CONN_ID):
+    if not users_clinic_database:
         connections.add(db.CLINIC_CONN_ID, json.loads(clinic_conn), EMBEDDED_DATABASE)
     simulated = _start_simulators(connections) + _start_alert_channels(env, connections)
     if not args.no_demo:
