@@ -386,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     # This process reaches the clinic database before Airflow's is migrated; the platform's
     # processes find it among the connections (unless the user gave the variable).
     os.environ["AIRFLOW_CONN_IDENT_DB"] = clinic_conn
+    airflow_log = open(LOCAL / "airflow.log", "ab")  # noqa: SIM115 - lives as long as Airflow
+    # First, before this process loads Airflow's configuration: the migration writes
+    # airflow.cfg with its Fernet key, which then encrypts the passwords stored below.
+    _migrate_airflow(env, airflow_log)
     from ident_hooks import db, demo
 
     with db.connect() as conn:
@@ -399,8 +403,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"{len(clinic.appointments)} appointments, {len(clinic.leads)} past leads"
                 )
 
-    airflow_log = open(LOCAL / "airflow.log", "ab")  # noqa: SIM115 - lives as long as Airflow
-    _migrate_airflow(env, airflow_log)
     connections = RunConnections()
     if not users_clinic_database:
         connections.add(db.CLINIC_CONN_ID, json.loads(clinic_conn), EMBEDDED_DATABASE)
