@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the pinned requirements when they changed since the last install.
+# Creates .venv and installs the pinned requirements — the runtime lock requirements.txt and
+# the development lock requirements-dev.txt — and this checkout as an editable Airflow
+# provider (pyproject.toml: Airflow finds its connection types through the entry point, the
+# code stays plugins/ident_hooks), whenever one of those files changed since the last install.
 # Sourced by run.sh and test.sh; needs only Python 3.11, pip and git.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,15 +15,22 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON_BIN" -m venv "$VENV"
 fi
 stamp="$VENV/.requirements.sha256"
-wanted="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+locks=("$ROOT/requirements.txt" "$ROOT/requirements-dev.txt")
+wanted="$(cat "${locks[@]}" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "installing pinned requirements into $VENV"
   # uv installs the same pins as plain pip, several times faster; pip is the fallback.
   if "$VENV/bin/python" -m pip install -q --disable-pip-version-check uv==0.13.9 \
-      && "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -r "$ROOT/requirements.txt"; then
+      && "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" \
+        -r "${locks[0]}" -r "${locks[1]}" \
+      && "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" \
+        --no-deps --no-build-isolation -e "$ROOT"; then
     :
   else
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+      -r "${locks[0]}" -r "${locks[1]}"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+      --no-deps --no-build-isolation -e "$ROOT"
   fi
   echo "$wanted" > "$stamp"
 fi

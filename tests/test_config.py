@@ -64,6 +64,19 @@ def test_intervals_and_first_pull_depth_are_per_entry():
             "share a name",
         ),
         ({"lead_initial_days": -1}, "initial_days"),
+        (
+            {
+                "aggregators": {
+                    "prodoctorov": {
+                        "kind": "prodoctorov",
+                        "connection": "x",
+                        "interval_minutes": 10,
+                    }
+                },
+                "lead_sources": {"uis": {"kind": "uis", "connection": "x", "interval_minutes": 2}},
+            },
+            "shared by integrations of different services",
+        ),
     ],
 )
 def test_mistakes_are_refused_with_a_reason(data, message):

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ident_hooks.paths import INCLUDE_DIR
 from ident_hooks.registry import (
     AGGREGATOR_KINDS,
     LEAD_SOURCE_KINDS,
@@ -23,7 +24,7 @@ from ident_hooks.registry import (
     LeadSourceKind,
 )
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "include" / "integrations.yaml"
+DEFAULT_CONFIG_PATH = INCLUDE_DIR / "integrations.yaml"
 # A deployment (or a test) may keep its own file elsewhere.
 CONFIG_PATH_VARIABLE = "IDENT_INTEGRATIONS_CONFIG"
 _NAME = re.compile(r"^[a-z0-9_]+$")
@@ -213,6 +214,16 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
     ):
         if len(names) != len(set(names)):
             raise ConfigError(f"two {role} share a name")
+    # A connection has one type, so the instances sharing it must speak one service's protocol
+    # (НаПоправку's schedule and bookings, 32top's IDENT timetable and tickets).
+    conn_types: dict[str, str] = {}
+    for instance in [*aggregators, *sources]:
+        conn_type = instance.spec.connection.name
+        if conn_types.setdefault(instance.connection, conn_type) != conn_type:
+            raise ConfigError(
+                f"connection {instance.connection!r} is shared by integrations of different "
+                f"services ({conn_types[instance.connection]} and {conn_type}): give each its own"
+            )
     return IntegrationsConfig(
         clinic_timezone=data.get("clinic_timezone", "Europe/Moscow"),
         aggregators=tuple(aggregators),

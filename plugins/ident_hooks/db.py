@@ -15,8 +15,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from ident_hooks.paths import INCLUDE_DIR
+
 CLINIC_CONN_ID = "ident_db"
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "include" / "sql" / "migrations"
+MIGRATIONS_DIR = INCLUDE_DIR / "sql" / "migrations"
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any constant works: it only has to be the same for every process that migrates.
 _MIGRATION_LOCK_KEY = 0x1DE7_0001

@@ -5,6 +5,14 @@ clinic migrations, loads the demo clinic into an empty database, starts the loca
 simulators of the external services and runs ``airflow standalone`` with this
 project's ``dags/`` and ``plugins/``. Ctrl-C stops everything it started; data is
 kept in ``.local/`` for the next run.
+
+The connections it makes up (the embedded clinic database, each simulator, the push
+sources' secrets, the alert channels) go into Airflow's metadata database with their own
+connection types, so Admin → Connections lists every service with its form
+(:class:`RunConnections`); the clinic database is also given to Airflow's processes as a
+variable (:func:`airflow_environment`). A connection given as an ``AIRFLOW_CONN_*``
+variable, or one a person has given a secret of their own in the UI, is theirs: the run
+command leaves it alone and starts no simulator for it.
 """
 
 from __future__ import annotations
@@ -61,31 +69,133 @@ def airflow_environment(clinic_conn: str, metadata_url: str, port: int) -> dict[
             "AIRFLOW__API__PORT": str(port),
             # Task processes report to the api-server; its default assumes port 8080.
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+            # A variable, not only a stored connection: with ident_db in the metadata
+            # database alone, the scheduler's run listener (ident_hooks.health.listener) did
+            # not find it there, and the scheduler loop then died of a DetachedInstanceError.
             "AIRFLOW_CONN_IDENT_DB": clinic_conn,
         }
     )
     return env
 
 
-def _start_intake(env: dict[str, str], port: int, log_file) -> tuple[subprocess.Popen, list[str]]:
-    """The intake service for pushed leads, on its own port (it may face the internet).
+SIMULATED = (
+    "A local simulator started by the run command (scripts/run.sh), which rewrites this "
+    "connection at every start while its password is the simulator's. To use the real "
+    "service, enter its address and secret here: the run command then keeps them and starts "
+    "no simulator for it."
+)
+MADE_UP_SECRET = (
+    "A secret made up by the run command (scripts/run.sh), which rewrites it at every start "
+    "while it is unchanged. Enter your own to keep it."
+)
+EMBEDDED_DATABASE = (
+    "The run command's embedded PostgreSQL, shown here for reference: Airflow's processes "
+    "get it as the variable AIRFLOW_CONN_IDENT_DB, which wins over this entry, so a change "
+    "here has no effect. For another clinic database start the run command with "
+    "AIRFLOW_CONN_IDENT_DB set."
+)
 
-    Push sources and the GetTickets key whose connection the user has not set get a local
-    secret, as the simulators do; returns the process and the addresses to print.
+
+class RunConnections:
+    """The connections the run command makes up, kept in Airflow's metadata database.
+
+    Read once after ``airflow db migrate``. A connection is the user's when an
+    ``AIRFLOW_CONN_<ID>`` variable gives it, or when the stored one no longer holds the
+    secret the run command made up (a person entered the real service's); every other is
+    created or rewritten by :meth:`save` (a simulator's port changes from run to run). The
+    embedded clinic database has no secret and is always the run command's (and also given
+    to Airflow's processes as a variable: :func:`airflow_environment`).
     """
+
+    def __init__(self) -> None:
+        from airflow.models.connection import Connection
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            self._stored = {row.conn_id: row.password for row in session.query(Connection).all()}
+        self.wanted: dict[str, dict] = {}
+
+    def users(self, conn_id: str, secret: str | None = None) -> bool:
+        """Whether ``conn_id`` is set by the user rather than made up by the run command."""
+        if f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ:
+            return True
+        return secret is not None and self._stored.get(conn_id, secret) != secret
+
+    def secret(self, conn_id: str) -> str | None:
+        """The secret the user gave ``conn_id`` (as a JSON variable or in the UI)."""
+        variable = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+        return json.loads(variable).get("password") if variable else self._stored.get(conn_id)
+
+    def add(self, conn_id: str, fields: dict, description: str) -> None:
+        self.wanted[conn_id] = {**fields, "description": description}
+
+    def save(self) -> None:
+        """Create or rewrite every connection :meth:`add` was given."""
+        from airflow.models.connection import Connection
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            for conn_id, fields in self.wanted.items():
+                row = session.query(Connection).filter_by(conn_id=conn_id).one_or_none()
+                if row is None:
+                    session.add(Connection(conn_id=conn_id, **fields))
+                    continue
+                fresh = Connection(conn_id=conn_id, **fields)
+                row.conn_type, row.description = fresh.conn_type, fresh.description
+                row.host, row.port, row.schema = fresh.host, fresh.port, fresh.schema
+                row.login, row.password, row.extra = fresh.login, fresh.password, fresh.extra
+
+
+def _migrate_airflow(env: dict[str, str], log_file) -> None:
+    """Airflow's metadata database, migrated before the run command writes connections
+    (``airflow standalone`` finds it up to date)."""
+    print("migrating Airflow's metadata database ...", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        check=True,
+    )
+
+
+def _add_push_secrets(connections: RunConnections) -> None:
+    """A local secret for each push source and the intake's GetTickets key whose connection
+    the user has not set, as the simulators have."""
     from ident_hooks.config import load_config
     from ident_hooks.intake.settings import TICKETS_CONN_ID
+    from ident_hooks.registry import INTAKE_TICKETS_CONNECTION
+    from ident_hooks.simulators.catalog import demo_secret
+
+    conn_types = {
+        source.connection: source.spec.connection.name
+        for source in load_config().lead_sources
+        if source.spec.push
+    }
+    conn_types[TICKETS_CONN_ID] = INTAKE_TICKETS_CONNECTION.name
+    for conn_id, conn_type in conn_types.items():
+        if not connections.users(conn_id, demo_secret(conn_id)):
+            fields = {"conn_type": conn_type, "password": demo_secret(conn_id)}
+            connections.add(conn_id, fields, MADE_UP_SECRET)
+
+
+def _start_intake(
+    env: dict[str, str], port: int, log_file, connections: RunConnections
+) -> tuple[subprocess.Popen, list[str]]:
+    """The intake service for pushed leads, on its own port (it may face the internet).
+
+    It reads its secrets and the clinic database from the connections (stored before it
+    starts); returns the process and the addresses to print.
+    """
+    from ident_hooks.config import load_config
     from ident_hooks.simulators.catalog import demo_secret
 
     base = f"http://localhost:{port}"
     shown = []
-    pushed = [s for s in load_config().lead_sources if s.spec.push]
-    for conn_id in [s.connection for s in pushed] + [TICKETS_CONN_ID]:
-        variable = f"AIRFLOW_CONN_{conn_id.upper()}"
-        if variable not in os.environ:
-            env[variable] = json.dumps({"conn_type": "http", "password": demo_secret(conn_id)})
-    for source in pushed:
-        secret = json.loads(env[f"AIRFLOW_CONN_{source.connection.upper()}"])["password"]
+    for source in [s for s in load_config().lead_sources if s.spec.push]:
+        made_up = demo_secret(source.connection)
+        users = connections.users(source.connection, made_up)
+        secret = connections.secret(source.connection) if users else made_up
         if source.kind == "tilda":
             shown.append(f"{source.title}: webhook URL {base}/tilda/{source.name}/{secret}")
         elif source.kind == "uis_notification":
@@ -105,11 +215,9 @@ def _start_intake(env: dict[str, str], port: int, log_file) -> tuple[subprocess.
     return process, shown
 
 
-def _start_simulators(env: dict[str, str]) -> list:
-    """Start a simulator for every external service whose connection the user has not set.
-
-    Their connections go into ``env`` as ``AIRFLOW_CONN_*``, so the DAGs talk to them.
-    """
+def _start_simulators(connections: RunConnections) -> list:
+    """Start a simulator for every external service whose connection the user has not set,
+    and give ``connections`` the connection that points at it."""
     from ident_hooks import db
     from ident_hooks.simulators.catalog import DemoLeadFeeder, build_simulators
     from ident_hooks.simulators.fake_leads import LeadServingSimulator
@@ -123,12 +231,12 @@ def _start_simulators(env: dict[str, str]) -> list:
     )
     running = []
     for service in services.values():
-        if service.env_var in os.environ:
+        if connections.users(service.conn_id, service.secret):
             continue  # the user pointed this connection at the real service
         service.server.start()
         if isinstance(service.server, LeadServingSimulator):
             service.server.generate(4, spread_seconds=2 * 86_400)  # some history to look at
-        env[service.env_var] = service.airflow_connection
+        connections.add(service.conn_id, service.connection_fields, SIMULATED)
         running.append(service.server)
         print(f"simulator {service.conn_id:<12} {service.server.base_url}")
     feeder = DemoLeadFeeder(
@@ -144,7 +252,7 @@ DEMO_CHATS = {"-1001000000001": "Команда данных (демо)", "-1001
 DEMO_MAIL_LOGIN = "alerts@clinic.example"
 
 
-def _start_alert_channels(env: dict[str, str]) -> list:
+def _start_alert_channels(env: dict[str, str], connections: RunConnections) -> list:
     """A Telegram Bot API simulator and an SMTP sink for the alerts, unless the user set
     the alert connections, and an alerts.yaml that sends to them (``IDENT_ALERTS_CONFIG``
     wins when set)."""
@@ -157,25 +265,25 @@ def _start_alert_channels(env: dict[str, str]) -> list:
 
     config = load_alerts_config(DEFAULT_ALERTS_PATH)
     running = []
-    telegram_var = f"AIRFLOW_CONN_{config.telegram_connection.upper()}"
-    smtp_var = f"AIRFLOW_CONN_{config.email_connection.upper()}"
-    if telegram_var not in os.environ:
-        token = demo_secret(config.telegram_connection)
-        telegram = TelegramSimulator(token=token, chats=DEMO_CHATS).start()
-        env[telegram_var] = json.dumps(
+    telegram_token = demo_secret(config.telegram_connection)
+    if not connections.users(config.telegram_connection, telegram_token):
+        telegram = TelegramSimulator(token=telegram_token, chats=DEMO_CHATS).start()
+        connections.add(
+            config.telegram_connection,
             {
                 "conn_type": "telegram",
-                "password": token,
+                "password": telegram_token,
                 "extra": {"base_url": f"{telegram.base_url}/bot"},
-            }
+            },
+            SIMULATED,
         )
         running.append(telegram)
         print(f"simulator {'telegram':<12} {telegram.base_url}")
-    if smtp_var not in os.environ:
-        sink = SmtpSink(
-            login=DEMO_MAIL_LOGIN, password=demo_secret(config.email_connection)
-        ).start()
-        env[smtp_var] = json.dumps(
+    mail_password = demo_secret(config.email_connection)
+    if not connections.users(config.email_connection, mail_password):
+        sink = SmtpSink(login=DEMO_MAIL_LOGIN, password=mail_password).start()
+        connections.add(
+            config.email_connection,
             {
                 "conn_type": "smtp",
                 "host": "127.0.0.1",
@@ -183,7 +291,8 @@ def _start_alert_channels(env: dict[str, str]) -> list:
                 "login": DEMO_MAIL_LOGIN,
                 "password": sink.password,
                 "extra": {**sink.connection_extra(), "from_email": DEMO_MAIL_LOGIN},
-            }
+            },
+            SIMULATED,
         )
         running.append(sink)
         print(f"simulator {'smtp':<12} 127.0.0.1:{sink.port}")
@@ -264,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     stack: list[subprocess.Popen] = []
     clinic_conn = os.environ.get("AIRFLOW_CONN_IDENT_DB")
+    users_clinic_database = clinic_conn is not None
     metadata_url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
     if not clinic_conn or not metadata_url:
         started = time.monotonic()
@@ -281,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
 
     env = airflow_environment(clinic_conn, metadata_url, args.port)
     os.environ.update(env)
+    airflow_log = open(LOCAL / "airflow.log", "ab")  # noqa: SIM115 - lives as long as Airflow
+    # First, before this process loads Airflow's configuration: the migration writes
+    # airflow.cfg with its Fernet key, which then encrypts the passwords stored below.
+    _migrate_airflow(env, airflow_log)
     from ident_hooks import db, demo
 
     with db.connect() as conn:
@@ -294,18 +408,24 @@ def main(argv: list[str] | None = None) -> int:
                     f"{len(clinic.appointments)} appointments, {len(clinic.leads)} past leads"
                 )
 
-    simulated = _start_simulators(env) + _start_alert_channels(env)
+    connections = RunConnections()
+    if not users_clinic_database:
+        connections.add(db.CLINIC_CONN_ID, json.loads(clinic_conn), EMBEDDED_DATABASE)
+    simulated = _start_simulators(connections) + _start_alert_channels(env, connections)
     if not args.no_demo:
         simulated.append(_DemoSync().start())
+    _add_push_secrets(connections)
+    connections.save()
+    print(f"connections (Admin → Connections): {', '.join(sorted(connections.wanted))}")
     intake, intake_addresses = _start_intake(
         env,
         args.intake_port,
         open(LOCAL / "intake.log", "ab"),  # noqa: SIM115 - lives as long as the intake
+        connections,
     )
     stack.append(intake)
     password = _admin_password()
     print("starting Airflow (first start takes a minute or two) ...", flush=True)
-    airflow_log = open(LOCAL / "airflow.log", "ab")  # noqa: SIM115 - lives as long as Airflow
     airflow = subprocess.Popen(
         ["airflow", "standalone"],
         env=env,

@@ -1,9 +1,11 @@
 """The one registry of integration kinds: which protocols exist and what each can do.
 
 A *kind* is a protocol: the module that speaks it (a payload builder for an aggregator,
-an adapter for a lead source), where its secret goes, its label for staff and its
-capabilities. ``include/integrations.yaml`` names *instances* of kinds, each with its
-own Airflow connection, so a second Flexbe landing or another IDENT partner is a YAML
+an adapter for a lead source), where its secret goes, its label for staff, its
+capabilities and the Airflow connection type its connections have (the form a person
+fills in under Admin → Connections; ``ident_hooks.provider`` declares them to Airflow).
+``include/integrations.yaml`` names *instances* of kinds, each with its own Airflow
+connection, so a second Flexbe landing or another IDENT partner is a YAML
 entry and a connection. A new protocol is one module, its simulator and one entry here;
 nothing else in the code, the SQL or the DAG files lists integration names.
 
@@ -30,6 +32,116 @@ from ident_hooks.http_client import (
 
 
 @dataclass(frozen=True)
+class ConnectionType:
+    """An Airflow connection type: the form for one service's connection.
+
+    ``name`` is Airflow's ``conn_type``; ``hook_name`` is shown in the form's type list.
+    ``secret`` relabels the Password field with what that service calls its secret.
+    ``base_url`` is the Host field's placeholder (the service's address where
+    docs/integrations.md gives one); None means the service calls us (a pushed lead, the
+    intake's GetTickets) and has no address of its own, so Host is hidden as well.
+    Login, Port and Schema are never used: every secret travels as the kind's
+    :class:`~ident_hooks.http_client.AuthStyle` says, the port is part of the URL.
+    """
+
+    name: str
+    hook_name: str
+    secret: str
+    base_url: str | None = None
+    secret_placeholder: str | None = None
+
+    @property
+    def outgoing(self) -> bool:
+        """We call the service (an HTTP connection with a base URL and a timeout)."""
+        return self.base_url is not None
+
+    @property
+    def hook_class_name(self) -> str:
+        """The class in ``ident_hooks.hooks`` that Airflow shows for this type."""
+        return "".join(part.capitalize() for part in self.name.split("_")) + "Hook"
+
+    def ui_field_behaviour(self) -> dict[str, Any]:
+        """Airflow's ``ui-field-behaviour``: hidden, relabelled and pre-filled fields."""
+        hidden = ["login", "port", "schema"] + ([] if self.outgoing else ["host"])
+        relabeling = {"password": self.secret}
+        placeholders = {}
+        if self.outgoing:
+            relabeling["host"] = "Base URL"
+            placeholders["host"] = self.base_url
+        if self.secret_placeholder:
+            placeholders["password"] = self.secret_placeholder
+        return {"hidden-fields": hidden, "relabeling": relabeling, "placeholders": placeholders}
+
+    def conn_fields(self) -> dict[str, Any]:
+        """Airflow's ``conn-fields``: the form's own fields, kept in the connection's extra.
+
+        Only ``timeout`` for the services we call: ``HttpHook`` sends every other extra key
+        as an HTTP header, so nothing else may live there.
+        """
+        if not self.outgoing:
+            return {}
+        return {
+            "timeout": {
+                "label": "Timeout, seconds",
+                "description": "How long to wait for the service's answer "
+                "(empty: 5 s to connect, 30 s to read)",
+                "schema": {"type": ["integer", "null"], "minimum": 1},
+            }
+        }
+
+
+# One connection type per service; kinds that share a service's connection share its type.
+PRODOCTOROV_CONNECTION = ConnectionType(
+    "prodoctorov", "ПроДокторов", "API token", base_url="https://api.prodoctorov.ru"
+)
+NAPOPRAVKU_CONNECTION = ConnectionType(
+    "napopravku",
+    "НаПоправку (RTA API)",
+    "RTA API token",
+    base_url="https://rta-api.napopravku.ru/api/v1",
+)
+# The IDENT HTTP protocol: one base URL and key for PostTimeTable and GetTickets (32top
+# takes the schedule and serves its tickets on one connection).
+IDENT_CONNECTION = ConnectionType(
+    "ident_http",
+    "IDENT HTTP protocol (СберЗдоровье, 32top, clinic sites)",
+    "Integration key (IDENT-Integration-Key)",
+    base_url="https://… (the partner's base URL: where /GetTickets and /PostTimeTable are)",
+)
+UIS_CONNECTION = ConnectionType(
+    "uis_data_api", "UIS Data API", "Data API access token", base_url="https://dataapi.uiscom.ru"
+)
+FLEXBE_CONNECTION = ConnectionType(
+    "flexbe", "Flexbe", "API key", base_url="https://<your landing's domain>"
+)
+TILDA_CONNECTION = ConnectionType(
+    "tilda_webhook",
+    "Tilda webhook (to the intake service)",
+    "Webhook secret",
+    secret_placeholder="the last part of the webhook address given to Tilda",
+)
+WEBHOOK_CONNECTION = ConnectionType(
+    "intake_webhook",
+    "Site form webhook (to the intake service)",
+    "Bearer token",
+    secret_placeholder="what the site sends as Authorization: Bearer …",
+)
+UIS_NOTIFICATION_CONNECTION = ConnectionType(
+    "uis_notification",
+    "UIS call notifications (to the intake service)",
+    "Notification secret",
+    secret_placeholder="the last part of the notification address given to UIS",
+)
+# Not a kind: the intake service's own GetTickets, which a clinic's IDENT pulls.
+INTAKE_TICKETS_CONNECTION = ConnectionType(
+    "intake_tickets",
+    "Intake GetTickets key (for the clinic's IDENT)",
+    "Integration key (IDENT-Integration-Key)",
+    secret_placeholder="the key IDENT must send to pull the intake's leads",
+)
+
+
+@dataclass(frozen=True)
 class AggregatorKind:
     """A schedule-publishing protocol.
 
@@ -46,13 +158,15 @@ class AggregatorKind:
     often as the service itself demands: ``resend_every`` (kind -> period), plus the
     daily full snapshot (:mod:`ident_hooks.schedule.publish`). ``title`` is the
     default label of an instance (None for a protocol many services speak: the instance
-    then needs its own ``title`` in the YAML, else its name is shown).
+    then needs its own ``title`` in the YAML, else its name is shown). ``connection`` is
+    the Airflow connection type of its instances' connections.
     """
 
     name: str
     title: str | None
     builder: str
     auth: AuthStyle
+    connection: ConnectionType
     payload: str  # what is sent, for the DAG's documentation
     sends_busy: bool
     fixed_days_ahead: int | None = None
@@ -78,13 +192,14 @@ class LeadSourceKind:
     ``switched_off``: tells from a non-2xx reply that the partner switched the integration
     off on its side (``ident_hooks.http_client.ServiceClient``); such a run fails once,
     without retries, and the status page says why.
-    ``title`` as for :class:`AggregatorKind`.
+    ``title`` and ``connection`` as for :class:`AggregatorKind`.
     """
 
     name: str
     title: str | None
     adapter: str
     auth: AuthStyle
+    connection: ConnectionType
     acknowledges: bool = False
     revisit_days: int = 0
     push: bool = False
@@ -100,6 +215,7 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                 title="ПроДокторов",
                 builder="prodoctorov",
                 auth=PRODOCTOROV_TOKEN,
+                connection=PRODOCTOROV_CONNECTION,
                 payload="free and busy cells, `v2/doctors/send_schedule/`",
                 sends_busy=True,
                 skip_unchanged={"schedule": timedelta(minutes=60)},
@@ -109,6 +225,7 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                 title="НаПоправку",
                 builder="napopravku",
                 auth=NAPOPRAVKU_BEARER,
+                connection=NAPOPRAVKU_CONNECTION,
                 payload="clinics, doctors and free ranges, RTA API `slots`",
                 sends_busy=False,
                 # Vendor rule (napopravku/rta-api-service-client README): the horizon is
@@ -141,6 +258,7 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                 title=None,
                 builder="ident_timetable",
                 auth=IDENT_INTEGRATION_KEY,
+                connection=IDENT_CONNECTION,
                 payload="IDENT `PostTimeTable`: the whole timetable, free and busy",
                 sends_busy=True,
                 skip_unchanged={"timetable": timedelta(minutes=60)},
@@ -158,11 +276,18 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
         kind.name: kind
         for kind in (
             # UIS takes its token inside the JSON-RPC params, which its adapter fills in.
-            LeadSourceKind("uis", "UIS", "uis", SECRET_IN_BODY),
+            LeadSourceKind("uis", "UIS", "uis", SECRET_IN_BODY, UIS_CONNECTION),
             # A lead cancelled or deleted in Flexbe days later must leave the inbox.
-            LeadSourceKind("flexbe", "Flexbe", "flexbe", FLEXBE_API_KEY, revisit_days=7),
             LeadSourceKind(
-                "napopravku", "НаПоправку", "napopravku", NAPOPRAVKU_BEARER, acknowledges=True
+                "flexbe", "Flexbe", "flexbe", FLEXBE_API_KEY, FLEXBE_CONNECTION, revisit_days=7
+            ),
+            LeadSourceKind(
+                "napopravku",
+                "НаПоправку",
+                "napopravku",
+                NAPOPRAVKU_BEARER,
+                NAPOPRAVKU_CONNECTION,
+                acknowledges=True,
             ),
             # A partner that switched the integration off answers a plain 503.
             LeadSourceKind(
@@ -170,16 +295,36 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
                 None,
                 "ident_tickets",
                 IDENT_INTEGRATION_KEY,
+                IDENT_CONNECTION,
                 switched_off=plain_503,
             ),
             # Pushed to the intake service; the secret is checked there, none goes out.
-            LeadSourceKind("tilda", "Tilda", "tilda", AuthStyle(), push=True),
-            LeadSourceKind("webhook", None, "webhook", AuthStyle(), push=True),
+            LeadSourceKind("tilda", "Tilda", "tilda", AuthStyle(), TILDA_CONNECTION, push=True),
+            LeadSourceKind("webhook", None, "webhook", AuthStyle(), WEBHOOK_CONNECTION, push=True),
             # UIS HTTP event notifications (calls, site requests): the secret is in the URL.
             LeadSourceKind(
-                "uis_notification", "UIS: звонки", "uis_notification", AuthStyle(), push=True
+                "uis_notification",
+                "UIS: звонки",
+                "uis_notification",
+                AuthStyle(),
+                UIS_NOTIFICATION_CONNECTION,
+                push=True,
             ),
         )
+    }
+)
+
+
+# Every connection type, from the kinds (and the intake's own key): the provider declares
+# exactly these, so a new kind brings its form with it.
+CONNECTION_TYPES: Mapping[str, ConnectionType] = MappingProxyType(
+    {
+        connection.name: connection
+        for connection in [
+            *(kind.connection for kind in AGGREGATOR_KINDS.values()),
+            *(kind.connection for kind in LEAD_SOURCE_KINDS.values()),
+            INTAKE_TICKETS_CONNECTION,
+        ]
     }
 )
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import yaml
 
-DEFAULT_ALERTS_PATH = Path(__file__).resolve().parents[3] / "include" / "alerts.yaml"
+from ident_hooks.paths import INCLUDE_DIR
+
+DEFAULT_ALERTS_PATH = INCLUDE_DIR / "alerts.yaml"
 ALERTS_PATH_VARIABLE = "IDENT_ALERTS_CONFIG"
 DEFAULT_DESK = "default"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 import uvicorn
 
@@ -28,6 +29,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--burst", type=int, default=60, help="requests at once per source")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # A server process beside Airflow, like its scheduler: connections are looked up in the
+    # AIRFLOW_CONN_* variables, then in Airflow's metadata database, where Admin ->
+    # Connections keeps them. Without this, a process outside Airflow's own components
+    # reads only variables and external backends (airflow/sdk/execution_time/supervisor.py,
+    # ensure_secrets_backend_loaded).
+    os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
     settings = from_airflow(
         load_config(),
         lambda: connect(args.conn_id),

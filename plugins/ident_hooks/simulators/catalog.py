@@ -25,19 +25,29 @@ def demo_secret(conn_id: str) -> str:
 @dataclass
 class SimulatedService:
     """One connection's simulator. ``timetable`` is the schedule receiver of a partner that
-    speaks both IDENT directions on one base URL (32top: GetTickets and PostTimeTable)."""
+    speaks both IDENT directions on one base URL (32top: GetTickets and PostTimeTable).
+    ``conn_type`` is the service's connection type in the registry (``http`` reads the same
+    fields)."""
 
     conn_id: str
     server: SimulatorServer
     secret: str
     path: str = ""
     timetable: SimulatorServer | None = None
+    conn_type: str = "http"
+
+    @property
+    def connection_fields(self) -> dict[str, str]:
+        """The Airflow connection that points at the simulator, as its fields."""
+        return {
+            "conn_type": self.conn_type,
+            "host": self.server.base_url + self.path,
+            "password": self.secret,
+        }
 
     @property
     def airflow_connection(self) -> str:
-        return json.dumps(
-            {"conn_type": "http", "host": self.server.base_url + self.path, "password": self.secret}
-        )
+        return json.dumps(self.connection_fields)
 
     @property
     def env_var(self) -> str:
@@ -136,6 +146,10 @@ def build_simulators(
     # Push sources call us (the intake service): nothing of theirs to simulate here.
     leads = {s.connection: s.kind for s in config.lead_sources if not s.spec.push}
     schedules = {aggregator.connection: aggregator.kind for aggregator in config.aggregators}
+    conn_types = {
+        instance.connection: instance.spec.connection.name
+        for instance in [*config.aggregators, *config.lead_sources]
+    }
     # An instance sends gzip only where its receiver inflates it: its simulator does.
     gzipped = {aggregator.connection for aggregator in config.aggregators if aggregator.gzip}
     services: dict[str, SimulatedService] = {}
@@ -158,7 +172,9 @@ def build_simulators(
             timetable, _ = AGGREGATOR_SIMULATORS[schedule_kind](context)
             server.serve_routes_of(timetable)
         server.accepts_gzip = conn_id in gzipped
-        services[conn_id] = SimulatedService(conn_id, server, context.secret, path, timetable)
+        services[conn_id] = SimulatedService(
+            conn_id, server, context.secret, path, timetable, conn_types[conn_id]
+        )
     return services
 
 
