@@ -12,16 +12,18 @@ from urllib.parse import parse_qs
 import pytest
 
 from ident_hooks.http_client import (
-    IDENT_INTEGRATION_KEY,
-    NAPOPRAVKU_BEARER,
-    PRODOCTOROV_TOKEN,
-    SECRET_IN_BODY,
     AuthStyle,
     ServiceClient,
     ServiceMisconfigured,
     ServiceRejected,
     ServiceUnavailable,
     parse_retry_after,
+)
+from ident_hooks.registry import (
+    IDENT_INTEGRATION_KEY,
+    NAPOPRAVKU_BEARER,
+    PRODOCTOROV_TOKEN,
+    SECRET_IN_BODY,
 )
 from ident_hooks.simulators.base import Fault, SimRequest, SimResponse, SimulatorServer
 

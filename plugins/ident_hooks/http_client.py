@@ -16,7 +16,7 @@ Policy kept in this one place:
 * any other non-2xx answer (401, 403, 404, 422, ...) fails at once with the
   service's own message: repeating a rejected request cannot help;
 * a kind may declare which replies mean that the partner switched the integration off
-  (``switched_off``, e.g. :func:`plain_503` for IDENT partners): such a reply fails at
+  (``switched_off``, e.g. ``registry.plain_503`` for IDENT partners): such a reply fails at
   once as :class:`ServiceSwitchedOff`, judged here with the response in hand rather than
   reclassified after a retryable error was raised;
 * the secret never reaches a log line or an exception message.
@@ -168,29 +168,6 @@ def _add_form_field(request: requests.PreparedRequest, name: str, value: str) ->
     request.body = f"{body}&{encoded}" if body else encoded
     request.headers["Content-Type"] = FORM_CONTENT_TYPE
     request.prepare_content_length(request.body)
-
-
-PRODOCTOROV_TOKEN = AuthStyle(header="Authorization", header_format="Token {secret}")
-NAPOPRAVKU_BEARER = AuthStyle(
-    header="Authorization",
-    header_format="Bearer {secret}",
-    headers={"Accept": "application/json"},
-)
-IDENT_INTEGRATION_KEY = AuthStyle(header="IDENT-Integration-Key")
-FLEXBE_API_KEY = AuthStyle(form_param="api_key")
-SECRET_IN_BODY = AuthStyle()
-
-
-def plain_503(response: requests.Response) -> bool:
-    """A 503 without ``Retry-After``: how IDENT partners say the integration is switched off.
-
-    The Python site receiver ``ArayikK/Kleomed_web`` (``server/leads.py``,
-    ``check_ident_key``) answers every IDENT call with 503 ``{"error": "ident integration
-    disabled"}`` while its key is unset (integrations.md, Corrections: "some answer 503 when
-    the integration is switched off"). A service that is only overloaded says when to come
-    back (``Retry-After``), and that 503 stays transient.
-    """
-    return response.status_code == 503 and "Retry-After" not in response.headers
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -18,17 +18,36 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ident_hooks.http_client import (
-    FLEXBE_API_KEY,
-    IDENT_INTEGRATION_KEY,
-    NAPOPRAVKU_BEARER,
-    PRODOCTOROV_TOKEN,
-    SECRET_IN_BODY,
-    AuthStyle,
-    plain_503,
+from ident_hooks.http_client import AuthStyle
+
+if TYPE_CHECKING:
+    import requests
+
+# Where each service takes its secret (the facts and their sources are in each
+# connector's docstring); the generic client only applies an AuthStyle.
+PRODOCTOROV_TOKEN = AuthStyle(header="Authorization", header_format="Token {secret}")
+NAPOPRAVKU_BEARER = AuthStyle(
+    header="Authorization",
+    header_format="Bearer {secret}",
+    headers={"Accept": "application/json"},
 )
+IDENT_INTEGRATION_KEY = AuthStyle(header="IDENT-Integration-Key")
+FLEXBE_API_KEY = AuthStyle(form_param="api_key")
+SECRET_IN_BODY = AuthStyle()
+
+
+def plain_503(response: requests.Response) -> bool:
+    """A 503 without ``Retry-After``: how IDENT partners say the integration is switched off.
+
+    The Python site receiver ``ArayikK/Kleomed_web`` (``server/leads.py``,
+    ``check_ident_key``) answers every IDENT call with 503 ``{"error": "ident integration
+    disabled"}`` while its key is unset (integrations.md, Corrections: "some answer 503 when
+    the integration is switched off"). A service that is only overloaded says when to come
+    back (``Retry-After``), and that 503 stays transient.
+    """
+    return response.status_code == 503 and "Retry-After" not in response.headers
 
 
 @dataclass(frozen=True)

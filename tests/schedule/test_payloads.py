@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ident_hooks.config import load_config
-from ident_hooks.http_client import IDENT_INTEGRATION_KEY, NAPOPRAVKU_BEARER, PRODOCTOROV_TOKEN
+from ident_hooks.registry import IDENT_INTEGRATION_KEY, NAPOPRAVKU_BEARER, PRODOCTOROV_TOKEN
 from ident_hooks.schedule.aggregators import RequestTooLarge, publisher
 
 DAY = "2026-12-02"

@@ -6,7 +6,7 @@ Where each fact comes from:
   POST, a JSON reply with the content in ``data`` — Flexbe's own API page
   (help.flexbe.com/api-documentation) and integrations.md "Flexbe".
 * How the call is sent: **POST with every parameter, the key included, in a URL-encoded form
-  body** (the client's ``FLEXBE_API_KEY`` auth style adds ``api_key`` to the form). Both public
+  body** (the registry's ``FLEXBE_API_KEY`` auth style adds ``api_key`` to the form). Both public
   clients POST: GitHub ``segakgd/flexbe_api_client`` sends exactly this form body
   (``src/Client/Core/HttpClient.php``: ``CURLOPT_POST`` with
   ``CURLOPT_POSTFIELDS => http_build_query(…)``; ``api_key`` and ``method`` added in
