@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 from airflow_stack import free_port, wait_for
@@ -43,6 +44,21 @@ def _waiter(process: subprocess.Popen, output: Path, local: Path):
         return wait_for(what, condition, deadline=deadline, poll=2.0, check=running, fail=timed_out)
 
     return wait
+
+
+def left_behind(local: Path) -> list[str]:
+    """What a run command with data folder ``local`` started that is still running (every
+    process it starts inherits ``IDENT_LOCAL_DIR``); zombies have exited already."""
+    left = []
+    for process in psutil.process_iter(["status", "cmdline"]):
+        try:
+            if process.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if process.environ().get("IDENT_LOCAL_DIR") == str(local):
+                left.append(f"{process.pid} {' '.join(process.info['cmdline'] or [])}")
+        except psutil.Error:
+            continue
+    return left
 
 
 @pytest.mark.slow
@@ -140,3 +156,6 @@ def test_run_command_on_another_port_runs_a_dag_to_success(tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert process.returncode == 0, output.read_text()[-2000:]
+    # Stopped means stopped: nothing it started outlives it (an orphaned scheduler would
+    # keep polling a database that is gone).
+    assert left_behind(local) == []

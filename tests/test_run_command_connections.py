@@ -22,7 +22,7 @@ import psycopg
 import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
-from test_run_command import _waiter
+from test_run_command import _waiter, left_behind
 from web.test_inbox_browser import CHROMIUM_ARGS, _chromium
 
 from ident_hooks.config import load_config
@@ -166,6 +166,7 @@ def test_admin_connections_lists_every_service_with_its_form(tmp_path):
     finally:
         run.stop()
     assert run.process.returncode == 0, run.output.read_text()[-2000:]
+    assert left_behind(local) == []
 
     # The next start: on top of what exists, nothing fails; the simulators moved.
     again = RunCommand(local, tmp_path / "second.out")
@@ -181,3 +182,4 @@ def test_admin_connections_lists_every_service_with_its_form(tmp_path):
     finally:
         again.stop()
     assert again.process.returncode == 0, again.output.read_text()[-2000:]
+    assert left_behind(local) == []

@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import requests
 
 from ident_hooks import embedded_pg
@@ -463,15 +464,43 @@ def main(argv: list[str] | None = None) -> int:
         for process in stack:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
         for process in stack:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            _stop_group(process, deadline)
         for service in simulated:
             service.stop()
         if server is not None:
             server.cleanup()
+
+
+def _stop_group(leader: subprocess.Popen, deadline: float) -> None:
+    """Wait until every process of ``leader``'s group (SIGTERMed) has exited, and SIGKILL
+    what is left of it at ``deadline``. The leader's exit is not enough: ``airflow
+    standalone`` may be gone while its scheduler, in its group, still winds down its
+    workers — left behind, it would outlive the database it needs."""
+    try:
+        leader.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
+    while left := _group_members(leader.pid):
+        if time.monotonic() >= deadline:
+            for process in left:
+                process.kill()
+            break
+        time.sleep(0.2)
+    leader.wait()
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    """The live processes of process group ``pgid`` (zombies have exited already)."""
+    members = []
+    for process in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(process)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
 
 
 if __name__ == "__main__":
