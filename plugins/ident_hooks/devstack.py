@@ -123,9 +123,14 @@ class RunConnections:
         return secret is not None and self._stored.get(conn_id, secret) != secret
 
     def secret(self, conn_id: str) -> str | None:
-        """The secret the user gave ``conn_id`` (as a JSON variable or in the UI)."""
+        """The secret ``conn_id`` has: the user's (as a JSON variable or in the UI), else the
+        one :meth:`add` was given."""
         variable = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-        return json.loads(variable).get("password") if variable else self._stored.get(conn_id)
+        if variable:
+            return json.loads(variable).get("password")
+        if conn_id in self.wanted:
+            return self.wanted[conn_id].get("password")
+        return self._stored.get(conn_id)
 
     def add(self, conn_id: str, fields: dict, description: str) -> None:
         self.wanted[conn_id] = {**fields, "description": description}
@@ -189,14 +194,11 @@ def _start_intake(
     starts); returns the process and the addresses to print.
     """
     from ident_hooks.config import load_config
-    from ident_hooks.simulators.catalog import demo_secret
 
     base = f"http://localhost:{port}"
     shown = []
     for source in [s for s in load_config().lead_sources if s.spec.push]:
-        made_up = demo_secret(source.connection)
-        users = connections.users(source.connection, made_up)
-        secret = connections.secret(source.connection) if users else made_up
+        secret = connections.secret(source.connection)
         if source.kind == "tilda":
             shown.append(f"{source.title}: webhook URL {base}/tilda/{source.name}/{secret}")
         elif source.kind == "uis_notification":
