@@ -141,16 +141,13 @@ def make_publish_dag(aggregator: Aggregator):
             from airflow.sdk.exceptions import AirflowRescheduleException
 
             from ident_hooks.db import connect
-            from ident_hooks.http_client import ServiceMisconfigured, ServiceRejected
             from ident_hooks.registry import record_instances
-            from ident_hooks.schedule.aggregators import RequestTooLarge, publisher
-            from ident_hooks.schedule.engine import InvalidExportSettings
+            from ident_hooks.schedule.aggregators import publisher
             from ident_hooks.schedule.publish import publish_schedule
-            from ident_hooks.task_errors import fail_without_retry_on
+            from ident_hooks.task_errors import airflow_error_policy
 
-            refused = (InvalidExportSettings, ServiceRejected, ServiceMisconfigured)
             client = publisher(aggregator.name).client(aggregator.connection)
-            with fail_without_retry_on(*refused, RequestTooLarge), connect() as conn:
+            with airflow_error_policy(), connect() as conn:
                 record_instances(conn, load_config())
                 conn.commit()
                 summary = publish_schedule(

@@ -87,19 +87,17 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             from airflow.sdk import Variable
 
             from ident_hooks.db import connect
-            from ident_hooks.http_client import ServiceMisconfigured, ServiceRejected
-            from ident_hooks.leads.cursor import BadCursor, cursor_variable
+            from ident_hooks.leads.cursor import cursor_variable
             from ident_hooks.leads.pull import pull_source
-            from ident_hooks.leads.sources import SourceError, adapter_for
+            from ident_hooks.leads.sources import adapter_for
             from ident_hooks.registry import record_instances
-            from ident_hooks.task_errors import fail_without_retry_on
+            from ident_hooks.task_errors import airflow_error_policy
 
             key = cursor_variable(source.name)
             client = adapter_for(source.kind).client(source.connection)
             # A refusal, a partner that switched the integration off, bad settings: no
             # retry can help, so the run fails once instead of retrying every 2 minutes.
-            refused = (ServiceRejected, ServiceMisconfigured, SourceError, BadCursor)
-            with fail_without_retry_on(*refused), connect() as conn:
+            with airflow_error_policy(), connect() as conn:
                 record_instances(conn, load_config())
                 conn.commit()
                 summary = pull_source(

@@ -17,8 +17,7 @@ Policy kept in this one place:
   service's own message: repeating a rejected request cannot help;
 * a kind may declare which replies mean that the partner switched the integration off
   (``switched_off``, e.g. ``registry.plain_503`` for IDENT partners): such a reply fails at
-  once as :class:`ServiceSwitchedOff`, judged here with the response in hand rather than
-  reclassified after a retryable error was raised;
+  once as :class:`ServiceSwitchedOff`, judged here with the response in hand;
 * the secret never reaches a log line or an exception message.
 
 ``HttpHook.run`` is not used because its own warning on connection errors logs
@@ -40,6 +39,8 @@ from urllib.parse import quote, quote_plus, urlencode
 import requests
 import requests.auth
 import tenacity
+
+from ident_hooks.errors import PermanentFailure, TransientFailure
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class ServiceError(Exception):
         self.attempts = attempts
 
 
-class ServiceRejected(ServiceError):
+class ServiceRejected(ServiceError, PermanentFailure):
     """The service refused the request (4xx other than 429, or a reply its kind declares a
     refusal): permanent, not retried."""
 
@@ -86,11 +87,11 @@ class ServiceSwitchedOff(ServiceRejected):
     diagnosis = "switched_off"
 
 
-class ServiceUnavailable(ServiceError):
+class ServiceUnavailable(ServiceError, TransientFailure):
     """Network error, timeout, 5xx or 429 that outlasted every attempt."""
 
 
-class ServiceMisconfigured(ServiceError):
+class ServiceMisconfigured(ServiceError, PermanentFailure):
     """The Airflow connection lacks what the service needs (e.g. no token)."""
 
 

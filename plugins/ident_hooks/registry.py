@@ -50,6 +50,14 @@ def plain_503(response: requests.Response) -> bool:
     return response.status_code == 503 and "Retry-After" not in response.headers
 
 
+def _import_connector(dotted_path: str) -> type:
+    # Imported here, not at the top: Airflow imports this module (through the provider's
+    # entry point) while it is still initialising itself.
+    from airflow.sdk.module_loading import import_string
+
+    return import_string(dotted_path)
+
+
 @dataclass(frozen=True)
 class ConnectionType:
     """An Airflow connection type: the form for one service's connection.
@@ -196,6 +204,11 @@ class AggregatorKind:
     # acceptance is when the service received the schedule of the doctors of its branches.
     schedule_request: str = "schedule"
     max_request_bytes: int | None = None
+    # Dotted path of the kind's publisher class, imported only when a task runs.
+    connector: str = field(kw_only=True)
+
+    def connector_class(self) -> type:
+        return _import_connector(self.connector)
 
 
 @dataclass(frozen=True)
@@ -223,6 +236,12 @@ class LeadSourceKind:
     revisit_days: int = 0
     push: bool = False
     switched_off: Callable[[Any], bool] | None = None
+    # Dotted path of the kind's connector class, imported only when a task or the intake
+    # runs.
+    connector: str = field(kw_only=True)
+
+    def connector_class(self) -> type:
+        return _import_connector(self.connector)
 
 
 AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
@@ -233,6 +252,7 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                 name="prodoctorov",
                 title="ПроДокторов",
                 builder="prodoctorov",
+                connector="ident_hooks.schedule.aggregators.prodoctorov.ProdoctorovPublisher",
                 auth=PRODOCTOROV_TOKEN,
                 connection=PRODOCTOROV_CONNECTION,
                 payload="free and busy cells, `v2/doctors/send_schedule/`",
@@ -243,6 +263,7 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                 name="napopravku",
                 title="НаПоправку",
                 builder="napopravku",
+                connector="ident_hooks.schedule.aggregators.napopravku.NapopravkuPublisher",
                 auth=NAPOPRAVKU_BEARER,
                 connection=NAPOPRAVKU_CONNECTION,
                 payload="clinics, doctors and free ranges, RTA API `slots`",
@@ -276,6 +297,7 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                 name="ident_timetable",
                 title=None,
                 builder="ident_timetable",
+                connector="ident_hooks.schedule.aggregators.ident_timetable.IdentTimetablePublisher",
                 auth=IDENT_INTEGRATION_KEY,
                 connection=IDENT_CONNECTION,
                 payload="IDENT `PostTimeTable`: the whole timetable, free and busy",
@@ -295,10 +317,23 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
         kind.name: kind
         for kind in (
             # UIS takes its token inside the JSON-RPC params, which its adapter fills in.
-            LeadSourceKind("uis", "UIS", "uis", SECRET_IN_BODY, UIS_CONNECTION),
+            LeadSourceKind(
+                "uis",
+                "UIS",
+                "uis",
+                SECRET_IN_BODY,
+                UIS_CONNECTION,
+                connector="ident_hooks.leads.sources.uis.UisSource",
+            ),
             # A lead cancelled or deleted in Flexbe days later must leave the inbox.
             LeadSourceKind(
-                "flexbe", "Flexbe", "flexbe", FLEXBE_API_KEY, FLEXBE_CONNECTION, revisit_days=7
+                "flexbe",
+                "Flexbe",
+                "flexbe",
+                FLEXBE_API_KEY,
+                FLEXBE_CONNECTION,
+                revisit_days=7,
+                connector="ident_hooks.leads.sources.flexbe.FlexbeSource",
             ),
             LeadSourceKind(
                 "napopravku",
@@ -307,6 +342,7 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
                 NAPOPRAVKU_BEARER,
                 NAPOPRAVKU_CONNECTION,
                 acknowledges=True,
+                connector="ident_hooks.leads.sources.napopravku.NapopravkuSource",
             ),
             # A partner that switched the integration off answers a plain 503.
             LeadSourceKind(
@@ -316,10 +352,27 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
                 IDENT_INTEGRATION_KEY,
                 IDENT_CONNECTION,
                 switched_off=plain_503,
+                connector="ident_hooks.leads.sources.ident_tickets.IdentTicketsSource",
             ),
             # Pushed to the intake service; the secret is checked there, none goes out.
-            LeadSourceKind("tilda", "Tilda", "tilda", AuthStyle(), TILDA_CONNECTION, push=True),
-            LeadSourceKind("webhook", None, "webhook", AuthStyle(), WEBHOOK_CONNECTION, push=True),
+            LeadSourceKind(
+                "tilda",
+                "Tilda",
+                "tilda",
+                AuthStyle(),
+                TILDA_CONNECTION,
+                push=True,
+                connector="ident_hooks.leads.sources.tilda.TildaSource",
+            ),
+            LeadSourceKind(
+                "webhook",
+                None,
+                "webhook",
+                AuthStyle(),
+                WEBHOOK_CONNECTION,
+                push=True,
+                connector="ident_hooks.leads.sources.webhook.WebhookSource",
+            ),
             # UIS HTTP event notifications (calls, site requests): the secret is in the URL.
             LeadSourceKind(
                 "uis_notification",
@@ -328,6 +381,7 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
                 AuthStyle(),
                 UIS_NOTIFICATION_CONNECTION,
                 push=True,
+                connector="ident_hooks.leads.sources.uis_notification.UisNotificationSource",
             ),
         )
     }

@@ -1,24 +1,23 @@
-"""Which failures a task retries and which it reports at once."""
+"""The one place that maps an integration failure to an Airflow retry or a failure."""
 
 from __future__ import annotations
 
 from collections.abc import Generator
 from contextlib import contextmanager
 
+from ident_hooks.errors import PermanentFailure
+
 
 @contextmanager
-def fail_without_retry_on(*permanent: type[BaseException]) -> Generator[None]:
-    """Turn errors no retry can fix (a wrong key, a refused payload, bad settings) into
-    an immediate task failure instead of a round of Airflow retries.
-
-    An error that says of itself ``retryable = True`` (a source's rate limit, say) is
-    left for Airflow to retry even when its class is listed.
+def airflow_error_policy() -> Generator[None]:
+    """Fail the task at once on a :class:`~ident_hooks.errors.PermanentFailure` (a wrong
+    key, a refused payload, bad settings) instead of a round of Airflow retries; every other
+    error, :class:`~ident_hooks.errors.TransientFailure` included, is left for Airflow's
+    retries.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
     try:
         yield
-    except permanent as error:
-        if getattr(error, "retryable", False):
-            raise
+    except PermanentFailure as error:
         raise AirflowFailException(f"{type(error).__name__}: {error}") from error

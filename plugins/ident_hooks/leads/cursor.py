@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, tzinfo
 
+from ident_hooks.errors import PermanentFailure
+
 
 def cursor_variable(source: str) -> str:
     return f"leads_cursor_{source}"
 
 
-class BadCursor(ValueError):
+class BadCursor(ValueError, PermanentFailure):
     """The Variable holds something that is not an ISO 8601 time with offset."""
 
 

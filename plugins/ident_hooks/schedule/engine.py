@@ -48,6 +48,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from ident_hooks.errors import PermanentFailure
+
 DEFAULT_DAYS_AHEAD = 30
 DEFAULT_SKIP_HOURS_TODAY = 2
 DEFAULT_SLOT_MINUTES = 30
@@ -83,7 +85,7 @@ def day_label(day_number: int) -> str:
     return (dt.date(1970, 1, 1) + dt.timedelta(days=int(day_number))).isoformat()
 
 
-class InvalidExportSettings(ValueError):
+class InvalidExportSettings(ValueError, PermanentFailure):
     """An export setting or rule makes no sense; nothing must be published."""
 
 

@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ident_hooks.errors import PermanentFailure, TransientFailure
 from ident_hooks.http_client import AuthStyle, ServiceClient
 from ident_hooks.leads.normalise import DoctorMatcher, Lead, Reject, RejectedRecord, without_nul
 from ident_hooks.registry import LEAD_SOURCE_KINDS
@@ -33,12 +34,11 @@ MOSCOW = ZoneInfo("Europe/Moscow")
 
 
 class SourceError(RuntimeError):
-    """A source answered 2xx but reported an error in its body (JSON-RPC error, status 0).
+    """A source answered 2xx but its body reports an error or cannot be read.
 
-    ``retryable`` is True for limits and temporary failures: the task should retry later.
+    Raised as :class:`SourceRefused` or :class:`SourceTemporarilyFailed`, chosen where the
+    reply is read.
     """
-
-    retryable = False
 
     def __init__(self, source_kind: str, message: str, *, code: Any = None) -> None:
         super().__init__(f"{source_kind}: {message}")
@@ -46,10 +46,16 @@ class SourceError(RuntimeError):
         self.code = code
 
 
-class SourceLimitReached(SourceError):
-    """The source's request limit is used up; retry after ``retry_after_seconds``."""
+class SourceRefused(SourceError, PermanentFailure):
+    """The source refused the request or answered something no retry will change."""
 
-    retryable = True
+
+class SourceTemporarilyFailed(SourceError, TransientFailure):
+    """A failure another attempt later may not meet (a proxy's error page, a moving offset)."""
+
+
+class SourceLimitReached(SourceTemporarilyFailed):
+    """The source's request limit is used up; retry after ``retry_after_seconds``."""
 
     def __init__(
         self, source_kind: str, message: str, *, code: Any = None, retry_after_seconds: float = 60
@@ -137,9 +143,9 @@ def read_json(response: Any, source_kind: str) -> Any:
     try:
         body = response.json()
     except ValueError:
-        error = SourceError(source_kind, f"reply is not JSON: {response.text[:200]!r}")
-        error.retryable = True
-        raise error from None
+        raise SourceTemporarilyFailed(
+            source_kind, f"reply is not JSON: {response.text[:200]!r}"
+        ) from None
     return without_nul(body) if "\\u0000" in response.text else body
 
 

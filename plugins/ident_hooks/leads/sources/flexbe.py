@@ -54,7 +54,7 @@ from ident_hooks.leads.normalise import (
     record_id,
 )
 from ident_hooks.leads.paging import OffsetPaginator, Page, field_key, walk
-from ident_hooks.leads.sources import SourceError, SourceLimitReached, SourceSettings, read_json
+from ident_hooks.leads.sources import SourceLimitReached, SourceRefused, SourceSettings, read_json
 
 ENDPOINT = "mod/api/"
 DEFAULT_PAGE_SIZE = 1000  # the reported server cap; a lower cap is followed by what came back
@@ -69,14 +69,14 @@ def _raise_for_error(body: dict[str, Any]) -> None:
     if not error and body.get("status") not in (0, "0"):
         return
     if not error:
-        raise SourceError("flexbe", f"status 0 without an error: {str(body)[:200]!r}")
+        raise SourceRefused("flexbe", f"status 0 without an error: {str(body)[:200]!r}")
     if isinstance(error, dict):
         code, message = error.get("code"), error.get("msg", "")
     else:
         code, message = None, str(error)
     if code in (LIMIT_EXCEEDED, str(LIMIT_EXCEEDED)):
         raise SourceLimitReached("flexbe", f"limit exceeded ({code}): {message}", code=code)
-    raise SourceError("flexbe", f"error {code}: {message}", code=code)
+    raise SourceRefused("flexbe", f"error {code}: {message}", code=code)
 
 
 def _total(data: dict[str, Any]) -> int | None:
@@ -93,11 +93,11 @@ def _page(client: Any, params: dict[str, Any]) -> Page:
     """The page's leads and the reply's total (when it gives one)."""
     body = read_json(client.request("POST", ENDPOINT, data=params), "flexbe")
     if not isinstance(body, dict):
-        raise SourceError("flexbe", f"unexpected reply {str(body)[:200]!r}")
+        raise SourceRefused("flexbe", f"unexpected reply {str(body)[:200]!r}")
     _raise_for_error(body)
     data = body.get("data") or {}
     if not isinstance(data, dict):
-        raise SourceError("flexbe", f"data is not an object: {str(data)[:200]!r}")
+        raise SourceRefused("flexbe", f"data is not an object: {str(data)[:200]!r}")
     leads = data.get("leads") or []
     if isinstance(leads, dict):
         # Keyed by lead id: a lead that omits its own id still has the key.
@@ -106,7 +106,9 @@ def _page(client: Any, params: dict[str, Any]) -> Page:
             for key, lead in leads.items()
         ]
     elif not isinstance(leads, list):
-        raise SourceError("flexbe", f"data.leads is neither object nor list: {str(leads)[:200]!r}")
+        raise SourceRefused(
+            "flexbe", f"data.leads is neither object nor list: {str(leads)[:200]!r}"
+        )
     return Page(leads, total=_total(data))
 
 

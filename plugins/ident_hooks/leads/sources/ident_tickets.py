@@ -64,7 +64,7 @@ from ident_hooks.leads.normalise import (
     record_id,
 )
 from ident_hooks.leads.paging import OffsetPaginator, Page, field_key, walk
-from ident_hooks.leads.sources import SourceError, SourceSettings, read_json
+from ident_hooks.leads.sources import SourceRefused, SourceSettings, read_json
 
 ENDPOINT = "GetTickets"
 DEFAULT_PAGE_SIZE = 500
@@ -74,7 +74,7 @@ NAME_PARTS = ("ClientSurname", "ClientName", "ClientPatronymic")
 def _page(client: Any, source: str, params: dict[str, Any]) -> Page:
     page = read_json(client.request("GET", ENDPOINT, params=params), source)
     if not isinstance(page, list):
-        raise SourceError(source, f"expected a JSON array, got {str(page)[:200]!r}")
+        raise SourceRefused(source, f"expected a JSON array, got {str(page)[:200]!r}")
     return Page(page)
 
 

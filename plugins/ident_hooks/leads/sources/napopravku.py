@@ -69,7 +69,7 @@ from ident_hooks.leads.normalise import (
     record_id,
 )
 from ident_hooks.leads.paging import Page, PageNumberPaginator, field_key, walk
-from ident_hooks.leads.sources import SourceError, SourceSettings, read_json
+from ident_hooks.leads.sources import SourceRefused, SourceSettings, read_json
 
 APPOINTMENTS = "appointments"
 SET_RECEIVED = "appointments/set-received"
@@ -85,14 +85,14 @@ def wire_time(moment: datetime) -> str:
 def _body(response: Any) -> Any:
     body = read_json(response, "napopravku")
     if not isinstance(body, dict):
-        raise SourceError("napopravku", f"reply is not an object: {str(body)[:200]!r}")
+        raise SourceRefused("napopravku", f"reply is not an object: {str(body)[:200]!r}")
     return body
 
 
 def _result(response: Any) -> Any:
     body = _body(response)
     if "result" not in body:
-        raise SourceError("napopravku", f"reply without result: {str(body)[:200]!r}")
+        raise SourceRefused("napopravku", f"reply without result: {str(body)[:200]!r}")
     return body["result"]
 
 
@@ -104,7 +104,7 @@ def _page(client: Any, params: dict[str, Any]) -> Page:
     """The page's bookings with ``meta.total`` and ``meta.last_page`` (when given)."""
     result = _result(client.request("GET", APPOINTMENTS, params=params))
     if not isinstance(result, dict) or not isinstance(result.get("items"), list):
-        raise SourceError("napopravku", f"result without items: {str(result)[:200]!r}")
+        raise SourceRefused("napopravku", f"result without items: {str(result)[:200]!r}")
     meta = result.get("meta")
     meta = meta if isinstance(meta, dict) else {}
     return Page(

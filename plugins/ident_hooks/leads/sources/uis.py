@@ -50,9 +50,10 @@ from ident_hooks.leads.normalise import (
 )
 from ident_hooks.leads.paging import OffsetPaginator, Page, field_key, walk
 from ident_hooks.leads.sources import (
-    SourceError,
     SourceLimitReached,
+    SourceRefused,
     SourceSettings,
+    SourceTemporarilyFailed,
     read_json,
     unique_by,
 )
@@ -137,7 +138,7 @@ def _call(client: Any, params: dict[str, Any]) -> dict[str, Any]:
     )
     body = read_json(response, "uis")
     if not isinstance(body, dict):
-        raise SourceError("uis", f"unexpected reply {str(body)[:200]!r}")
+        raise SourceRefused("uis", f"unexpected reply {str(body)[:200]!r}")
     error = body.get("error")
     if error:
         data = error.get("data") or {}
@@ -147,12 +148,12 @@ def _call(client: Any, params: dict[str, Any]) -> dict[str, Any]:
             detail += f" [field {data['field']}]"
         if mnemonic in LIMIT_MNEMONICS:
             raise SourceLimitReached("uis", detail, code=mnemonic)
-        failure = SourceError("uis", detail, code=mnemonic)
-        failure.retryable = mnemonic in TEMPORARY_MNEMONICS
-        raise failure
+        if mnemonic in TEMPORARY_MNEMONICS:
+            raise SourceTemporarilyFailed("uis", detail, code=mnemonic)
+        raise SourceRefused("uis", detail, code=mnemonic)
     result = body.get("result")
     if not isinstance(result, dict) or not isinstance(result.get("data"), list):
-        raise SourceError("uis", f"reply without result.data: {str(body)[:200]!r}")
+        raise SourceRefused("uis", f"reply without result.data: {str(body)[:200]!r}")
     return result
 
 
@@ -195,14 +196,12 @@ def _period(chunk_from: datetime, chunk_to: datetime, settings: SourceSettings) 
 def _pages(client: Any, chunk_from: datetime, chunk_to: datetime, settings: SourceSettings):
     def page(paging: dict[str, int]) -> Page:
         if paging["offset"] > MAX_OFFSET:
-            failure = SourceError(
+            raise SourceTemporarilyFailed(
                 "uis",
                 f"the site requests between {_period(chunk_from, chunk_to, settings)} grew past"
                 f" the Data API's largest offset ({MAX_OFFSET}) while they were read; the next"
                 " run reads the period in narrower parts",
             )
-            failure.retryable = True
-            raise failure
         return _page(client, chunk_from, chunk_to, settings, paging)
 
     paginator = OffsetPaginator(settings.source, limit=_page_size(settings), key=RECORD_KEY)
@@ -211,7 +210,7 @@ def _pages(client: Any, chunk_from: datetime, chunk_to: datetime, settings: Sour
         # Not every record can be reached by offset: read the two halves instead.
         start, middle, end = _halves(chunk_from, chunk_to)
         if middle == start:
-            raise SourceError(
+            raise SourceRefused(
                 "uis",
                 f"{first.total} site requests between {_period(chunk_from, chunk_to, settings)}:"
                 f" more than the Data API's largest offset ({MAX_OFFSET}) lets one period be"

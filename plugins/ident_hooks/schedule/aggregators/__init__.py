@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ident_hooks.config import load_config
+from ident_hooks.errors import PermanentFailure
 from ident_hooks.http_client import ServiceClient
 from ident_hooks.registry import AggregatorKind
 from ident_hooks.schedule.engine import SECONDS_PER_DAY, Schedule
@@ -48,7 +49,7 @@ def gzip_body(body: bytes) -> bytes:
     return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
 
 
-class RequestTooLarge(ValueError):
+class RequestTooLarge(ValueError, PermanentFailure):
     """A body the receiver would refuse as too large, and that cannot be split."""
 
 
