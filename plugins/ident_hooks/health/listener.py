@@ -11,13 +11,16 @@ metadata database in Airflow 3, and a pull that found no new leads leaves no oth
   ``diagnosis`` — what the error, or the error it was raised from, says about the service
   (``ident_hooks.http_client.ServiceSwitchedOff.diagnosis``).
 
-A listener must never break what called it: every failure here is logged and dropped.
+A listener must never break what called it: every failure here is logged and dropped, and
+the work runs in a thread of its own (:func:`_apart_from_callers_session`).
 Importing this module is cheap (every Airflow component imports the plugin).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,19 +85,39 @@ def record_run(
         conn.commit()
 
 
+def _apart_from_callers_session(work: Callable[[], None]) -> None:
+    """Run ``work`` in a thread of its own and wait for it.
+
+    Airflow's ORM session is scoped to the thread, and the scheduler calls listeners inside
+    its own: looking ``ident_db`` up in the metadata database there would commit and close
+    the scheduler's session under it (its objects detached, DetachedInstanceError later).
+    """
+    worker = threading.Thread(target=work, name="ident-hooks-listener")
+    worker.start()
+    worker.join()
+
+
 def _record_dag_run(dag_run: Any, state: str, msg: str | None) -> None:
+    # Read in the caller's thread, where the run's attributes are loaded.
+    fields = {
+        "dag_id": dag_run.dag_id,
+        "run_id": dag_run.run_id,
+        "started_at": dag_run.start_date,
+        "finished_at": dag_run.end_date,
+    }
+    _apart_from_callers_session(lambda: _record_run_logged(fields, state, msg))
+
+
+def _record_run_logged(fields: dict[str, Any], state: str, msg: str | None) -> None:
     try:
         record_run(
-            dag_id=dag_run.dag_id,
-            run_id=dag_run.run_id,
+            **fields,
             state=state,
-            started_at=dag_run.start_date,
-            finished_at=dag_run.end_date,
             # Kept only when no task said why (a run that timed out, say): see _UPSERT.
             error=f"DAG run failed: {msg}" if state == "failed" else None,
         )
     except Exception:
-        log.exception("could not record the end of %s %s", dag_run.dag_id, dag_run.run_id)
+        log.exception("could not record the end of %s %s", fields["dag_id"], fields["run_id"])
 
 
 @hookimpl
@@ -121,6 +144,10 @@ def diagnosis_of(error: Any) -> str | None:
 
 @hookimpl
 def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
+    _apart_from_callers_session(lambda: _record_task_failure(task_instance, error))
+
+
+def _record_task_failure(task_instance: Any, error: Any) -> None:
     try:
         from ident_hooks.health.redact import redact
 
