@@ -114,7 +114,16 @@ def installed(tmp_path_factory) -> dict:
         _run([str(python), "-m", "airflow", "providers", "list", "-o", "json"], env, empty)
     )
     probed = json.loads(_run([str(python), "-c", PROBE], env, empty).splitlines()[-1])
-    return {"listed": listed, "seconds": time.monotonic() - started, "venv": venv, **probed}
+    plugins = json.loads(
+        _run([str(python), "-m", "airflow", "plugins", "-o", "json"], env, empty) or "[]"
+    )
+    return {
+        "listed": listed,
+        "plugins": plugins,
+        "seconds": time.monotonic() - started,
+        "venv": venv,
+        **probed,
+    }
 
 
 def test_airflow_lists_the_installed_provider(installed):
@@ -127,6 +136,22 @@ def test_airflow_lists_the_installed_provider(installed):
     # The package came from the wheel, not from the checkout.
     assert installed["package_file"].startswith(str(installed["venv"]))
     print(f"built, installed and listed in {installed['seconds']:.1f} s")
+
+
+def test_the_pages_and_the_run_listener_come_with_the_package(installed):
+    """An empty plugins folder: the inbox, the reports, the status page and the listener
+    are registered by the installed package's ``airflow.plugins`` entry point."""
+    plugins = {plugin["name"]: plugin for plugin in installed["plugins"]}
+    assert sorted(plugins) == ["ident_health", "ident_inbox", "ident_reports"]
+    prefixes = {
+        name: [app["url_prefix"] for app in p["fastapi_apps"]] for name, p in plugins.items()
+    }
+    assert prefixes == {
+        "ident_health": ["/status"],
+        "ident_inbox": ["/inbox"],
+        "ident_reports": ["/reports"],
+    }
+    assert plugins["ident_health"]["listeners"] == ["ident_hooks.health.listener"]
 
 
 def test_every_service_has_its_connection_type_and_hook(installed):

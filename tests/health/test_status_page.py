@@ -18,8 +18,8 @@ _PROBE = """
 import json, sys
 import airflow.plugins_manager
 before = set(sys.modules)
-import ident_health_plugin
-plugin = ident_health_plugin.IdentHealthPlugin
+from ident_hooks.airflow_plugins import IdentHealthPlugin
+plugin = IdentHealthPlugin
 print(json.dumps({
     "new_modules": sorted(set(sys.modules) - before),
     "prefix": plugin.fastapi_apps[0]["url_prefix"],

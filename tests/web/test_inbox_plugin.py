@@ -14,8 +14,8 @@ _PROBE = """
 import json, sys
 import airflow.plugins_manager
 before = set(sys.modules)
-import ident_inbox_plugin
-plugin = ident_inbox_plugin.IdentInboxPlugin
+from ident_hooks.airflow_plugins import IdentInboxPlugin
+plugin = IdentInboxPlugin
 print(json.dumps({
     "new_modules": sorted(set(sys.modules) - before),
     "prefix": plugin.fastapi_apps[0]["url_prefix"],

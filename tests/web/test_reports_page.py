@@ -161,8 +161,8 @@ def test_importing_the_plugin_loads_no_web_or_database_stack():
 import json, sys
 import airflow.plugins_manager
 before = set(sys.modules)
-import ident_reports_plugin
-plugin = ident_reports_plugin.IdentReportsPlugin
+from ident_hooks.airflow_plugins import IdentReportsPlugin
+plugin = IdentReportsPlugin
 print(json.dumps({"new_modules": sorted(set(sys.modules) - before),
                   "app": plugin.fastapi_apps[0], "view": plugin.external_views[0]}, default=str))
 """

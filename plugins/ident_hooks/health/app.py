@@ -1,4 +1,4 @@
-"""The status page, mounted by ``plugins/ident_health_plugin.py`` at ``/status``.
+"""The status page, mounted by ``ident_hooks.airflow_plugins.IdentHealthPlugin`` at ``/status``.
 
 Routes (relative to the mount point):
 

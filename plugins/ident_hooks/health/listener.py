@@ -1,4 +1,4 @@
-"""An Airflow listener (registered by ``plugins/ident_health_plugin.py``) that records every
+"""An Airflow listener (registered by ``ident_hooks.airflow_plugins``) that records every
 DAG run of this deployment in ``integration.dag_runs``, so the status page and the alerts
 read Airflow's own verdicts from the clinic database — tasks cannot query Airflow's
 metadata database in Airflow 3, and a pull that found no new leads leaves no other trace.
