@@ -12,8 +12,8 @@ Order of decision, first match wins:
    ``aggregator`` for an aggregator's own booking system, whatever tags the lead carries —
    the booking was made on the aggregator; its tags say how the patient reached it).
 2. The lead has ``utm_source`` or ``utm_medium`` (a lone ``utm_campaign`` does not count):
-   :data:`UTM_RULES` in order, else ``other``.
-3. The lead has a referrer host: :data:`REFERRER_RULES` in order (a domain matches itself
+   the file's ``utm`` rules in order, else ``other``.
+3. The lead has a referrer host: its ``referrers`` rules in order (a domain matches itself
    and its subdomains; ``name.*`` matches any top-level domain, e.g. ``google.com.tr``),
    else ``referral``.
 4. Nothing known: ``direct``.
@@ -111,7 +111,11 @@ def load_rules(path: Path = RULES_PATH) -> tuple[tuple[UtmRule, ...], tuple[Refe
     return tuple(utm_rules), tuple(referrer_rules)
 
 
-UTM_RULES, REFERRER_RULES = load_rules()
+@cache
+def _rules() -> tuple[tuple[UtmRule, ...], tuple[ReferrerRule, ...]]:
+    # Read on first use, not at import: the config imports this module at DAG parse time,
+    # and a mistake in the marketer's file must stop the report build only.
+    return load_rules()
 
 
 def _source_channels() -> dict[str, str]:
@@ -153,13 +157,13 @@ def classify(
         return fixed
     tags = {"utm_source": _clean(utm_source), "utm_medium": _clean(utm_medium)}
     if tags["utm_source"] or tags["utm_medium"]:
-        for utm_rule in UTM_RULES:
+        for utm_rule in _rules()[0]:
             if tags[utm_rule.tag] in utm_rule.values:
                 return utm_rule.channel
         return UTM_FALLBACK
     host = _clean(referrer_host)
     if host:
-        for referrer_rule in REFERRER_RULES:
+        for referrer_rule in _rules()[1]:
             if _compiled(referrer_rule.domains).search(host):
                 return referrer_rule.channel
         return REFERRER_FALLBACK
@@ -181,14 +185,15 @@ def channel_sql(alias: str = "l") -> str:
     def clean(column: str) -> str:
         return f"lower(btrim(coalesce({alias}.{column}, '')))"
 
+    utm_rules, referrer_rules = _rules()
     utm_cases = "\n".join(
         f"            when {_in_list(clean(r.tag), r.values)} then {_quoted(r.channel)}"
-        for r in UTM_RULES
+        for r in utm_rules
     )
     referrer_cases = "\n".join(
         f"            when {clean('referrer_host')} ~ {_quoted(_domain_pattern(r.domains))}"
         f" then {_quoted(r.channel)}"
-        for r in REFERRER_RULES
+        for r in referrer_rules
     )
     by_channel: dict[str, list[str]] = {}
     for source, channel in sorted(_source_channels().items()):
