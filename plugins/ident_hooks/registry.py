@@ -250,8 +250,8 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                 payload="free and busy cells, `v2/doctors/send_schedule/`",
                 sends_busy=True,
                 skip_unchanged={"schedule": timedelta(minutes=60)},
-                # ПроДокторов takes every doctor, busy cells too: the clinic keeps its
-                # fullest export rules there.
+                # report.doctor_demand counts free slots by ПроДокторов's export rules
+                # (docs/reports.md).
                 sets_demand_rules=True,
             ),
             AggregatorKind(
