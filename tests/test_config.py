@@ -109,3 +109,36 @@ def test_a_new_aggregator_on_a_known_protocol_is_configuration_only():
     )
     assert plain.aggregator("x").title == "x"
     assert [s.title for s in plain.lead_sources] == ["UIS", "Сайт «kids»"]
+
+
+def test_a_lead_source_may_fix_the_marketing_channel_of_its_leads():
+    config = parse_config(
+        {
+            "lead_sources": {
+                "napopravku": {"kind": "napopravku", "interval_minutes": 2},
+                "sber": {"kind": "ident_tickets", "interval_minutes": 2, "channel": "aggregator"},
+                "uis": {"kind": "uis", "interval_minutes": 2},
+            },
+            "sites": [{"name": "kids", "interval_minutes": 2, "channel": "paid"}],
+        }
+    )
+    # НаПоправку's bookings by their kind; the IDENT partner and the site by their entry.
+    assert config.source_channels() == {
+        "napopravku": "aggregator",
+        "sber": "aggregator",
+        "site_kids": "paid",
+    }
+    assert load_config().source_channels() == {"napopravku": "aggregator", "32top": "aggregator"}
+    with pytest.raises(ConfigError, match=r"lead_sources\.uis: channel must be one of aggregator"):
+        parse_config(
+            {"lead_sources": {"uis": {"kind": "uis", "interval_minutes": 2, "channel": "ads"}}}
+        )
+
+
+def test_the_demand_report_follows_the_configured_instance_of_its_kind():
+    assert load_config().demand_aggregator == "prodoctorov"
+    renamed = parse_config(
+        {"aggregators": {"pd_msk": {"kind": "prodoctorov", "interval_minutes": 10}}}
+    )
+    assert renamed.demand_aggregator == "pd_msk"
+    assert parse_config({}).demand_aggregator is None

@@ -20,9 +20,11 @@ from ident_hooks.paths import INCLUDE_DIR
 from ident_hooks.registry import (
     AGGREGATOR_KINDS,
     LEAD_SOURCE_KINDS,
+    SITES_KIND,
     AggregatorKind,
     LeadSourceKind,
 )
+from ident_hooks.reports.channels import CHANNELS
 
 DEFAULT_CONFIG_PATH = INCLUDE_DIR / "integrations.yaml"
 # A deployment (or a test) may keep its own file elsewhere.
@@ -79,6 +81,8 @@ class LeadSource:
     connection: str
     interval: timedelta | None  # None for a push kind: nothing is pulled
     initial_days: int = 7  # how far back the very first pull (no cursor yet) reaches
+    # The marketing channel of all its leads whatever their tags (None: tags decide).
+    channel: str | None = None
 
     @property
     def spec(self) -> LeadSourceKind:
@@ -101,6 +105,16 @@ class IntegrationsConfig:
         if found is None:
             raise KeyError(f"no lead source {name!r} in the integrations config")
         return found
+
+    @property
+    def demand_aggregator(self) -> str | None:
+        """The aggregator whose export rules count ``report.doctor_demand``'s free slots:
+        the first instance of the registry's demand-rules kind (None: the default rules)."""
+        return next((a.name for a in self.aggregators if a.spec.sets_demand_rules), None)
+
+    def source_channels(self) -> dict[str, str]:
+        """Lead source -> the marketing channel of all its leads, for sources that fix one."""
+        return {s.name: s.channel for s in self.lead_sources if s.channel is not None}
 
     def aggregator(self, name: str) -> Aggregator:
         found = next((a for a in self.aggregators if a.name == name), None)
@@ -152,6 +166,16 @@ def _initial_days(where: str, days: Any) -> int:
     return days
 
 
+def _channel(where: str, entry: dict[str, Any], default: str | None) -> str | None:
+    channel = entry.get("channel", default)
+    if channel is not None and channel not in CHANNELS:
+        raise ConfigError(
+            f"{where}: channel must be one of {', '.join(CHANNELS)} (got {channel!r}), "
+            "or left out to let the leads' tags decide"
+        )
+    return channel
+
+
 def _name(where: str, name: Any) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError(f"{where}: names are lowercase letters, digits and _ ({name!r})")
@@ -191,9 +215,11 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
                 entry.get("connection", name),
                 None if pushed else _interval(where, entry, 1),
                 _initial_days(where, entry.get("initial_days", default_days)),
+                _channel(where, entry, LEAD_SOURCE_KINDS[kind].channel),
             )
         )
-    # Shorthand for clinic websites speaking IDENT GetTickets: source and connection site_<name>.
+    # Shorthand for clinic websites (the registry's sites kind): source and connection
+    # site_<name>.
     for entry in data.get("sites") or []:
         site = _name("sites", entry.get("name"))
         name = f"site_{site}"
@@ -201,11 +227,12 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
         sources.append(
             LeadSource(
                 name,
-                "ident_tickets",
+                SITES_KIND.name,
                 _title(where, entry, f"Сайт «{site}»"),
                 name,
                 _interval(where, entry, 1),
                 _initial_days(where, entry.get("initial_days", default_days)),
+                _channel(where, entry, SITES_KIND.channel),
             )
         )
     for role, names in (

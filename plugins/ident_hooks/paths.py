@@ -1,5 +1,6 @@
 """Where the package finds the files it reads at run time: the clinic migrations
-(``sql/migrations``) and the default ``integrations.yaml`` and ``alerts.yaml``.
+(``sql/migrations``), the default ``integrations.yaml`` and ``alerts.yaml``, and the
+marketing channel rules ``marketing_channels.yaml``.
 
 In a checkout (the run command, the tests, docker-compose's mounted ``plugins/``) they are
 the checkout's ``include/`` beside ``plugins/``, so an edit there takes effect. The

@@ -187,6 +187,9 @@ class AggregatorKind:
     default label of an instance (None for a protocol many services speak: the instance
     then needs its own ``title`` in the YAML, else its name is shown). ``connection`` is
     the Airflow connection type of its instances' connections.
+    ``sets_demand_rules``: the export rules of this kind's instance (its slot length,
+    per-doctor slot lengths and hidden doctors) are the ones the ``report.doctor_demand``
+    free slots are counted by (:mod:`ident_hooks.reports.demand`); exactly one kind has it.
     """
 
     name: str
@@ -204,6 +207,7 @@ class AggregatorKind:
     # acceptance is when the service received the schedule of the doctors of its branches.
     schedule_request: str = "schedule"
     max_request_bytes: int | None = None
+    sets_demand_rules: bool = False
     # Dotted path of the kind's publisher class, imported only when a task runs.
     connector: str = field(kw_only=True)
 
@@ -224,6 +228,12 @@ class LeadSourceKind:
     ``switched_off``: tells from a non-2xx reply that the partner switched the integration
     off on its side (``ident_hooks.http_client.ServiceClient``); such a run fails once,
     without retries, and the status page says why.
+    ``channel``: the marketing channel of every lead of its instances whatever their tags
+    (``aggregator`` for an aggregator's own booking system: the booking was made there);
+    None lets tags and referrer decide (:mod:`ident_hooks.reports.channels`). An instance
+    may set its own (``channel:`` in ``include/integrations.yaml``).
+    ``serves_sites``: the kind of the ``sites:`` shorthand of ``include/integrations.yaml``
+    (clinic websites, source ``site_<name>``); exactly one kind has it.
     ``title`` and ``connection`` as for :class:`AggregatorKind`.
     """
 
@@ -236,6 +246,8 @@ class LeadSourceKind:
     revisit_days: int = 0
     push: bool = False
     switched_off: Callable[[Any], bool] | None = None
+    channel: str | None = None
+    serves_sites: bool = False
     # Dotted path of the kind's connector class, imported only when a task or the intake
     # runs.
     connector: str = field(kw_only=True)
@@ -258,6 +270,9 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
                 payload="free and busy cells, `v2/doctors/send_schedule/`",
                 sends_busy=True,
                 skip_unchanged={"schedule": timedelta(minutes=60)},
+                # report.doctor_demand counts free slots by ПроДокторов's export rules
+                # (docs/reports.md).
+                sets_demand_rules=True,
             ),
             AggregatorKind(
                 name="napopravku",
@@ -342,9 +357,11 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
                 NAPOPRAVKU_BEARER,
                 NAPOPRAVKU_CONNECTION,
                 acknowledges=True,
+                channel="aggregator",
                 connector="ident_hooks.leads.sources.napopravku.NapopravkuSource",
             ),
-            # A partner that switched the integration off answers a plain 503.
+            # A partner that switched the integration off answers a plain 503. Clinic
+            # websites speak it too; an aggregator's instance says `channel: aggregator`.
             LeadSourceKind(
                 "ident_tickets",
                 None,
@@ -352,6 +369,7 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
                 IDENT_INTEGRATION_KEY,
                 IDENT_CONNECTION,
                 switched_off=plain_503,
+                serves_sites=True,
                 connector="ident_hooks.leads.sources.ident_tickets.IdentTicketsSource",
             ),
             # Pushed to the intake service; the secret is checked there, none goes out.
@@ -386,6 +404,9 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
         )
     }
 )
+
+(SITES_KIND,) = [kind for kind in LEAD_SOURCE_KINDS.values() if kind.serves_sites]
+(DEMAND_RULES_KIND,) = [kind for kind in AGGREGATOR_KINDS.values() if kind.sets_demand_rules]
 
 
 # Every connection type, from the kinds (and the intake's own key): the provider declares

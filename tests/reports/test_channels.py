@@ -7,7 +7,13 @@ import itertools
 import psycopg
 import pytest
 
-from ident_hooks.reports.channels import CHANNELS, channel_sql, classify
+from ident_hooks.reports.channels import (
+    CHANNELS,
+    ChannelRulesError,
+    channel_sql,
+    classify,
+    load_rules,
+)
 
 # source, utm_source, utm_medium, referrer_host -> channel
 EXAMPLES = [
@@ -83,3 +89,23 @@ def test_sql_and_python_agree(clinic_db_url):
                 copy.write_row((n, *row))
         from_sql = conn.execute(f"select n, {channel_sql('s')} from samples s order by n")
         assert [channel for _, channel in from_sql] == [classify(*row) for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ("utm:\n  - {channel: ads, utm_source: [x]}\n", "utm rule 1: channel must be one of"),
+        ("utm:\n  - {channel: paid, utm_term: [x]}\n", "utm rule 1: name one tag"),
+        ("utm:\n  - {channel: paid, utm_medium: [CPC]}\n", "utm rule 1: values must be plain"),
+        ("referrers:\n  - {channel: social, domains: []}\n", "referrer rule 1: a non-empty list"),
+        (
+            'referrers:\n  - {channel: social, domains: ["x\'.ru"]}\n',
+            "referrer rule 1: values must",
+        ),
+    ],
+)
+def test_mistakes_in_the_rules_file_are_refused_with_a_reason(tmp_path, rules, message):
+    path = tmp_path / "marketing_channels.yaml"
+    path.write_text(rules, encoding="utf-8")
+    with pytest.raises(ChannelRulesError, match=f"marketing_channels.yaml: {message}"):
+        load_rules(path)

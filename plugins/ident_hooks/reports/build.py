@@ -47,7 +47,7 @@ def definitions_hash() -> str:
         str(facts.REPEAT_WINDOW),
         str(facts.CONVERSION_WINDOW),
         str(tables.ANSWER_TARGET_SECONDS),
-        demand.DEMAND_AGGREGATOR,
+        demand.demand_aggregator(),
     ]
     for part in parts:
         digest.update(part.encode("utf-8"))

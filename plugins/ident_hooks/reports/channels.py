@@ -1,22 +1,24 @@
-"""The one place for the marketing-channel rules: which channel a lead came through.
+"""The marketing-channel rules: which channel a lead came through.
 
-The rules are data (the tables below). :func:`classify` applies them in Python (tests,
-docs, one-off checks) and :func:`channel_sql` renders the same tables as one SQL ``CASE``
+The rules are data: ``include/marketing_channels.yaml`` (tags and referrer domains, which a
+marketer may extend) and each lead source's ``channel`` in ``include/integrations.yaml``
+(default from its kind in the registry). :func:`classify` applies them in Python (tests,
+docs, one-off checks) and :func:`channel_sql` renders the same rules as one SQL ``CASE``
 expression that the report build runs over the leads table. A test checks both agree.
 
 Order of decision, first match wins:
 
-1. The lead was loaded from an aggregator's own booking system (``source`` in
-   :data:`AGGREGATOR_SOURCES`): ``aggregator``, whatever tags it carries — the booking was
-   made on the aggregator; its tags say how the patient reached the aggregator.
+1. The lead's source fixes its channel (:meth:`IntegrationsConfig.source_channels`, e.g.
+   ``aggregator`` for an aggregator's own booking system, whatever tags the lead carries —
+   the booking was made on the aggregator; its tags say how the patient reached it).
 2. The lead has ``utm_source`` or ``utm_medium`` (a lone ``utm_campaign`` does not count):
-   :data:`UTM_RULES` in order, else ``other``.
-3. The lead has a referrer host: :data:`REFERRER_RULES` in order (a domain matches itself
+   the file's ``utm`` rules in order, else ``other``.
+3. The lead has a referrer host: its ``referrers`` rules in order (a domain matches itself
    and its subdomains; ``name.*`` matches any top-level domain, e.g. ``google.com.tr``),
    else ``referral``.
 4. Nothing known: ``direct``.
 
-Values are compared trimmed of spaces and lowercased. Changing these tables changes the
+Values are compared trimmed of spaces and lowercased. Changing these rules changes the
 build's definitions hash, so the next run rebuilds every report table by itself.
 """
 
@@ -25,6 +27,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ident_hooks.paths import INCLUDE_DIR
 
 # Channel codes (the values of the `channel` columns) and what they mean, for docs/comments.
 CHANNELS: dict[str, str] = {
@@ -38,58 +46,12 @@ CHANNELS: dict[str, str] = {
     "direct": "нет ни UTM-меток, ни сайта-источника (набрали адрес, звонок без метки)",
 }
 
-# Lead sources (integration.leads.source) that are aggregators' booking systems.
-AGGREGATOR_SOURCES: tuple[str, ...] = ("napopravku", "32top", "prodoctorov", "sberzdorovie")
+RULES_PATH = INCLUDE_DIR / "marketing_channels.yaml"
+_TAGS = ("utm_medium", "utm_source")
 
-AGGREGATOR_NAMES = ("prodoctorov", "napopravku", "sberzdorovie", "docdoc", "32top")
-AGGREGATOR_DOMAINS = (
-    "prodoctorov.ru",
-    "napopravku.ru",
-    "sberzdorovie.ru",
-    "docdoc.ru",
-    "32top.ru",
-)
-SOCIAL_NAMES = (
-    "vk",
-    "vkontakte",
-    "ok",
-    "odnoklassniki",
-    "telegram",
-    "tg",
-    "dzen",
-    "zen",
-    "youtube",
-    "instagram",
-    "facebook",
-    "fb",
-    "tiktok",
-    "whatsapp",
-)
-SOCIAL_DOMAINS = (
-    "vk.com",
-    "vk.ru",
-    "ok.ru",
-    "t.me",
-    "telegram.org",
-    "dzen.ru",
-    "zen.yandex.ru",
-    "youtube.com",
-    "youtu.be",
-    "instagram.com",
-    "facebook.com",
-    "tiktok.com",
-    "wa.me",
-)
-SEARCH_DOMAINS = (
-    "yandex.*",
-    "ya.ru",
-    "google.*",
-    "bing.com",
-    "go.mail.ru",
-    "duckduckgo.com",
-    "nova.rambler.ru",
-    "search.yahoo.com",
-)
+
+class ChannelRulesError(ValueError):
+    """marketing_channels.yaml says something the rules cannot use."""
 
 
 @dataclass(frozen=True)
@@ -105,59 +67,62 @@ class ReferrerRule:
     domains: tuple[str, ...]
 
 
-UTM_RULES: tuple[UtmRule, ...] = (
-    UtmRule(
-        "paid",
-        "utm_medium",
-        (
-            "cpc",
-            "ppc",
-            "cpm",
-            "cpa",
-            "cpv",
-            "paid",
-            "paid_social",
-            "display",
-            "banner",
-            "retargeting",
-        ),
-    ),
-    UtmRule("aggregator", "utm_source", AGGREGATOR_NAMES),
-    UtmRule("social", "utm_medium", ("social", "smm", "social_media", "social-network")),
-    UtmRule("social", "utm_source", SOCIAL_NAMES),
-    UtmRule("email", "utm_medium", ("email", "e-mail", "newsletter", "mailing")),
-    UtmRule("organic", "utm_medium", ("organic",)),
-    UtmRule("referral", "utm_medium", ("referral", "ref", "partner")),
-)
 UTM_FALLBACK = "other"
-
-REFERRER_RULES: tuple[ReferrerRule, ...] = (
-    ReferrerRule("aggregator", AGGREGATOR_DOMAINS),
-    # Before search: zen.yandex.ru is social, the rest of yandex.* is search.
-    ReferrerRule("social", SOCIAL_DOMAINS),
-    ReferrerRule("organic", SEARCH_DOMAINS),
-)
 REFERRER_FALLBACK = "referral"
 NOTHING_KNOWN = "direct"
 
 _SAFE_VALUE = re.compile(r"^[a-z0-9][a-z0-9._*-]*$")
 
 
-def _check_tables() -> None:
+def _values(where: str, values: Any) -> tuple[str, ...]:
     """The rule values are rendered into SQL as literals: keep them plain."""
-    values = [*AGGREGATOR_SOURCES]
-    for rule in (*UTM_RULES, *REFERRER_RULES):
-        if rule.channel not in CHANNELS:
-            raise ValueError(f"unknown channel {rule.channel!r} in {rule}")
-        values += rule.values if isinstance(rule, UtmRule) else rule.domains
-    if any(rule.tag not in ("utm_medium", "utm_source") for rule in UTM_RULES):
-        raise ValueError("UTM rules look at utm_medium or utm_source only")
-    bad = [value for value in values if not _SAFE_VALUE.match(value)]
+    if not isinstance(values, list) or not values:
+        raise ChannelRulesError(f"{where}: a non-empty list of values is needed")
+    bad = [value for value in values if not isinstance(value, str) or not _SAFE_VALUE.match(value)]
     if bad:
-        raise ValueError(f"channel rule values must be plain lowercase words: {bad}")
+        raise ChannelRulesError(f"{where}: values must be plain lowercase words, not {bad}")
+    return tuple(values)
 
 
-_check_tables()
+def _rule_channel(where: str, rule: Any) -> str:
+    if not isinstance(rule, dict) or rule.get("channel") not in CHANNELS:
+        raise ChannelRulesError(f"{where}: channel must be one of {', '.join(CHANNELS)}")
+    return rule["channel"]
+
+
+def load_rules(path: Path = RULES_PATH) -> tuple[tuple[UtmRule, ...], tuple[ReferrerRule, ...]]:
+    """The UTM and referrer rules of ``path``, checked; errors name the file and the rule."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    utm_rules = []
+    for n, rule in enumerate(data.get("utm") or [], 1):
+        where = f"{path.name}: utm rule {n}"
+        channel = _rule_channel(where, rule)
+        tags = [tag for tag in rule if tag != "channel"]
+        if len(tags) != 1 or tags[0] not in _TAGS:
+            raise ChannelRulesError(f"{where}: name one tag, utm_medium or utm_source")
+        utm_rules.append(UtmRule(channel, tags[0], _values(where, rule[tags[0]])))
+    referrer_rules = []
+    for n, rule in enumerate(data.get("referrers") or [], 1):
+        where = f"{path.name}: referrer rule {n}"
+        channel = _rule_channel(where, rule)
+        if set(rule) != {"channel", "domains"}:
+            raise ChannelRulesError(f"{where}: a referrer rule has a channel and domains")
+        referrer_rules.append(ReferrerRule(channel, _values(where, rule["domains"])))
+    return tuple(utm_rules), tuple(referrer_rules)
+
+
+@cache
+def _rules() -> tuple[tuple[UtmRule, ...], tuple[ReferrerRule, ...]]:
+    # Read on first use, not at import: the config imports this module at DAG parse time,
+    # and a mistake in the marketer's file must stop the report build only.
+    return load_rules()
+
+
+def _source_channels() -> dict[str, str]:
+    # Imported here: the config checks its lead sources' channels against CHANNELS.
+    from ident_hooks.config import load_config
+
+    return load_config().source_channels()
 
 
 def _domain_pattern(domains: tuple[str, ...]) -> str:
@@ -187,17 +152,18 @@ def classify(
     referrer_host: str | None,
 ) -> str:
     """The channel of one lead (see the module docstring for the order of decision)."""
-    if _clean(source) in AGGREGATOR_SOURCES:
-        return "aggregator"
+    fixed = _source_channels().get(_clean(source))
+    if fixed is not None:
+        return fixed
     tags = {"utm_source": _clean(utm_source), "utm_medium": _clean(utm_medium)}
     if tags["utm_source"] or tags["utm_medium"]:
-        for utm_rule in UTM_RULES:
+        for utm_rule in _rules()[0]:
             if tags[utm_rule.tag] in utm_rule.values:
                 return utm_rule.channel
         return UTM_FALLBACK
     host = _clean(referrer_host)
     if host:
-        for referrer_rule in REFERRER_RULES:
+        for referrer_rule in _rules()[1]:
             if _compiled(referrer_rule.domains).search(host):
                 return referrer_rule.channel
         return REFERRER_FALLBACK
@@ -219,17 +185,24 @@ def channel_sql(alias: str = "l") -> str:
     def clean(column: str) -> str:
         return f"lower(btrim(coalesce({alias}.{column}, '')))"
 
+    utm_rules, referrer_rules = _rules()
     utm_cases = "\n".join(
         f"            when {_in_list(clean(r.tag), r.values)} then {_quoted(r.channel)}"
-        for r in UTM_RULES
+        for r in utm_rules
     )
     referrer_cases = "\n".join(
         f"            when {clean('referrer_host')} ~ {_quoted(_domain_pattern(r.domains))}"
         f" then {_quoted(r.channel)}"
-        for r in REFERRER_RULES
+        for r in referrer_rules
     )
-    return f"""case
-        when {_in_list(clean("source"), AGGREGATOR_SOURCES)} then 'aggregator'
+    by_channel: dict[str, list[str]] = {}
+    for source, channel in sorted(_source_channels().items()):
+        by_channel.setdefault(channel, []).append(source)
+    source_cases = "".join(
+        f"\n        when {_in_list(clean('source'), tuple(sources))} then {_quoted(channel)}"
+        for channel, sources in by_channel.items()
+    )
+    return f"""case{source_cases}
         when {clean("utm_source")} <> '' or {clean("utm_medium")} <> '' then case
 {utm_cases}
             else {_quoted(UTM_FALLBACK)} end

@@ -1,7 +1,8 @@
 """Doctors' free slots per week, counted by the schedule engine, for report.doctor_demand.
 
-"Free slots" use the same rule as publishing (``ident_hooks.schedule``) with ПроДокторов's
-export rules — its slot length, per-doctor slot lengths and hidden doctors: work time minus
+"Free slots" use the same rule as publishing (``ident_hooks.schedule``) with the export
+rules of the aggregator the registry names for it (``sets_demand_rules``: ПроДокторов's) —
+its slot length, per-doctor slot lengths and hidden doctors: work time minus
 appointments that are not cancelled (any branch) minus the time open leads hold, cut into
 slots. Unlike a publishing run it covers whole weeks (Monday to Sunday, each slot in its
 branch's local date) with no "not in the next N hours" cut-off, so a past week counts
@@ -18,11 +19,20 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import psycopg
 
+from ident_hooks.config import load_config
 from ident_hooks.schedule.engine import compute_schedule, resolve_settings
 from ident_hooks.schedule.reader import read_settings, read_snapshot
 
-DEMAND_AGGREGATOR = "prodoctorov"
 WEEK = timedelta(days=7)
+# Matches no clinic.export_settings or export_rules row: the default rules, for a clinic that
+# configures no aggregator of the demand-rules kind.
+NO_AGGREGATOR = ""
+
+
+def demand_aggregator() -> str:
+    """The configured aggregator whose export rules count the free slots (the instance of
+    the registry's ``sets_demand_rules`` kind), else :data:`NO_AGGREGATOR`."""
+    return load_config().demand_aggregator or NO_AGGREGATOR
 
 
 def monday(day: date) -> date:
@@ -41,7 +51,8 @@ def horizon_weeks(conn: psycopg.Connection, now: datetime, clinic_timezone: str)
     Their free slots change with every booking, so each build recounts them; last week is
     included so that a finished week's count is settled by the first build after it.
     """
-    settings = resolve_settings(DEMAND_AGGREGATOR, read_settings(conn, DEMAND_AGGREGATOR))
+    aggregator = demand_aggregator()
+    settings = resolve_settings(aggregator, read_settings(conn, aggregator))
     today = now.astimezone(ZoneInfo(clinic_timezone)).date()
     return weeks_between(today - WEEK, today + timedelta(days=settings.days_ahead))
 
@@ -65,17 +76,16 @@ def free_slots_by_week(
     One engine run per stretch of consecutive weeks. Starts a day early so that every
     branch's local Monday is inside the engine's horizon, then keeps the asked weeks.
     """
-    settings_row = read_settings(conn, DEMAND_AGGREGATOR)
-    rules = resolve_settings(DEMAND_AGGREGATOR, settings_row)
+    aggregator = demand_aggregator()
+    settings_row = read_settings(conn, aggregator)
+    rules = resolve_settings(aggregator, settings_row)
     zone = ZoneInfo(clinic_timezone)
     rows: list[tuple[date, str, int]] = []
     for first, last in _runs(weeks):
         start = datetime.combine(first - timedelta(days=1), time(), zone)
         days_ahead = (last + WEEK - first).days + 1
         settings = dataclasses.replace(rules, days_ahead=days_ahead, skip_hours_today=0)
-        snapshot = read_snapshot(
-            conn, DEMAND_AGGREGATOR, settings_row, now=start, days_ahead=days_ahead
-        )
+        snapshot = read_snapshot(conn, aggregator, settings_row, now=start, days_ahead=days_ahead)
         free = compute_schedule(
             snapshot.work, snapshot.busy, snapshot.doctors, snapshot.rules, settings, start
         ).free
