@@ -2,10 +2,11 @@
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
 from ident_hooks.assets import CLINIC_SCHEDULE, LEADS
 from ident_hooks.config import Aggregator, load_config, run_schedule
+from ident_hooks.operators.publish_schedule import PublishScheduleOperator
 
 DOC = """
 ### Publish free appointment time to {title}
@@ -136,37 +137,7 @@ def make_publish_dag(aggregator: Aggregator):
         },
     )
     def publish_schedule():
-        @task(multiple_outputs=False)
-        def publish(run_id: str | None = None, dag_run=None) -> dict:
-            from airflow.sdk.exceptions import AirflowRescheduleException
-
-            from ident_hooks.db import connect
-            from ident_hooks.registry import record_instances
-            from ident_hooks.schedule.aggregators import publisher
-            from ident_hooks.schedule.publish import publish_schedule
-            from ident_hooks.task_errors import airflow_error_policy
-
-            client = publisher(aggregator.name).client(aggregator.connection)
-            with airflow_error_policy(), connect() as conn:
-                record_instances(conn, load_config())
-                conn.commit()
-                summary = publish_schedule(
-                    aggregator.name,
-                    conn=conn,
-                    client=client,
-                    now=datetime.now().astimezone(),
-                    run_id=run_id,
-                    on_change=aggregator.publish_on_change,
-                    # What time alone changed goes on the timer's ticks (and a person's
-                    # runs), never on the runs that changes start.
-                    on_timer=dag_run.run_type != "asset_triggered",
-                )
-            if summary.deferred_until is not None:
-                # Waiting for the byte budget frees the worker; the changes coalesce.
-                raise AirflowRescheduleException(summary.deferred_until)
-            return summary.as_dict()
-
-        publish()
+        PublishScheduleOperator(task_id="publish", aggregator=aggregator.name)
 
     return publish_schedule()
 

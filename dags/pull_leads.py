@@ -6,6 +6,7 @@ from airflow.sdk import dag, task
 
 from ident_hooks.assets import LEADS
 from ident_hooks.config import LeadSource, load_config, run_schedule
+from ident_hooks.operators.pull_leads import AcknowledgeBookingsOperator, PullLeadsOperator
 
 DOC = """
 ### Pull leads from {title} (`{name}`, kind `{kind}`)
@@ -82,36 +83,7 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
         },
     )
     def pull_leads():
-        @task(multiple_outputs=False)
-        def pull_and_store() -> dict:
-            from airflow.sdk import Variable
-
-            from ident_hooks.db import connect
-            from ident_hooks.leads.cursor import cursor_variable
-            from ident_hooks.leads.pull import pull_source
-            from ident_hooks.leads.sources import adapter_for
-            from ident_hooks.registry import record_instances
-            from ident_hooks.task_errors import airflow_error_policy
-
-            key = cursor_variable(source.name)
-            client = adapter_for(source.kind).client(source.connection)
-            # A refusal, a partner that switched the integration off, bad settings: no
-            # retry can help, so the run fails once instead of retrying every 2 minutes.
-            with airflow_error_policy(), connect() as conn:
-                record_instances(conn, load_config())
-                conn.commit()
-                summary = pull_source(
-                    source.name,
-                    kind=source.kind,
-                    conn=conn,
-                    client=client,
-                    clinic_timezone=clinic_timezone,
-                    now=datetime.now().astimezone(),
-                    read_cursor=lambda: Variable.get(key, default=None),
-                    write_cursor=lambda value: Variable.set(key, value),
-                    initial_days=source.initial_days,
-                )
-            return summary.as_dict()
+        summary = PullLeadsOperator(task_id="pull_and_store", source=source.name).output
 
         @task.short_circuit
         def stored_new_or_changed(summary: dict) -> bool:
@@ -121,25 +93,14 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
         def announce_leads(summary: dict) -> None:
             print(f"{summary['inserted']} new and {summary['updated']} changed leads")
 
-        summary = pull_and_store()
         stored_new_or_changed(summary) >> announce_leads(summary)
 
         if source.spec.acknowledges:
             # all_done: bookings stored by earlier runs are acknowledged even if this
             # run's pull failed, before the service's 10-minute limit runs out.
-            @task(multiple_outputs=False, trigger_rule="all_done")
-            def acknowledge_bookings() -> dict:
-                from ident_hooks.db import connect
-                from ident_hooks.leads.pull import acknowledge_stored
-                from ident_hooks.leads.sources import adapter_for
-
-                client = adapter_for(source.kind).client(source.connection)
-                with connect() as conn:
-                    return acknowledge_stored(
-                        source.name, kind=source.kind, conn=conn, client=client
-                    )
-
-            summary >> acknowledge_bookings()
+            summary >> AcknowledgeBookingsOperator(
+                task_id="acknowledge_bookings", source=source.name, trigger_rule="all_done"
+            )
 
     return pull_leads()
 

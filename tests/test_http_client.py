@@ -98,6 +98,17 @@ def test_a_request_goes_to_the_base_path_with_the_auth_header_and_no_basic_auth(
     assert seen.headers["accept"] == "application/json"
 
 
+def test_the_client_is_built_on_the_hook_it_is_given_else_the_generic_one(service):
+    from ident_hooks.hooks import HOOKS, ServiceHook
+
+    typed = client(hook_class=HOOKS["napopravku"])
+    response = typed.request("POST", "echo", json={"x": 1})
+    assert response.json()["result"]["body"] == {"x": 1}
+    assert type(typed.hook) is HOOKS["napopravku"]
+    assert typed.hook.conn_type == "napopravku"
+    assert type(client().hook) is ServiceHook
+
+
 @pytest.mark.parametrize(
     ("auth", "header", "value"),
     [

@@ -31,9 +31,10 @@ DISTRIBUTION = "ident-booking-platform"
 
 # What the installed Airflow reports, gathered in one process of the fresh virtualenv.
 PROBE = """
-import json, warnings
+import importlib, json, warnings
 warnings.simplefilter("ignore")
 import ident_hooks
+from airflow.sdk import BaseOperator
 from airflow.providers_manager import ProvidersManager
 from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
 from ident_hooks.db import load_migrations
@@ -47,6 +48,16 @@ for conn_type, info in manager.hooks.items():
             "class": info.hook_class_name, "name": info.hook_name,
             "conn_id_attribute": info.connection_id_attribute_name,
         }
+# The operators' modules the provider info lists, and the operators each defines.
+operators = {
+    module: sorted(
+        name for name, value in vars(importlib.import_module(module)).items()
+        if isinstance(value, type) and issubclass(value, BaseOperator)
+        and value.__module__ == module
+    )
+    for entry in manager.providers["ident-booking-platform"].data.get("operators", [])
+    for module in entry["python-modules"]
+}
 forms = {
     meta.connection_type: meta.model_dump()
     for meta in HookMetaService.hook_meta_data()
@@ -56,6 +67,7 @@ print(json.dumps({
     "package_file": ident_hooks.__file__,
     "hooks": hooks,
     "forms": forms,
+    "operators": operators,
     "migrations": len(load_migrations()),
     "aggregators": [a.name for a in load_config().aggregators],
 }))
@@ -215,6 +227,13 @@ def test_each_form_is_labelled_for_its_service(installed):
             assert "integer" in extra["timeout"]["schema"]["type"]
         else:
             assert extra == {}, conn_type
+
+
+def test_the_provider_lists_its_operators(installed):
+    assert installed["operators"] == {
+        "ident_hooks.operators.pull_leads": ["AcknowledgeBookingsOperator", "PullLeadsOperator"],
+        "ident_hooks.operators.publish_schedule": ["PublishScheduleOperator"],
+    }
 
 
 def test_the_installed_package_finds_its_migrations_and_config(installed):

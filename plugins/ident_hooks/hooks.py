@@ -9,11 +9,12 @@ the form itself (labels, placeholders, hidden fields, the timeout field) is decl
 ``ident_hooks.provider`` because Airflow 3.2+ reads it from the provider info, not from the
 hook (``airflow/providers_manager.py``, ``_load_ui_metadata``).
 
-* A service we call (``ConnectionType.outgoing``) gets an :class:`ServiceHook`, an
+* A service we call (``ConnectionType.outgoing``) gets a :class:`ServiceHook`, an
   ``HttpHook`` on the same fields as before (Host = base URL, Password = the secret,
-  extra ``timeout``); the connectors reach it through
-  :class:`ident_hooks.http_client.ServiceClient`, which reads any conn_type, so
-  connections made as ``http`` keep working.
+  extra ``timeout``). A connector's :class:`ident_hooks.http_client.ServiceClient` is
+  built on the hook of its kind's connection type (``ServiceClient(conn_id, auth=...,
+  hook_class=HOOKS[kind.connection.name])``); the hook reads a connection of any
+  conn_type, so connections made as ``http`` keep working.
 * A service that calls us (pushed leads, the intake's GetTickets) gets a
   :class:`SecretHook`: its connection only holds the secret the caller must present.
 """

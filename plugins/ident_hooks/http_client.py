@@ -1,4 +1,5 @@
-"""The one HTTP client every connector uses, built on Airflow's ``HttpHook``.
+"""The one HTTP client every connector uses, built on the hook of the service's
+connection type (``ident_hooks.hooks``: an Airflow ``HttpHook``).
 
 The Airflow connection holds the service's base URL in ``host`` (scheme and an
 optional path, e.g. ``https://rta-api.napopravku.ru/api/v1/``) and its token or
@@ -22,7 +23,7 @@ Policy kept in this one place:
 
 ``HttpHook.run`` is not used because its own warning on connection errors logs
 the full URL, which for a query-string key holds the secret.
-The session still comes from ``HttpHook.get_conn`` (base URL, proxies, TLS
+The session still comes from the hook's ``get_conn`` (base URL, proxies, TLS
 options, extra headers, keep-alive adapter).
 """
 
@@ -33,7 +34,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, urlencode
 
 import requests
@@ -41,6 +42,9 @@ import requests.auth
 import tenacity
 
 from ident_hooks.errors import PermanentFailure, TransientFailure
+
+if TYPE_CHECKING:
+    from airflow.providers.http.hooks.http import HttpHook
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +195,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 class ServiceClient:
     """Requests to one external service through one Airflow connection.
 
-    ``timeout`` is ``requests``' (connect, read) seconds. ``sleep`` is injectable
+    ``hook_class`` is the hook of the service's connection type
+    (``ident_hooks.hooks.HOOKS[<conn_type>]``, e.g. ``NapopravkuHook``); without one the
+    generic :class:`ident_hooks.hooks.ServiceHook` reads the connection, whatever its type
+    (a connection made as ``http`` works too). ``timeout`` is ``requests``' (connect, read)
+    seconds. ``sleep`` is injectable
     so tests can observe back-off without waiting. ``switched_off`` tells from a non-2xx
     reply that the partner switched the integration off (the kind's rule, from the
     registry); such a reply is neither retried nor left for the task to retry.
@@ -208,18 +216,20 @@ class ServiceClient:
         max_backoff_seconds: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         switched_off: Callable[[requests.Response], bool] | None = None,
+        hook_class: type[HttpHook] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.conn_id = conn_id
         self.auth = auth
+        self.hook_class = hook_class
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self._sleep = sleep
         self.switched_off = switched_off
-        self._hook: Any = None
+        self._hook: HttpHook | None = None
         self._session: requests.Session | None = None
         self._secret: str | None = None
 
@@ -227,9 +237,9 @@ class ServiceClient:
     def _connect(self) -> requests.Session:
         if self._session is None:
             # Imported here so that importing this module costs nothing at DAG parse time.
-            from airflow.providers.http.hooks.http import HttpHook
+            from ident_hooks.hooks import ServiceHook
 
-            self._hook = HttpHook(method="GET", http_conn_id=self.conn_id)
+            self._hook = (self.hook_class or ServiceHook)(http_conn_id=self.conn_id)
             connection = self._hook.get_connection(self.conn_id)
             self._secret = connection.password or ""
             # HttpHook's own `timeout` extra (seconds), so an operator can tune it per service.
@@ -247,6 +257,12 @@ class ServiceClient:
             session.headers.update(self.auth.headers)
             self._session = session
         return self._session
+
+    @property
+    def hook(self) -> HttpHook:
+        """The Airflow hook this client's session comes from."""
+        self._connect()
+        return self._hook
 
     @property
     def secret(self) -> str:

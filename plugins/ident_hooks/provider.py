@@ -7,7 +7,8 @@ its hook and its form: ``ui-field-behaviour`` (hidden, relabelled and pre-filled
 fields) and ``conn-fields`` (fields kept in the connection's extra), the declarative form
 Airflow 3.2+ reads for Admin → Connections without importing the hooks
 (``airflow/providers_manager.py``: ``_load_ui_metadata``; the UI's
-``/ui/connections/hook_meta``).
+``/ui/connections/hook_meta``). The operators' modules are listed as the schema allows
+(``operators``: integration name and modules); Airflow validates them and imports none.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ def get_provider_info() -> dict[str, Any]:
         "pushed leads) for clinics.",
         "versions": [__version__],
         "integrations": [{"integration-name": INTEGRATION, "tags": ["service"]}],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "ident_hooks.operators.pull_leads",
+                    "ident_hooks.operators.publish_schedule",
+                ],
+            }
+        ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": ["ident_hooks.hooks"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": ["ident_hooks.triggers"]}],
         "connection-types": [

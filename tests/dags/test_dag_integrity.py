@@ -71,3 +71,28 @@ def test_every_dag_is_documented_and_safe_to_operate(dag_bag):
         for task in dag.tasks:
             assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id} owner"
             assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+
+
+def test_integration_dags_run_the_operators_of_their_configured_instance(dag_bag):
+    from ident_hooks.config import load_config
+    from ident_hooks.operators.publish_schedule import PublishScheduleOperator
+    from ident_hooks.operators.pull_leads import AcknowledgeBookingsOperator, PullLeadsOperator
+
+    config = load_config()
+    for source in config.lead_sources:
+        if source.spec.push:
+            continue
+        dag = dag_bag.get_dag(source.dag_id)
+        pull = dag.get_task("pull_and_store")
+        assert isinstance(pull, PullLeadsOperator) and pull.source == source.name
+        acknowledge = dag.task_dict.get("acknowledge_bookings")
+        if source.spec.acknowledges:
+            assert isinstance(acknowledge, AcknowledgeBookingsOperator), source.name
+            assert acknowledge.source == source.name
+            assert acknowledge.trigger_rule == "all_done"
+        else:
+            assert acknowledge is None, source.name
+    for aggregator in config.aggregators:
+        publish = dag_bag.get_dag(aggregator.dag_id).get_task("publish")
+        assert isinstance(publish, PublishScheduleOperator)
+        assert publish.aggregator == aggregator.name

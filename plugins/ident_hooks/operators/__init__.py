@@ -1,0 +1,8 @@
+"""Airflow operators of this provider: each owns its service's client, its cursor and the
+error policy (``ident_hooks.task_errors``), so a DAG file only creates them from
+``include/integrations.yaml`` by the configured name.
+
+* :mod:`ident_hooks.operators.pull_leads`: ``PullLeadsOperator``,
+  ``AcknowledgeBookingsOperator``;
+* :mod:`ident_hooks.operators.publish_schedule`: ``PublishScheduleOperator``.
+"""
