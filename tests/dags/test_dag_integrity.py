@@ -82,7 +82,7 @@ def test_integration_dags_run_the_operators_of_their_configured_instance(dag_bag
     for source in config.lead_sources:
         if source.spec.push:
             continue
-        dag = dag_bag.get_dag(source.dag_id)
+        dag = dag_bag.dags[source.dag_id]
         pull = dag.get_task("pull_and_store")
         assert isinstance(pull, PullLeadsOperator) and pull.source == source.name
         acknowledge = dag.task_dict.get("acknowledge_bookings")
@@ -93,6 +93,6 @@ def test_integration_dags_run_the_operators_of_their_configured_instance(dag_bag
         else:
             assert acknowledge is None, source.name
     for aggregator in config.aggregators:
-        publish = dag_bag.get_dag(aggregator.dag_id).get_task("publish")
+        publish = dag_bag.dags[aggregator.dag_id].get_task("publish")
         assert isinstance(publish, PublishScheduleOperator)
         assert publish.aggregator == aggregator.name
