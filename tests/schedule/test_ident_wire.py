@@ -17,6 +17,7 @@ import pytest
 import requests
 from airflow_stack import wait_for
 
+from ident_hooks.errors import PermanentFailure
 from ident_hooks.schedule.aggregators import RequestTooLarge, publisher
 from ident_hooks.schedule.engine import compute_schedule, resolve_settings
 from ident_hooks.schedule.publish import publish_schedule
@@ -133,6 +134,13 @@ def test_a_branch_without_an_ident_id_is_refused(network):
         publisher("sberzdorovie").build_requests(schedule, branches)
     with pytest.raises(ValueError, match="doctors carry no ident_id column"):
         publisher("sberzdorovie").build_requests(network.schedule("sberzdorovie"), branches)
+
+
+def test_a_timetable_missing_ident_ids_fails_for_good_not_for_a_retry(network):
+    schedule, branches = aliased(network)
+    branches.loc[branches["branch_id"] == "ekb", "ident_id"] = None
+    with pytest.raises(PermanentFailure):
+        publisher("sberzdorovie").build_requests(schedule, branches)
 
 
 # -- the receiver ----------------------------------------------------------------------

@@ -104,6 +104,14 @@ class Cut(enum.Enum):
     TIMETABLE = "timetable"
 
 
+# What a publisher must implement for its cut.
+_RENDERER = {
+    Cut.BRANCH: "render_branches",
+    Cut.BRANCH_SPLIT: "render_branches",
+    Cut.TIMETABLE: "render_timetable",
+}
+
+
 @dataclass(frozen=True)
 class BranchRendering:
     """A protocol's rendering of branch documents, for :attr:`Cut.BRANCH` and
@@ -156,8 +164,10 @@ class SchedulePublisher:
         missing = [name for name in ("auth", "endpoints", "cut") if not hasattr(cls, name)]
         if missing:
             raise TypeError(f"{cls.__name__} does not declare {', '.join(missing)}")
-        if cls.reads_replies and cls.read_reply is SchedulePublisher.read_reply:
-            raise TypeError(f"{cls.__name__} reads replies but has no read_reply")
+        needed = [_RENDERER[cls.cut]] + (["read_reply"] if cls.reads_replies else [])
+        absent = [name for name in needed if getattr(cls, name) is getattr(SchedulePublisher, name)]
+        if absent:
+            raise TypeError(f"{cls.__name__} does not implement {', '.join(absent)}")
 
     @classmethod
     def client(cls, conn_id: str, **options: Any) -> ServiceClient:
