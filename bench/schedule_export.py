@@ -78,12 +78,14 @@ def main() -> None:
             del work_rows, busy_rows  # not part of the export's memory
             doctors = conn.execute("select count(*) from clinic.doctors").fetchone()[0]
 
+            # Resolved before timing: finding a kind's class imports it through Airflow, which
+            # a DAG's task has loaded already.
+            targets = {a.name: publisher(a.name) for a in load_config().aggregators}
             read_seconds = compute_seconds = 0.0
             slots = requests = body_bytes = 0
-            for aggregator in (a.name for a in load_config().aggregators):
+            for aggregator, target in targets.items():
                 began = time.perf_counter()
                 row = read_settings(conn, aggregator)
-                target = publisher(aggregator)
                 settings = settings_for(aggregator, row)
                 snapshot = read_snapshot(
                     conn, aggregator, row, now=now, days_ahead=settings.days_ahead

@@ -17,7 +17,8 @@ import pytest
 import requests
 from airflow_stack import wait_for
 
-from ident_hooks.schedule.aggregators import RequestTooLarge, ident_timetable, publisher
+from ident_hooks.errors import PermanentFailure
+from ident_hooks.schedule.aggregators import RequestTooLarge, publisher
 from ident_hooks.schedule.engine import compute_schedule, resolve_settings
 from ident_hooks.schedule.publish import publish_schedule
 from ident_hooks.schedule.reader import read_snapshot
@@ -117,13 +118,13 @@ def test_a_timetable_over_the_receivers_limit_is_refused_not_split(clinic):
     assert size > 30_000
     # The kind's default limit: the largest public receiver's bodyParser.json 50 MiB.
     assert publisher("sberzdorovie").spec.max_request_bytes == 50 * 1024 * 1024
-    (exact,) = ident_timetable.build_requests(schedule, branches, max_request_bytes=size)
+    (exact,) = publisher("sberzdorovie").build_requests(schedule, branches, max_request_bytes=size)
     assert exact.body == whole.body
     with pytest.raises(
         RequestTooLarge,
         match=f"is {size} bytes, more than the receiver's limit of {size - 1} bytes",
     ):
-        ident_timetable.build_requests(schedule, branches, max_request_bytes=size - 1)
+        publisher("sberzdorovie").build_requests(schedule, branches, max_request_bytes=size - 1)
 
 
 def test_a_branch_without_an_ident_id_is_refused(network):
@@ -133,6 +134,13 @@ def test_a_branch_without_an_ident_id_is_refused(network):
         publisher("sberzdorovie").build_requests(schedule, branches)
     with pytest.raises(ValueError, match="doctors carry no ident_id column"):
         publisher("sberzdorovie").build_requests(network.schedule("sberzdorovie"), branches)
+
+
+def test_a_timetable_missing_ident_ids_fails_for_good_not_for_a_retry(network):
+    schedule, branches = aliased(network)
+    branches.loc[branches["branch_id"] == "ekb", "ident_id"] = None
+    with pytest.raises(PermanentFailure):
+        publisher("sberzdorovie").build_requests(schedule, branches)
 
 
 # -- the receiver ----------------------------------------------------------------------

@@ -36,9 +36,9 @@ def test_every_configured_aggregator_speaks_a_registered_kind_with_its_auth():
         "sberzdorovie": "ident_timetable",
         "32top": "ident_timetable",
     }
-    assert publisher("prodoctorov").spec.auth == PRODOCTOROV_TOKEN
-    assert publisher("napopravku").spec.auth == NAPOPRAVKU_BEARER
-    assert publisher("sberzdorovie").spec.auth == IDENT_INTEGRATION_KEY
+    assert publisher("prodoctorov").auth == PRODOCTOROV_TOKEN
+    assert publisher("napopravku").auth == NAPOPRAVKU_BEARER
+    assert publisher("sberzdorovie").auth == IDENT_INTEGRATION_KEY
     assert publisher("sberzdorovie") == publisher("32top")
     with pytest.raises(KeyError, match="no aggregator 'docdoc'"):
         publisher("docdoc")

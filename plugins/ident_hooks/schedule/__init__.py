@@ -1,1 +1,1 @@
-"""Publishing doctors' free time to aggregators: the slot engine and payload builders."""
+"""Publishing doctors' free time to aggregators: the slot engine and the publishers."""

@@ -72,10 +72,10 @@ from ident_hooks.registry import AggregatorKind
 from ident_hooks.schedule.aggregators import (
     OutgoingRequest,
     RequestTooLarge,
-    doctor_names,
     gzip_body,
     publisher,
 )
+from ident_hooks.schedule.aggregators.rendering import doctor_names
 from ident_hooks.schedule.budget import ByteBudget, load_spent_until, save_spent_until
 from ident_hooks.schedule.changes import (
     forget_old_changes,
@@ -136,7 +136,7 @@ def _request_keys(requests: list) -> list[str]:
 def settings_for(aggregator: str, row: Mapping[str, Any] | None) -> ExportSettings:
     """The configured aggregator's export settings: its ``clinic.export_settings`` row
     under the rules of its kind (a horizon the service fixes)."""
-    spec = publisher(aggregator).spec
+    spec = load_config().aggregator(aggregator).spec
     return resolve_settings(
         aggregator, row, fixed_days_ahead=spec.fixed_days_ahead, horizon_zone=spec.horizon_zone
     )
@@ -396,7 +396,11 @@ def publish_schedule(
             summary.http_status = response.status_code
             summary.requests_sent += 1
             summary.bytes_sent += len(send.wire)
-            not_matched = target.read_reply(send.request, response).not_matched_doctors
+            not_matched = (
+                target.read_reply(send.request, response).not_matched_doctors
+                if target.reads_replies
+                else None
+            )
             if not_matched is not None:
                 summary.not_matched_doctors = sorted(
                     {*(summary.not_matched_doctors or []), *not_matched}

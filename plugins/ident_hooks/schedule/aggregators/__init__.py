@@ -1,40 +1,41 @@
-"""Payload builders, one module per aggregator protocol, and the publisher that runs them.
+"""Schedule publishers: one declared class per aggregator protocol.
 
-A builder module exposes ``build_requests(schedule, branches, *, max_request_bytes)``
-returning the :class:`OutgoingRequest` list to send, in order; ``max_request_bytes`` is
-the largest (decoded) body the receiver takes, None when not known. A protocol that can
-split splits below it; one that cannot raises :class:`RequestTooLarge` naming it. ``branches`` is a
-DataFrame ``branch_id, name`` (optional ``address``, ``ident_id``). A module may also
-expose ``read_reply(request, response) -> ReplyFindings`` for what a service says back
-beyond success. Which module serves which configured aggregator, its auth and its rules
-(how long an unchanged request may go unsent, a fixed horizon) are in
-:mod:`ident_hooks.registry`; a new protocol is one module here plus one kind there.
+A publisher is a subclass of :class:`SchedulePublisher` that declares first what its
+service takes — its ``auth`` (an :class:`~ident_hooks.http_client.AuthStyle` from
+:mod:`ident_hooks.registry`), its ``endpoints`` (request kind -> path, in the order the
+requests go), how the schedule is ``cut`` into requests (:class:`Cut`) and whether it
+``reads_replies`` — and overrides only what its service does differently: how a body is
+rendered (:meth:`~SchedulePublisher.render_branches` for the per-branch cuts,
+:meth:`~SchedulePublisher.render_timetable` for the whole timetable,
+:meth:`~SchedulePublisher.reference_entries` for reference lists such as НаПоправку's
+clinics and doctors) and how a reply is read (:meth:`~SchedulePublisher.read_reply`).
+The base class does the cutting, the size checks against ``max_request_bytes`` and the
+requests themselves.
 
-Bodies are rendered straight to UTF-8 JSON bytes: fragments are formatted once
-per distinct value (a date, a time, a slot) and joined per doctor-day, which is
-what keeps a 2,000-doctor network within the benchmark budget. How a schedule is cut
-into requests is the protocol's: ПроДокторов one branch per request, НаПоправку's slots
-one branch per request split below ``max_request_bytes``, IDENT the whole timetable.
+Which class serves a configured aggregator, and its rules (how long an unchanged request
+may go unsent, a fixed horizon, the request kind that carries doctors' time, the
+receivers' known body limit), are its kind's in :mod:`ident_hooks.registry`
+(``AggregatorKind.connector``); :func:`publisher` gives the configured aggregator's
+publisher. A new protocol is one class here plus one kind there.
 """
 
 from __future__ import annotations
 
+import enum
 import gzip
-import importlib
-import json
-from collections.abc import Callable, Iterator, Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
 import pandas as pd
 
 from ident_hooks.config import load_config
 from ident_hooks.errors import PermanentFailure
-from ident_hooks.http_client import ServiceClient
+from ident_hooks.http_client import AuthStyle, ServiceClient
 from ident_hooks.registry import AggregatorKind
-from ident_hooks.schedule.engine import SECONDS_PER_DAY, Schedule
+from ident_hooks.schedule.aggregators.rendering import branch_doctors
+from ident_hooks.schedule.engine import Schedule
 
 JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json; charset=utf-8"}
 GZIP_HEADERS: Mapping[str, str] = {"Content-Encoding": "gzip"}
@@ -91,18 +92,87 @@ class ReplyFindings:
     not_matched_doctors: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True)
-class Publisher:
-    """A configured aggregator's protocol at work: builds its requests, reads its replies.
+class Cut(enum.Enum):
+    """How a publisher cuts the schedule into requests of its schedule kind."""
 
-    ``spec`` is its kind from :mod:`ident_hooks.registry`; the builder module is imported
-    on first use, so nothing of it costs anything at DAG parse time.
+    # One request per branch with every doctor of it; a receiver that keeps one document
+    # per branch would be left with only the last part of a split one.
+    BRANCH = "branch"
+    # Per branch, split between doctors (and a doctor between days) below the limit.
+    BRANCH_SPLIT = "branch_split"
+    # Every branch and doctor in one request; a snapshot receiver keeps only the latest.
+    TIMETABLE = "timetable"
+
+
+# What a publisher must implement for its cut.
+_RENDERER = {
+    Cut.BRANCH: "render_branches",
+    Cut.BRANCH_SPLIT: "render_branches",
+    Cut.TIMETABLE: "render_timetable",
+}
+
+
+@dataclass(frozen=True)
+class BranchRendering:
+    """A protocol's rendering of branch documents, for :attr:`Cut.BRANCH` and
+    :attr:`Cut.BRANCH_SPLIT`.
+
+    ``days``: ``(branch_id, doctor_id) -> [rendered day, ...]``;
+    ``doctor(doctor_id, days)``: a doctor's block in a body;
+    ``document(branch_id, [(doctor_id, block), ...])``: the whole body.
+    """
+
+    days: Mapping[tuple[str, str], list[bytes]]
+    doctor: Callable[[str, list[bytes]], bytes]
+    document: Callable[[str, list[tuple[str, bytes]]], bytes]
+
+
+@dataclass(frozen=True)
+class Timetable:
+    """A rendered whole timetable (:attr:`Cut.TIMETABLE`): ``pieces`` joined are the body
+    (summed before they are joined, so a refused body is never built); ``description``
+    names it in a refusal."""
+
+    pieces: list[bytes]
+    branch_ids: tuple[str, ...]
+    doctor_count: int
+    description: str
+
+
+@dataclass(frozen=True)
+class SchedulePublisher:
+    """A schedule-publishing protocol at work for its registry kind ``spec``.
+
+    Subclasses declare ``auth``, ``endpoints``, ``cut`` and ``reads_replies`` and
+    implement the rendering their ``cut`` needs. Instances of one kind are equal: two
+    aggregators on the IDENT protocol have the same publisher.
     """
 
     spec: AggregatorKind
 
-    def _builder(self) -> Any:
-        return importlib.import_module(f"{__name__}.{self.spec.builder}")
+    auth: ClassVar[AuthStyle]
+    # Request kind -> endpoint, in the order the requests are sent. The kind the registry
+    # names ``schedule_request`` carries doctors' time and is cut as ``cut`` says; every
+    # other is a reference list ``{"<kind>": [entry, ...]}`` split below the limit.
+    endpoints: ClassVar[Mapping[str, str]]
+    cut: ClassVar[Cut]
+    # The service's 2xx reply says something beyond success (:meth:`read_reply`).
+    reads_replies: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [name for name in ("auth", "endpoints", "cut") if not hasattr(cls, name)]
+        if missing:
+            raise TypeError(f"{cls.__name__} does not declare {', '.join(missing)}")
+        needed = [_RENDERER[cls.cut]] + (["read_reply"] if cls.reads_replies else [])
+        absent = [name for name in needed if getattr(cls, name) is getattr(SchedulePublisher, name)]
+        if absent:
+            raise TypeError(f"{cls.__name__} does not implement {', '.join(absent)}")
+
+    @classmethod
+    def client(cls, conn_id: str, **options: Any) -> ServiceClient:
+        """The HTTP client for an instance's Airflow connection, with this service's auth."""
+        return ServiceClient(conn_id, auth=cls.auth, **options)
 
     def build_requests(
         self,
@@ -111,186 +181,177 @@ class Publisher:
         *,
         max_request_bytes: int | None = None,
     ) -> list[OutgoingRequest]:
-        """``max_request_bytes``: the receiver's limit (None: the kind's default)."""
-        return self._builder().build_requests(
-            schedule, branches, max_request_bytes=max_request_bytes or self.spec.max_request_bytes
-        )
+        """The requests to send, in order.
+
+        ``branches`` is a DataFrame ``branch_id, name`` (optional ``address``, ``ident_id``,
+        ``timezone``). ``max_request_bytes`` is the largest (decoded) body the receiver
+        takes (None: the kind's, which may be unknown too). Raises :class:`RequestTooLarge`
+        before anything is sent when a body over it cannot be split.
+        """
+        limit = max_request_bytes or self.spec.max_request_bytes
+        entries = self.reference_entries(schedule, branches)
+        requests: list[OutgoingRequest] = []
+        for kind, endpoint in self.endpoints.items():
+            if kind == self.spec.schedule_request:
+                requests += self._schedule_requests(kind, endpoint, schedule, branches, limit)
+            else:
+                requests += _reference_requests(kind, endpoint, entries[kind], limit)
+        return requests
 
     def read_reply(self, request: OutgoingRequest, response: Any) -> ReplyFindings:
-        read = getattr(self._builder(), "read_reply", None)
-        return read(request, response) if read is not None else ReplyFindings()
+        """What a 2xx ``response`` to ``request`` says beyond success (``reads_replies``)."""
+        raise NotImplementedError(f"{type(self).__name__} reads no replies")
 
-    def client(self, conn_id: str, **options: Any) -> ServiceClient:
-        return ServiceClient(conn_id, auth=self.spec.auth, **options)
+    # -- what a protocol renders ---------------------------------------------------------
+
+    def render_branches(self, schedule: Schedule, branches: pd.DataFrame) -> BranchRendering:
+        """The branch documents' rendering (:attr:`Cut.BRANCH`, :attr:`Cut.BRANCH_SPLIT`)."""
+        raise NotImplementedError(f"{type(self).__name__} is not cut per branch")
+
+    def render_timetable(self, schedule: Schedule, branches: pd.DataFrame) -> Timetable:
+        """The whole timetable (:attr:`Cut.TIMETABLE`)."""
+        raise NotImplementedError(f"{type(self).__name__} is not cut as one timetable")
+
+    def reference_entries(
+        self, schedule: Schedule, branches: pd.DataFrame
+    ) -> Mapping[str, list[bytes]]:
+        """Per reference request kind (every endpoint but the schedule's), its rendered
+        entries; none by default."""
+        return {}
+
+    # -- cutting -------------------------------------------------------------------------
+
+    def _schedule_requests(
+        self,
+        kind: str,
+        endpoint: str,
+        schedule: Schedule,
+        branches: pd.DataFrame,
+        limit: int | None,
+    ) -> list[OutgoingRequest]:
+        if self.cut is Cut.TIMETABLE:
+            timetable = self.render_timetable(schedule, branches)
+            size = sum(map(len, timetable.pieces))
+            if limit is not None and size > limit:
+                raise RequestTooLarge(
+                    f"{timetable.description} is {size} bytes, more than the receiver's limit"
+                    f" of {limit} bytes (max_request_bytes); it cannot be split, because a"
+                    f" receiver keeps only the latest {endpoint}"
+                )
+            body = b"".join(timetable.pieces)
+            return [
+                OutgoingRequest(endpoint, body, kind, timetable.branch_ids, timetable.doctor_count)
+            ]
+
+        rendering = self.render_branches(schedule, branches)
+        requests = []
+        for branch_id, doctors in branch_doctors(schedule, rendering.days):
+            if self.cut is Cut.BRANCH_SPLIT:
+                bodies = _split_branch(branch_id, doctors, rendering, limit or sys.maxsize)
+            else:
+                body = rendering.document(
+                    branch_id, [(d, rendering.doctor(d, days)) for d, days in doctors]
+                )
+                if limit is not None and len(body) > limit:
+                    raise RequestTooLarge(
+                        f"branch {branch_id} ({len(doctors)} doctors) is {len(body)} bytes,"
+                        f" more than the receiver's limit of {limit} bytes"
+                        " (max_request_bytes); a branch document is never split"
+                    )
+                bodies = [(body, len(doctors))]
+            requests += [
+                OutgoingRequest(endpoint, body, kind, (branch_id,), doctor_count)
+                for body, doctor_count in bodies
+            ]
+        return requests
 
 
-def publisher(aggregator: str) -> Publisher:
+def publisher(aggregator: str) -> SchedulePublisher:
     """The publisher of the aggregator configured as ``aggregator`` in integrations.yaml."""
-    return Publisher(load_config().aggregator(aggregator).spec)
+    spec = load_config().aggregator(aggregator).spec
+    return spec.connector_class()(spec)
 
 
-# -- helpers shared by the builders --------------------------------------------------
-
-
-def json_bytes(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def json_text(value: Any) -> bytes:
-    """``str(value)`` as a JSON string literal (the fast path for ids and names)."""
-    return encode_basestring(str(value)).encode("utf-8")
-
-
-def codes_and_labels(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes and their labels; free for the engine's categorical columns."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return column.cat.codes.to_numpy(), column.cat.categories.to_numpy(dtype=object)
-    codes, uniques = pd.factorize(column)
-    return codes, np.asarray(uniques, dtype=object)
-
-
-def local_minutes(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per cell: local day number (days since 1970-01-01), start and end minute of that day."""
-    utc_seconds = cells["starts_at"].dt.as_unit("s").astype("int64").to_numpy()
-    local = utc_seconds + cells["utc_offset_minutes"].to_numpy() * 60
-    day = local // SECONDS_PER_DAY
-    start_minute = (local % SECONDS_PER_DAY) // 60
-    return day, start_minute, start_minute + cells["length_minutes"].to_numpy()
-
-
-def render_distinct(keys: np.ndarray, render: Callable[[int], bytes]) -> list[bytes]:
-    """``render(row)`` once per distinct key, spread back to every row."""
-    codes, uniques = pd.factorize(keys)
-    # Any row of a key renders the same fragment, so whichever write wins is fine.
-    first_rows = np.empty(len(uniques), dtype=np.int64)
-    first_rows[codes] = np.arange(len(codes))
-    fragments = np.array([render(int(row)) for row in first_rows], dtype=object)
-    return fragments[codes].tolist() if len(codes) else []
-
-
-def group_starts(*columns: np.ndarray) -> np.ndarray:
-    """Row indices where any of the (sorted) columns changes value, plus the end."""
-    length = len(columns[0])
-    change = np.zeros(length, dtype=bool)
-    if length:
-        change[0] = True
-        for column in columns:
-            change[1:] |= column[1:] != column[:-1]
-    return np.append(np.flatnonzero(change), length)
-
-
-def doctor_days(
-    frame: pd.DataFrame,
-    fragments: list[bytes],
-    join_day: Callable[[str, str, str, list[bytes]], bytes],
-) -> dict[tuple[str, str], list[bytes]]:
-    """``(branch_id, doctor_id) -> [rendered day, ...]`` from fragments sorted like ``frame``.
-
-    ``frame`` is sorted by branch, doctor and start (as the engine returns it);
-    ``join_day(branch_id, doctor_id, local_date, day_fragments)`` renders one day.
-    """
-    branch, branch_labels = codes_and_labels(frame["branch_id"])
-    doctor, doctor_labels = codes_and_labels(frame["doctor_id"])
-    date, date_labels = codes_and_labels(frame["local_date"])
-    bounds = group_starts(branch, doctor, date)
-    days: dict[tuple[str, str], list[bytes]] = {}
-    for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        pair = (branch_labels[branch[start]], doctor_labels[doctor[start]])
-        days.setdefault(pair, []).append(
-            join_day(pair[0], pair[1], date_labels[date[start]], fragments[start:stop])
+def _reference_requests(
+    kind: str, endpoint: str, entries: list[bytes], limit: int | None
+) -> list[OutgoingRequest]:
+    """``{"<kind>": [entries...]}`` bodies of at most ``limit`` bytes."""
+    prefix, suffix = b'{"' + kind.encode() + b'":[', b"]}"
+    budget = (limit or sys.maxsize) - len(prefix) - len(suffix)
+    batches: list[list[bytes]] = []
+    batch: list[bytes] = []
+    used = 0
+    for entry in entries:
+        if len(entry) > budget:
+            raise RequestTooLarge(
+                f"one {kind} entry needs {len(entry)} bytes, more than the receiver's limit of"
+                f" {limit} bytes (max_request_bytes) allows"
+            )
+        if batch and used + len(entry) + 1 > budget:
+            batches.append(batch)
+            batch, used = [], 0
+        batch.append(entry)
+        used += len(entry) + 1
+    if batch:
+        batches.append(batch)
+    return [
+        OutgoingRequest(
+            endpoint,
+            prefix + b",".join(batch) + suffix,
+            kind,
+            (),
+            len(batch) if kind == "doctors" else 0,  # for the log: a list of doctors
         )
-    return days
+        for batch in batches
+    ]
 
 
-def branch_doctors(
-    schedule: Schedule, days: Mapping[tuple[str, str], list[bytes]]
-) -> Iterator[tuple[str, list[tuple[str, list[bytes]]]]]:
-    """Per branch (sorted), its assigned doctors (sorted) with their rendered days (maybe none)."""
-    assignments = schedule.assignments
-    branch = assignments["branch_id"].to_numpy(dtype=object)
-    doctor = assignments["doctor_id"].to_numpy(dtype=object)
-    bounds = group_starts(branch)
-    for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        branch_id = branch[start]
-        yield (
-            branch_id,
-            [(d, days.get((branch_id, d), [])) for d in doctor[start:stop].tolist()],
-        )
-
-
-def pack_branch(
+def _split_branch(
     branch_id: str,
     doctors: list[tuple[str, list[bytes]]],
-    *,
-    render_doctor: Callable[[str, list[bytes]], bytes],
-    render_request: Callable[[str, list[tuple[str, bytes]]], bytes],
-    doctor_overhead: Callable[[str], int],
-    max_request_bytes: int,
+    rendering: BranchRendering,
+    limit: int,
 ) -> list[tuple[bytes, int]]:
-    """Split one branch into request bodies of at most ``max_request_bytes``.
+    """One branch as request bodies of at most ``limit`` bytes: ``(body, doctor_count)``."""
+    budget = limit - len(rendering.document(branch_id, []))
 
-    ``render_doctor(doctor_id, days)`` renders a doctor's block;
-    ``render_request(branch_id, [(doctor_id, block), ...])`` the whole body;
-    ``doctor_overhead(doctor_id)`` is what else a doctor adds to a body (e.g. a
-    reference entry). Returns ``(body, doctor_count)`` pairs.
-    """
-    budget = max_request_bytes - len(render_request(branch_id, []))
-
-    def cost(doctor_id: str, block: bytes) -> int:
-        return len(block) + doctor_overhead(doctor_id) + 2  # separators, counted generously
+    def cost(block: bytes) -> int:
+        return len(block) + 2  # separators, counted generously
 
     pieces: list[tuple[str, bytes]] = []
     for doctor_id, days in doctors:
-        block = render_doctor(doctor_id, days)
-        if cost(doctor_id, block) <= budget:
+        block = rendering.doctor(doctor_id, days)
+        if cost(block) <= budget:
             pieces.append((doctor_id, block))
             continue
-        empty = cost(doctor_id, render_doctor(doctor_id, []))
+        empty = cost(rendering.doctor(doctor_id, []))
         part: list[bytes] = []
         size = empty
         for day in days:
             if empty + len(day) + 1 > budget:
                 raise RequestTooLarge(
                     f"branch {branch_id}, doctor {doctor_id}: one day needs {len(day)} bytes, "
-                    f"more than max_request_bytes = {max_request_bytes} allows"
+                    f"more than max_request_bytes = {limit} allows"
                 )
             if part and size + len(day) + 1 > budget:
-                pieces.append((doctor_id, render_doctor(doctor_id, part)))
+                pieces.append((doctor_id, rendering.doctor(doctor_id, part)))
                 part, size = [], empty
             part.append(day)
             size += len(day) + 1
         if part:
-            pieces.append((doctor_id, render_doctor(doctor_id, part)))
+            pieces.append((doctor_id, rendering.doctor(doctor_id, part)))
 
     bodies: list[tuple[bytes, int]] = []
     batch: list[tuple[str, bytes]] = []
     used = 0
     for doctor_id, block in pieces:
-        needed = cost(doctor_id, block)
+        needed = cost(block)
         # A doctor split between days goes to separate bodies: a key may appear once per body.
         if batch and (used + needed > budget or doctor_id == batch[-1][0]):
-            bodies.append((render_request(branch_id, batch), len({d for d, _ in batch})))
+            bodies.append((rendering.document(branch_id, batch), len({d for d, _ in batch})))
             batch, used = [], 0
         batch.append((doctor_id, block))
         used += needed
     if batch or not bodies:
-        bodies.append((render_request(branch_id, batch), len({d for d, _ in batch})))
+        bodies.append((rendering.document(branch_id, batch), len({d for d, _ in batch})))
     return bodies
-
-
-def doctor_names(schedule: Schedule) -> dict[str, tuple[str, str]]:
-    """``doctor_id -> (full name, specialty)`` of the published doctors."""
-    published = schedule.doctors
-    return {
-        doctor_id: (str(name or ""), str(specialty) if isinstance(specialty, str) else "")
-        for doctor_id, name, specialty in zip(
-            published["doctor_id"], published["full_name"], published["specialty"], strict=True
-        )
-    }
-
-
-def branch_names(branches: pd.DataFrame) -> dict[str, str]:
-    return {
-        branch_id: str(name or "")
-        for branch_id, name in zip(branches["branch_id"], branches["name"], strict=True)
-    }

@@ -25,11 +25,14 @@ Where each fact comes from:
   the largest public receiver takes (``bodyParser.json({ limit: '50mb' })`` in
   ``brearey/smmikod`` ``src/index.ts``; its project rules say the limit is there "for
   large timetables", ``.cursor/rules/ident-rules.mdc``; the registry's kind). A larger
-  timetable raises :class:`RequestTooLarge` naming the limit before anything is sent;
+  timetable raises :class:`~ident_hooks.schedule.aggregators.RequestTooLarge` naming the
+  limit before anything is sent (``Cut.TIMETABLE``);
   body-parser counts the limit on the inflated body, so gzip does not lift it. For
   scale: IDENT's own body above is 458 kB (compact JSON) for 7 doctors over 29 days; a
   2,000-doctor demo network (``bench/schedule_export.py --doctors 2000 --days 33``) is
   about 44 MB.
+* Auth: the ``IDENT-Integration-Key`` header (integrations.md, "The IDENT HTTP
+  integration protocol"; the registry's ``IDENT_INTEGRATION_KEY``).
 * ``StartDateTime`` is ISO 8601 with the branch's UTC offset
   (``2025-12-16T08:00:00+07:00`` in IDENT's body); free slots and busy cells are both
   sent (``IsBusy``), ``LengthInMinutes`` whole minutes. Any 2xx is success, the reply's
@@ -47,9 +50,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from ident_hooks.schedule.aggregators import (
-    OutgoingRequest,
-    RequestTooLarge,
+from ident_hooks.errors import PermanentFailure
+from ident_hooks.registry import IDENT_INTEGRATION_KEY
+from ident_hooks.schedule.aggregators import Cut, SchedulePublisher, Timetable
+from ident_hooks.schedule.aggregators.rendering import (
     codes_and_labels,
     json_bytes,
     local_minutes,
@@ -57,7 +61,76 @@ from ident_hooks.schedule.aggregators import (
 )
 from ident_hooks.schedule.engine import MINUTE_LABELS, Schedule, day_label
 
-ENDPOINT = "PostTimeTable"
+
+class MissingIdentId(ValueError, PermanentFailure):
+    """A doctor or branch without its IDENT id: the timetable cannot be rendered until the
+    reader gives it one (``integration.ident_ids``)."""
+
+
+class IdentTimetablePublisher(SchedulePublisher):
+    """The whole timetable in one ``PostTimeTable`` (see the module notes)."""
+
+    auth = IDENT_INTEGRATION_KEY
+    endpoints = {"timetable": "PostTimeTable"}
+    cut = Cut.TIMETABLE
+
+    def render_timetable(self, schedule: Schedule, branches: pd.DataFrame) -> Timetable:
+        """``schedule.doctors`` and ``branches`` must carry ``ident_id``."""
+        doctors = schedule.doctors
+        doctor_alias = _aliases(doctors, "doctor_id", "doctors")
+        branch_alias = _aliases(branches, "branch_id", "branches")
+
+        cells = schedule.cells
+        day, start, _ = local_minutes(cells)
+        offset = cells["utc_offset_minutes"].to_numpy()
+        length = cells["length_minutes"].to_numpy()
+        busy = ~cells["is_free"].to_numpy()
+        # Offsets are within ±24 h, lengths within a day: the packed key stays unique.
+        keys = (((day * 1440 + start) * 2881 + offset + 1440) * 1441 + length) * 2 + busy
+
+        def render_tail(row: int) -> bytes:
+            return (
+                f'"StartDateTime":"{day_label(int(day[row]))}T{MINUTE_LABELS[start[row]]}:00'
+                f'{_offset_label(int(offset[row]))}","LengthInMinutes":{int(length[row])},'
+                f'"IsBusy":{"true" if busy[row] else "false"}}}'
+            ).encode()
+
+        tails = render_distinct(keys.astype(np.int64), render_tail)
+
+        doctor_codes, doctor_labels = codes_and_labels(cells["doctor_id"])
+        branch_codes, branch_labels = codes_and_labels(cells["branch_id"])
+        pairs = branch_codes.astype(np.int64) * max(len(doctor_labels), 1) + doctor_codes
+
+        def render_head(row: int) -> bytes:
+            return (
+                f',{{"DoctorId":{doctor_alias[doctor_labels[doctor_codes[row]]]},'
+                f'"BranchId":{branch_alias[branch_labels[branch_codes[row]]]},'
+            ).encode()
+
+        # One list of shared fragments, joined once: a 2,000-doctor timetable is ~45 MB,
+        # and joining intervals first and the body after would hold it three times over.
+        pieces: list[bytes] = [b""] * (2 * len(tails) + 2)
+        pieces[0] = b"".join(
+            [
+                b'{"Doctors":[',
+                _references(doctors, "doctor_id", doctor_alias, doctors["full_name"]),
+                b'],"Branches":[',
+                _references(branches, "branch_id", branch_alias, branches["name"]),
+                b'],"Intervals":[',
+            ]
+        )
+        pieces[1:-1:2] = render_distinct(pairs, render_head)
+        pieces[2:-1:2] = tails
+        if tails:
+            pieces[1] = pieces[1][1:]  # no comma before the first interval
+        pieces[-1] = b"]}"
+        return Timetable(
+            pieces,
+            tuple(sorted(branches["branch_id"], key=lambda b: branch_alias[b])),
+            len(doctors),
+            f"the IDENT timetable ({len(doctors)} doctors, {len(branches)} branches,"
+            f" {len(tails)} intervals)",
+        )
 
 
 @lru_cache(maxsize=256)
@@ -69,11 +142,11 @@ def _offset_label(minutes: int) -> str:
 def _aliases(frame: pd.DataFrame, id_column: str, what: str) -> dict[object, int]:
     """``clinic id -> IDENT id`` of a frame that carries ``ident_id``."""
     if "ident_id" not in frame:
-        raise ValueError(f"{what} carry no ident_id column (schedule/reader.py reads it)")
+        raise MissingIdentId(f"{what} carry no ident_id column (schedule/reader.py reads it)")
     aliases = dict(zip(frame[id_column], frame["ident_id"], strict=True))
     missing = [clinic_id for clinic_id, alias in aliases.items() if pd.isna(alias)]
     if missing:
-        raise ValueError(f"{what} without an IDENT id (integration.ident_ids): {missing[:5]}")
+        raise MissingIdentId(f"{what} without an IDENT id (integration.ident_ids): {missing[:5]}")
     return {clinic_id: int(alias) for clinic_id, alias in aliases.items()}
 
 
@@ -86,81 +159,3 @@ def _references(
         for clinic_id, name in zip(frame[id_column], names, strict=True)
     )
     return b",".join(json_bytes({"Id": alias, "Name": name}) for alias, name in entries)
-
-
-def build_requests(
-    schedule: Schedule,
-    branches: pd.DataFrame,
-    *,
-    max_request_bytes: int | None,
-) -> list[OutgoingRequest]:
-    """The whole timetable as one request.
-
-    ``schedule.doctors`` and ``branches`` must carry ``ident_id``. Raises
-    :class:`RequestTooLarge` when the body would exceed ``max_request_bytes``.
-    """
-    doctors = schedule.doctors
-    doctor_alias = _aliases(doctors, "doctor_id", "doctors")
-    branch_alias = _aliases(branches, "branch_id", "branches")
-
-    cells = schedule.cells
-    day, start, _ = local_minutes(cells)
-    offset = cells["utc_offset_minutes"].to_numpy()
-    length = cells["length_minutes"].to_numpy()
-    busy = ~cells["is_free"].to_numpy()
-    # Offsets are within ±24 h, lengths within a day: the packed key stays unique.
-    keys = (((day * 1440 + start) * 2881 + offset + 1440) * 1441 + length) * 2 + busy
-
-    def render_tail(row: int) -> bytes:
-        return (
-            f'"StartDateTime":"{day_label(int(day[row]))}T{MINUTE_LABELS[start[row]]}:00'
-            f'{_offset_label(int(offset[row]))}","LengthInMinutes":{int(length[row])},'
-            f'"IsBusy":{"true" if busy[row] else "false"}}}'
-        ).encode()
-
-    tails = render_distinct(keys.astype(np.int64), render_tail)
-
-    doctor_codes, doctor_labels = codes_and_labels(cells["doctor_id"])
-    branch_codes, branch_labels = codes_and_labels(cells["branch_id"])
-    pairs = branch_codes.astype(np.int64) * max(len(doctor_labels), 1) + doctor_codes
-
-    def render_head(row: int) -> bytes:
-        return (
-            f',{{"DoctorId":{doctor_alias[doctor_labels[doctor_codes[row]]]},'
-            f'"BranchId":{branch_alias[branch_labels[branch_codes[row]]]},'
-        ).encode()
-
-    # One list of shared fragments, joined once: a 2,000-doctor timetable is ~45 MB, and
-    # joining intervals first and the body after would hold it three times over.
-    pieces: list[bytes] = [b""] * (2 * len(tails) + 2)
-    pieces[0] = b"".join(
-        [
-            b'{"Doctors":[',
-            _references(doctors, "doctor_id", doctor_alias, doctors["full_name"]),
-            b'],"Branches":[',
-            _references(branches, "branch_id", branch_alias, branches["name"]),
-            b'],"Intervals":[',
-        ]
-    )
-    pieces[1:-1:2] = render_distinct(pairs, render_head)
-    pieces[2:-1:2] = tails
-    if tails:
-        pieces[1] = pieces[1][1:]  # no comma before the first interval
-    pieces[-1] = b"]}"
-    size = sum(map(len, pieces))
-    if max_request_bytes is not None and size > max_request_bytes:
-        raise RequestTooLarge(
-            f"the IDENT timetable ({len(doctors)} doctors, {len(branches)} branches,"
-            f" {len(tails)} intervals) is {size} bytes, more than the receiver's limit of"
-            f" {max_request_bytes} bytes (max_request_bytes); it cannot be split, because a"
-            " receiver keeps only the latest PostTimeTable"
-        )
-    return [
-        OutgoingRequest(
-            ENDPOINT,
-            b"".join(pieces),
-            "timetable",
-            tuple(sorted(branches["branch_id"], key=lambda b: branch_alias[b])),
-            len(doctors),
-        )
-    ]

@@ -9,6 +9,9 @@ Bodies (``napopravku/rta-api-service-client``: ``src/DTOs/Clinic/Request/ClinicU
     {"clinics": [{"mis_clinic_id", "doctors": [{"mis_doctor_id", "dates": [
         {"date": "YYYY-MM-DD", "slots": [{"from": "16:00", "to": "17:00", "duration": 15}]}]}]}]}
 
+Auth: ``Authorization: Bearer <token>`` and ``Accept: application/json`` (integrations.md,
+НаПоправку RTA API; the registry's ``NAPOPRAVKU_BEARER``).
+
 Consecutive free slots of one length are sent as one range with that
 ``duration``; the service cuts it back into slots. The requests come in the
 order to send them: clinics, doctors, then slots. A clinic's comment is its
@@ -24,10 +27,10 @@ Replies: ``POST clinics`` → ``{"result": {"created", "updated"}}``
 ``{"result": {"created", "updated", "matched", "not_matched"}}``
 (``src/DTOs/Doctor/Result/DoctorListUpdateResultDTO.php``). ``not_matched`` names the
 doctors the service could not link to its own doctor profiles. Its shape is only typed
-(``array<string, array<int, string>>``), not described, so :func:`read_reply` takes it
-liberally: a list of ids (or of objects with ``mis_doctor_id``), or an object whose keys
-are the doctors sent (then the keys) or anything else, such as clinic ids (then the ids
-in its lists).
+(``array<string, array<int, string>>``), not described, so
+:meth:`NapopravkuPublisher.read_reply` takes it liberally: a list of ids (or of objects
+with ``mis_doctor_id``), or an object whose keys are the doctors sent (then the keys) or
+anything else, such as clinic ids (then the ids in its lists).
 
 Services (``POST clinics/services``, daily before 19:00 MSK; body
 ``{"clinic_services": [{"mis_clinic_id", "mis_service_id", "name", "price", "comment"}]}``,
@@ -41,17 +44,21 @@ practice-management system like the other ``clinic.*`` tables.
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ident_hooks.registry import NAPOPRAVKU_BEARER
 from ident_hooks.schedule.aggregators import (
+    BranchRendering,
+    Cut,
     OutgoingRequest,
     ReplyFindings,
-    RequestTooLarge,
-    branch_doctors,
+    SchedulePublisher,
+)
+from ident_hooks.schedule.aggregators.rendering import (
     codes_and_labels,
     doctor_days,
     doctor_names,
@@ -59,10 +66,100 @@ from ident_hooks.schedule.aggregators import (
     json_bytes,
     json_text,
     local_minutes,
-    pack_branch,
     render_distinct,
 )
 from ident_hooks.schedule.engine import MINUTE_LABELS, Schedule, horizon_dates
+
+
+class NapopravkuPublisher(SchedulePublisher):
+    """Clinics, doctors, then each branch's free ranges, split below the limit."""
+
+    auth = NAPOPRAVKU_BEARER
+    endpoints = {"clinics": "clinics", "doctors": "doctors", "slots": "slots"}
+    cut = Cut.BRANCH_SPLIT
+    reads_replies = True
+
+    def reference_entries(
+        self, schedule: Schedule, branches: pd.DataFrame
+    ) -> Mapping[str, list[bytes]]:
+        """A clinic's comment is its address, a doctor's their specialty."""
+        addresses = (
+            branches["address"] if "address" in branches else pd.Series([None] * len(branches))
+        )
+        names = doctor_names(schedule)
+        clinic_ids = schedule.assignments.groupby("doctor_id", sort=True)["branch_id"].agg(list)
+        return {
+            "clinics": [
+                json_bytes(
+                    {
+                        "mis_clinic_id": str(branch_id),
+                        "name": str(name),
+                        "comment": address if isinstance(address, str) else "",
+                    }
+                )
+                for branch_id, name, address in zip(
+                    branches["branch_id"], branches["name"], addresses, strict=True
+                )
+            ],
+            "doctors": [
+                json_bytes(
+                    {
+                        "mis_doctor_id": str(doctor_id),
+                        "name": names[doctor_id][0],
+                        "comment": names[doctor_id][1],
+                        "mis_clinic_ids": [str(b) for b in branch_ids],
+                    }
+                )
+                for doctor_id, branch_ids in clinic_ids.items()
+            ],
+        }
+
+    def render_branches(self, schedule: Schedule, branches: pd.DataFrame) -> BranchRendering:
+        runs, fragments = _free_ranges(schedule)
+        # Every date of the horizon goes, an empty one as "slots": []: the service keeps
+        # slots per clinic, doctor and date, so a date left out would keep offering what it
+        # had (a day booked up since, or withdrawn while the clinic's data is stale).
+        with_slots = {
+            (branch, doctor): dict(zip(dates, rendered, strict=True))
+            for (branch, doctor), (dates, rendered) in _days_by_date(runs, fragments).items()
+        }
+        zones = _branch_zones(schedule, branches)
+        dates_of = {branch: horizon_dates(schedule, zone) for branch, zone in zones.items()}
+        days = {
+            (branch, doctor): [
+                with_slots.get((branch, doctor), {}).get(date) or _render_day(date, [])
+                for date in dates_of.get(branch, [])
+            ]
+            for branch, doctor in zip(
+                schedule.assignments["branch_id"].astype(str),
+                schedule.assignments["doctor_id"].astype(str),
+                strict=True,
+            )
+        }
+        return BranchRendering(days, _render_doctor, _render_document)
+
+    def read_reply(self, request: OutgoingRequest, response: Any) -> ReplyFindings:
+        """The ``not_matched`` doctors of a ``POST doctors`` reply (see the module notes)."""
+        if request.kind != "doctors":
+            return ReplyFindings()
+        try:
+            body = response.json()
+        except ValueError:
+            return ReplyFindings()
+        result = body.get("result") if isinstance(body, dict) else None
+        if not isinstance(result, dict) or "not_matched" not in result:
+            return ReplyFindings()
+        not_matched = result["not_matched"]
+        if isinstance(not_matched, dict):
+            sent = {str(doctor["mis_doctor_id"]) for doctor in json.loads(request.body)["doctors"]}
+            keys = {str(key) for key in not_matched}
+            if keys and keys <= sent:
+                found = list(keys)
+            else:
+                found = [doctor for entries in not_matched.values() for doctor in _ids(entries)]
+        else:
+            found = _ids(not_matched or [])
+        return ReplyFindings(not_matched_doctors=tuple(sorted(set(found))))
 
 
 def _free_ranges(schedule: Schedule) -> tuple[pd.DataFrame, list[bytes]]:
@@ -93,127 +190,28 @@ def _free_ranges(schedule: Schedule) -> tuple[pd.DataFrame, list[bytes]]:
     return runs, render_distinct(keys, render_range)
 
 
-def _reference_requests(
-    key: str, items: list[bytes], max_request_bytes: int
-) -> list[OutgoingRequest]:
-    """``POST <key>`` with ``{"<key>": [items...]}`` bodies of at most ``max_request_bytes``."""
-    prefix, suffix = b'{"' + key.encode() + b'":[', b"]}"
-    budget = max_request_bytes - len(prefix) - len(suffix)
-    batches: list[list[bytes]] = []
-    batch: list[bytes] = []
-    used = 0
-    for item in items:
-        if len(item) > budget:
-            raise RequestTooLarge(
-                f"one {key} entry needs {len(item)} bytes, more than the receiver's limit of"
-                f" {max_request_bytes} bytes (max_request_bytes) allows"
-            )
-        if batch and used + len(item) + 1 > budget:
-            batches.append(batch)
-            batch, used = [], 0
-        batch.append(item)
-        used += len(item) + 1
-    if batch:
-        batches.append(batch)
-    return [
-        OutgoingRequest(
-            key, prefix + b",".join(batch) + suffix, key, (), len(batch) if key == "doctors" else 0
-        )
-        for batch in batches
-    ]
+def _render_day(date: str, ranges: list[bytes]) -> bytes:
+    return b'{"date":"' + date.encode() + b'","slots":[' + b",".join(ranges) + b"]}"
 
 
-def build_requests(
-    schedule: Schedule, branches: pd.DataFrame, *, max_request_bytes: int | None
-) -> list[OutgoingRequest]:
-    """Clinics, doctors, then slots per branch (split when over ``max_request_bytes``;
-    None: no known limit, nothing split)."""
-    if max_request_bytes is None:
-        max_request_bytes = sys.maxsize
-    addresses = branches["address"] if "address" in branches else pd.Series([None] * len(branches))
-    clinics = [
-        json_bytes(
-            {
-                "mis_clinic_id": str(branch_id),
-                "name": str(name),
-                "comment": address if isinstance(address, str) else "",
-            }
-        )
-        for branch_id, name, address in zip(
-            branches["branch_id"], branches["name"], addresses, strict=True
-        )
-    ]
-    names = doctor_names(schedule)
-    clinic_ids = schedule.assignments.groupby("doctor_id", sort=True)["branch_id"].agg(list)
-    doctors = [
-        json_bytes(
-            {
-                "mis_doctor_id": str(doctor_id),
-                "name": names[doctor_id][0],
-                "comment": names[doctor_id][1],
-                "mis_clinic_ids": [str(b) for b in branch_ids],
-            }
-        )
-        for doctor_id, branch_ids in clinic_ids.items()
-    ]
-    requests = _reference_requests("clinics", clinics, max_request_bytes)
-    requests += _reference_requests("doctors", doctors, max_request_bytes)
+def _render_doctor(doctor_id: str, rendered_days: list[bytes]) -> bytes:
+    return (
+        b'{"mis_doctor_id":'
+        + json_text(doctor_id)
+        + b',"dates":['
+        + b",".join(rendered_days)
+        + b"]}"
+    )
 
-    runs, fragments = _free_ranges(schedule)
 
-    def join_day(_branch: str, _doctor: str, date: str, parts: list[bytes]) -> bytes:
-        return b'{"date":"' + date.encode() + b'","slots":[' + b",".join(parts) + b"]}"
-
-    # Every date of the horizon goes, an empty one as "slots": []: the service keeps slots
-    # per clinic, doctor and date, so a date left out would keep offering what it had
-    # (a day booked up since, or withdrawn while the clinic's data is stale).
-    with_slots = {
-        (branch, doctor): dict(zip(dates, rendered, strict=True))
-        for (branch, doctor), (dates, rendered) in _days_by_date(runs, fragments, join_day).items()
-    }
-    zones = _branch_zones(schedule, branches)
-    dates_of = {branch: horizon_dates(schedule, zone) for branch, zone in zones.items()}
-    days = {
-        (branch, doctor): [
-            with_slots.get((branch, doctor), {}).get(date) or join_day(branch, doctor, date, [])
-            for date in dates_of.get(branch, [])
-        ]
-        for branch, doctor in zip(
-            schedule.assignments["branch_id"].astype(str),
-            schedule.assignments["doctor_id"].astype(str),
-            strict=True,
-        )
-    }
-
-    def render_doctor(doctor_id: str, rendered_days: list[bytes]) -> bytes:
-        return (
-            b'{"mis_doctor_id":'
-            + json_text(doctor_id)
-            + b',"dates":['
-            + b",".join(rendered_days)
-            + b"]}"
-        )
-
-    def render_request(branch_id: str, blocks: list[tuple[str, bytes]]) -> bytes:
-        return (
-            b'{"clinics":[{"mis_clinic_id":'
-            + json_text(branch_id)
-            + b',"doctors":['
-            + b",".join(block for _, block in blocks)
-            + b"]}]}"
-        )
-
-    for branch_id, branch_doctor_days in branch_doctors(schedule, days):
-        for body, doctor_count in pack_branch(
-            branch_id,
-            branch_doctor_days,
-            render_doctor=render_doctor,
-            render_request=render_request,
-            doctor_overhead=lambda _doctor: 0,
-            max_request_bytes=max_request_bytes,
-        ):
-            requests.append(OutgoingRequest("slots", body, "slots", (branch_id,), doctor_count))
-    return requests
+def _render_document(branch_id: str, blocks: list[tuple[str, bytes]]) -> bytes:
+    return (
+        b'{"clinics":[{"mis_clinic_id":'
+        + json_text(branch_id)
+        + b',"doctors":['
+        + b",".join(block for _, block in blocks)
+        + b"]}]}"
+    )
 
 
 def _branch_zones(schedule: Schedule, branches: pd.DataFrame) -> dict[str, str]:
@@ -228,14 +226,15 @@ def _branch_zones(schedule: Schedule, branches: pd.DataFrame) -> dict[str, str]:
 
 
 def _days_by_date(
-    runs: pd.DataFrame, fragments: list[bytes], join_day
+    runs: pd.DataFrame, fragments: list[bytes]
 ) -> dict[tuple[str, str], tuple[list[str], list[bytes]]]:
-    """Like :func:`doctor_days`, with each rendered day's date beside it."""
+    """Like :func:`~ident_hooks.schedule.aggregators.rendering.doctor_days`, with each
+    rendered day's date beside it."""
     dates: dict[tuple[str, str], list[str]] = {}
 
-    def remember(branch: str, doctor: str, date: str, parts: list[bytes]) -> bytes:
+    def remember(branch: str, doctor: str, date: str, ranges: list[bytes]) -> bytes:
         dates.setdefault((branch, doctor), []).append(date)
-        return join_day(branch, doctor, date, parts)
+        return _render_day(date, ranges)
 
     rendered = doctor_days(runs, fragments, remember)
     return {pair: (dates[pair], days) for pair, days in rendered.items()}
@@ -252,27 +251,3 @@ def _ids(entries: Any) -> list[str]:
         if isinstance(entry, str | int) and not isinstance(entry, bool) and str(entry):
             found.append(str(entry))
     return found
-
-
-def read_reply(request: OutgoingRequest, response: Any) -> ReplyFindings:
-    """The ``not_matched`` doctors of a ``POST doctors`` reply (see the module notes)."""
-    if request.kind != "doctors":
-        return ReplyFindings()
-    try:
-        body = response.json()
-    except ValueError:
-        return ReplyFindings()
-    result = body.get("result") if isinstance(body, dict) else None
-    if not isinstance(result, dict) or "not_matched" not in result:
-        return ReplyFindings()
-    not_matched = result["not_matched"]
-    if isinstance(not_matched, dict):
-        sent = {str(doctor["mis_doctor_id"]) for doctor in json.loads(request.body)["doctors"]}
-        keys = {str(key) for key in not_matched}
-        if keys and keys <= sent:
-            found = list(keys)
-        else:
-            found = [doctor for entries in not_matched.values() for doctor in _ids(entries)]
-    else:
-        found = _ids(not_matched or [])
-    return ReplyFindings(not_matched_doctors=tuple(sorted(set(found))))

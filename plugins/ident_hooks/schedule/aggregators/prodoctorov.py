@@ -32,11 +32,14 @@ Where each fact comes from:
   last part of a split branch, so a branch is never split here. The service documents
   no size limit (a 30-doctor, 30-day branch is about 430 kB), so none is checked unless
   the instance sets ``max_request_bytes``: a branch over it then raises
-  :class:`RequestTooLarge` naming the limit before anything is sent. A body the service
+  :class:`~ident_hooks.schedule.aggregators.RequestTooLarge` naming the limit before
+  anything is sent (``Cut.BRANCH``). A body the service
   finds too large fails the run with its HTTP status.
 * A cell's end is after its start and never ``24:00`` (the Go client skips any cell
   with ``time_start >= time_end``): guaranteed by the slot engine
   (:mod:`ident_hooks.schedule.engine`), whose ``MINUTE_LABELS`` stop at ``23:59``.
+* Auth: ``Authorization: Token <token>`` (integrations.md, ПроДокторов; the registry's
+  ``PRODOCTOROV_TOKEN``).
 * Success is any 2xx (Go: ``internal/service/prodoctorov/upload.go``; TypeScript:
   ``lib/medflex/client.server.ts``); the HTTP client treats every 2xx as success.
 
@@ -54,10 +57,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ident_hooks.schedule.aggregators import (
-    OutgoingRequest,
-    RequestTooLarge,
-    branch_doctors,
+from ident_hooks.registry import PRODOCTOROV_TOKEN
+from ident_hooks.schedule.aggregators import BranchRendering, Cut, SchedulePublisher
+from ident_hooks.schedule.aggregators.rendering import (
     branch_names,
     doctor_days,
     doctor_names,
@@ -67,66 +69,65 @@ from ident_hooks.schedule.aggregators import (
 )
 from ident_hooks.schedule.engine import MINUTE_LABELS, Schedule, day_label
 
-ENDPOINT = "v2/doctors/send_schedule/"
 
+class ProdoctorovPublisher(SchedulePublisher):
+    """One branch document a request, free and busy cells (see the module notes)."""
 
-def build_requests(
-    schedule: Schedule, branches: pd.DataFrame, *, max_request_bytes: int | None
-) -> list[OutgoingRequest]:
-    """One request per branch with a doctor in the horizon, the whole branch in it;
-    :class:`RequestTooLarge` when one is over ``max_request_bytes`` (never split)."""
-    cells = schedule.cells
-    day, start, end = local_minutes(cells)
-    free = cells["is_free"].to_numpy()
-    keys = ((day * 1441 + start) * 1441 + end) * 2 + free.astype(np.int64)
+    auth = PRODOCTOROV_TOKEN
+    endpoints = {"schedule": "v2/doctors/send_schedule/"}
+    cut = Cut.BRANCH
 
-    def render_cell(row: int) -> bytes:
-        return (
-            f'{{"dt":"{day_label(int(day[row]))}","time_start":"{MINUTE_LABELS[start[row]]}",'
-            f'"time_end":"{MINUTE_LABELS[end[row]]}","free":{"true" if free[row] else "false"}}}'
-        ).encode()
+    def render_branches(self, schedule: Schedule, branches: pd.DataFrame) -> BranchRendering:
+        cells = schedule.cells
+        day, start, end = local_minutes(cells)
+        free = cells["is_free"].to_numpy()
+        keys = ((day * 1441 + start) * 1441 + end) * 2 + free.astype(np.int64)
 
-    fragments = render_distinct(keys, render_cell)
-    days = doctor_days(cells, fragments, lambda _branch, _doctor, _date, parts: b",".join(parts))
-    names = doctor_names(schedule)
-    titles = branch_names(branches)
+        def render_cell(row: int) -> bytes:
+            return (
+                f'{{"dt":"{day_label(int(day[row]))}",'
+                f'"time_start":"{MINUTE_LABELS[start[row]]}",'
+                f'"time_end":"{MINUTE_LABELS[end[row]]}",'
+                f'"free":{"true" if free[row] else "false"}}}'
+            ).encode()
 
-    def render_doctor(doctor_id: str, rendered_days: list[bytes]) -> bytes:
-        full_name, specialty = names[doctor_id]
-        return b"".join(
-            [
-                json_text(doctor_id),
-                b':{"efio":',
-                json_text(full_name),
-                b',"espec":',
-                json_text(specialty),
-                b',"cells":[',
-                b",".join(rendered_days),
-                b"]}",
-            ]
-        )
+        fragments = render_distinct(keys, render_cell)
+        names = doctor_names(schedule)
+        titles = branch_names(branches)
 
-    requests = []
-    for branch_id, doctors in branch_doctors(schedule, days):
-        branch_key = json_text(branch_id)
-        body = b"".join(
-            [
-                b'{"schedule":{',
-                branch_key,
-                b":",
-                json_text(titles.get(branch_id, "").strip() or branch_id),
-                b',"data":{',
-                branch_key,
-                b":{",
-                b",".join(render_doctor(d, rendered) for d, rendered in doctors),
-                b"}}}}",
-            ]
-        )
-        if max_request_bytes is not None and len(body) > max_request_bytes:
-            raise RequestTooLarge(
-                f"branch {branch_id} ({len(doctors)} doctors) is {len(body)} bytes, more than"
-                f" the receiver's limit of {max_request_bytes} bytes (max_request_bytes);"
-                " a branch document is never split"
+        def render_doctor(doctor_id: str, rendered_days: list[bytes]) -> bytes:
+            full_name, specialty = names[doctor_id]
+            return b"".join(
+                [
+                    json_text(doctor_id),
+                    b':{"efio":',
+                    json_text(full_name),
+                    b',"espec":',
+                    json_text(specialty),
+                    b',"cells":[',
+                    b",".join(rendered_days),
+                    b"]}",
+                ]
             )
-        requests.append(OutgoingRequest(ENDPOINT, body, "schedule", (branch_id,), len(doctors)))
-    return requests
+
+        def render_document(branch_id: str, blocks: list[tuple[str, bytes]]) -> bytes:
+            branch_key = json_text(branch_id)
+            return b"".join(
+                [
+                    b'{"schedule":{',
+                    branch_key,
+                    b":",
+                    json_text(titles.get(branch_id, "").strip() or branch_id),
+                    b',"data":{',
+                    branch_key,
+                    b":{",
+                    b",".join(block for _, block in blocks),
+                    b"}}}}",
+                ]
+            )
+
+        return BranchRendering(
+            doctor_days(cells, fragments, lambda _branch, _doctor, _date, parts: b",".join(parts)),
+            render_doctor,
+            render_document,
+        )
