@@ -171,8 +171,9 @@ INTAKE_TICKETS_CONNECTION = ConnectionType(
 class AggregatorKind:
     """A schedule-publishing protocol.
 
-    ``builder`` is the module under ``ident_hooks.schedule.aggregators`` that turns a
-    computed schedule into requests; ``skip_unchanged`` maps a request kind to how long a
+    ``connector`` is the dotted path of its publisher class (under
+    ``ident_hooks.schedule.aggregators``: endpoints, auth, how a schedule is cut into
+    requests, the rendering); ``skip_unchanged`` maps a request kind to how long a
     request whose body equals the last one accepted may go unsent (kinds not named are
     sent on every run); ``fixed_days_ahead`` overrides the clinic's ``days_ahead``,
     counted in ``horizon_zone``'s date (None: each branch's own);
@@ -193,8 +194,6 @@ class AggregatorKind:
 
     name: str
     title: str | None
-    builder: str
-    auth: AuthStyle
     connection: ConnectionType
     payload: str  # what is sent, for the DAG's documentation
     sends_busy: bool
@@ -207,7 +206,7 @@ class AggregatorKind:
     schedule_request: str = "schedule"
     max_request_bytes: int | None = None
     sets_demand_rules: bool = False
-    # Dotted path of the kind's publisher class, imported only when a task runs.
+    # Imported only when a task runs.
     connector: str = field(kw_only=True)
 
     def connector_class(self) -> type:
@@ -262,9 +261,7 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
             AggregatorKind(
                 name="prodoctorov",
                 title="ПроДокторов",
-                builder="prodoctorov",
                 connector="ident_hooks.schedule.aggregators.prodoctorov.ProdoctorovPublisher",
-                auth=PRODOCTOROV_TOKEN,
                 connection=PRODOCTOROV_CONNECTION,
                 payload="free and busy cells, `v2/doctors/send_schedule/`",
                 sends_busy=True,
@@ -276,9 +273,7 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
             AggregatorKind(
                 name="napopravku",
                 title="НаПоправку",
-                builder="napopravku",
                 connector="ident_hooks.schedule.aggregators.napopravku.NapopravkuPublisher",
-                auth=NAPOPRAVKU_BEARER,
                 connection=NAPOPRAVKU_CONNECTION,
                 payload="clinics, doctors and free ranges, RTA API `slots`",
                 sends_busy=False,
@@ -310,9 +305,7 @@ AGGREGATOR_KINDS: Mapping[str, AggregatorKind] = MappingProxyType(
             AggregatorKind(
                 name="ident_timetable",
                 title=None,
-                builder="ident_timetable",
                 connector="ident_hooks.schedule.aggregators.ident_timetable.IdentTimetablePublisher",
-                auth=IDENT_INTEGRATION_KEY,
                 connection=IDENT_CONNECTION,
                 payload="IDENT `PostTimeTable`: the whole timetable, free and busy",
                 sends_busy=True,
