@@ -89,12 +89,11 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             from ident_hooks.db import connect
             from ident_hooks.leads.cursor import cursor_variable
             from ident_hooks.leads.pull import pull_source
-            from ident_hooks.leads.sources import adapter_for
             from ident_hooks.registry import record_instances
             from ident_hooks.task_errors import airflow_error_policy
 
             key = cursor_variable(source.name)
-            client = adapter_for(source.kind).client(source.connection)
+            client = source.spec.connector_class().client(source.connection)
             # A refusal, a partner that switched the integration off, bad settings: no
             # retry can help, so the run fails once instead of retrying every 2 minutes.
             with airflow_error_policy(), connect() as conn:
@@ -131,9 +130,8 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             def acknowledge_bookings() -> dict:
                 from ident_hooks.db import connect
                 from ident_hooks.leads.pull import acknowledge_stored
-                from ident_hooks.leads.sources import adapter_for
 
-                client = adapter_for(source.kind).client(source.connection)
+                client = source.spec.connector_class().client(source.connection)
                 with connect() as conn:
                     return acknowledge_stored(
                         source.name, kind=source.kind, conn=conn, client=client

@@ -34,9 +34,9 @@ from ident_hooks.leads.sources import (
     SourceError,
     SourceLimitReached,
     SourceSettings,
-    adapter_for,
     parse_records,
 )
+from ident_hooks.leads.sources.flexbe import FlexbeSource
 from ident_hooks.leads.store import StoreResult, store_leads
 from ident_hooks.simulators.flexbe import (
     CANCELLED,
@@ -70,16 +70,15 @@ def flexbe(running, doctors) -> FlexbeSimulator:
 
 def fetch(client, *, page_size: int = 0) -> list:
     settings = SourceSettings(source="flexbe", page_size=page_size)
-    return list(adapter_for("flexbe").fetch(client, DAY_START, NOW, settings=settings))
+    return list(FlexbeSource.fetch(client, DAY_START, NOW, settings=settings))
 
 
 def pull_into(conn: psycopg.Connection, client) -> StoreResult:
     """One pull as the DAG does it: fetch the period, parse, store, commit."""
     settings = SourceSettings(source="flexbe")
-    adapter = adapter_for("flexbe")
-    records = list(adapter.fetch(client, DAY_START, NOW, settings=settings))
+    records = list(FlexbeSource.fetch(client, DAY_START, NOW, settings=settings))
     matcher = DoctorMatcher(conn.execute("select doctor_id, full_name from clinic.doctors"))
-    batch = parse_records(adapter, records, settings=settings, matcher=matcher)
+    batch = parse_records(FlexbeSource, records, settings=settings, matcher=matcher)
     assert not batch.rejects
     result = store_leads(conn, batch.leads)
     conn.commit()
@@ -313,7 +312,7 @@ def test_a_lead_first_seen_deleted_is_stored_but_never_open(leads_conn, flexbe, 
 )
 def test_status_codes_map_to_the_source_state(status, expected, matcher):
     record = {"id": 1, "time": int(NOW.timestamp()), "status": status}
-    lead = adapter_for("flexbe").parse(record, settings=SourceSettings("flexbe"), matcher=matcher)
+    lead = FlexbeSource.parse(record, settings=SourceSettings("flexbe"), matcher=matcher)
     assert lead.source_state == expected
 
 

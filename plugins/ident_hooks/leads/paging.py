@@ -30,8 +30,8 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -130,8 +130,8 @@ class OffsetPaginator(Paginator):
     def __init__(
         self,
         source: str,
-        *,
         limit: int,
+        *,
         key: RecordKey,
         offset_param: str = "offset",
         limit_param: str = "limit",
@@ -157,8 +157,8 @@ class PageNumberPaginator(Paginator):
     def __init__(
         self,
         source: str,
-        *,
         per_page: int,
+        *,
         key: RecordKey,
         page_param: str = "page",
         per_page_param: str = "per_page",
@@ -180,6 +180,25 @@ class PageNumberPaginator(Paginator):
             last = page.total is not None and self._received >= page.total
         self.page += 1
         return last
+
+
+@dataclass(frozen=True)
+class Paging:
+    """How a service pages, declared by its connector: the paginator, the service's names
+    for its parameters (``{"offset_param": "start"}``), and the page size asked for when the
+    source's settings name none and the most the service serves."""
+
+    paginator: type[OffsetPaginator | PageNumberPaginator]
+    default_size: int
+    max_size: int | None = None
+    param_names: Mapping[str, str] = field(default_factory=dict)
+
+    def start(self, source: str, *, key: RecordKey, page_size: int = 0) -> Paginator:
+        """A new walk for ``source``; ``page_size`` 0 asks for the default."""
+        size = page_size or self.default_size
+        if self.max_size is not None:
+            size = min(size, self.max_size)
+        return self.paginator(source, size, key=key, **self.param_names)
 
 
 def walk(paginator: Paginator, fetch_page: Callable[[dict[str, int]], Page]) -> Iterator[Any]:
