@@ -34,10 +34,12 @@ from ident_hooks.leads.sources import (
     SourceError,
     SourceLimitReached,
     SourceSettings,
+    SourceTemporarilyFailed,
     parse_records,
 )
 from ident_hooks.leads.sources.flexbe import FlexbeSource
 from ident_hooks.leads.store import StoreResult, store_leads
+from ident_hooks.simulators.base import Fault
 from ident_hooks.simulators.flexbe import (
     CANCELLED,
     DELETED,
@@ -371,6 +373,18 @@ def test_a_reply_with_error_is_an_error_with_or_without_status(running, client_f
         fetch(client_for(bare, "flexbe", "wrong-key"))
     assert not refused.value.retryable
     assert len(fetch(client)) == 1
+
+
+def test_an_error_page_that_quotes_the_key_is_reported_without_it(flexbe, client_for):
+    """A proxy's 200 page echoing the request: the connector's own error keeps the key out,
+    wherever it is raised, not only inside a pull."""
+    flexbe.inject(Fault(status=200, body="<html>POST /mod/api/ api_key=flexbe-key: timeout"))
+
+    with pytest.raises(SourceTemporarilyFailed, match="reply is not JSON") as failure:
+        fetch(client_for(flexbe, "flexbe", "flexbe-key"))
+
+    assert failure.value.retryable
+    assert "flexbe-key" not in str(failure.value) and "api_key=***" in str(failure.value)
 
 
 def test_the_simulator_keeps_statuses_like_flexbe(running):

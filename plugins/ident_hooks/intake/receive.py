@@ -189,7 +189,8 @@ def receive(
             return Answer(200, "test", {"status": "ok"})
         return _store(conn, req, lead)
     except _Refused as refused:
-        store_rejects(conn, [Reject(req.source.name, refused.raw, refused.reason)])
+        external_id = req.source.connector.key_of(refused.raw)
+        store_rejects(conn, [Reject(req.source.name, refused.raw, refused.reason, external_id)])
         _record(conn, req, "rejected", refused.status, reason=refused.reason)
         return Answer(refused.status, "rejected", {"error": refused.reason})
 

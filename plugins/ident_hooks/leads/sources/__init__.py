@@ -135,19 +135,13 @@ def _path_reader(key: str) -> Callable[[Mapping[str, Any]], Any]:
 
 def text(*keys: str, label: str | None = None) -> Reader:
     """The first of ``keys`` that holds text (NUL removed; empty or blank reads as none)."""
-    if len(keys) == 1 and "." not in keys[0]:
-        key, shown = keys[0], label or keys[0]
+    if len(keys) > 1:
+        return first(*(text(key, label=label) for key in keys))
+    key, shown = keys[0], label or keys[0]
+    if "." not in key:  # the common case, read a dozen times per record
         return lambda record, zone: clean_text(record.get(key), shown)
-    reads = [(_path_reader(key), label or key) for key in keys]
-
-    def read(record: Mapping[str, Any], zone: tzinfo) -> str | None:
-        for get, shown in reads:
-            value = clean_text(get(record), shown)
-            if value is not None:
-                return value
-        return None
-
-    return read
+    get = _path_reader(key)
+    return lambda record, zone: clean_text(get(record), shown)
 
 
 def joined(*keys: str) -> Reader:
@@ -260,6 +254,14 @@ class LeadConnector:
         if not isinstance(raw, dict):
             raise RejectedRecord(cls.not_an_object.format(type(raw).__name__))
         return raw
+
+    @classmethod
+    def key_of(cls, raw: Any) -> str | None:
+        """The record key of a raw record, as text, when it has one (for a rejected one)."""
+        value = raw.get(cls.record_key) if isinstance(raw, dict) else None
+        if not isinstance(value, int | str) or isinstance(value, bool):
+            return None
+        return str(value).strip() or None
 
     @classmethod
     def match_doctor(
@@ -391,8 +393,8 @@ class Acknowledging:
         still lists it as not received.
         """
         for reject in rejects:
-            external_id = reject.raw.get(cls.record_key) if isinstance(reject.raw, dict) else None
-            if not isinstance(external_id, str) or not external_id:
+            external_id = reject.external_id
+            if not external_id:
                 continue
             log.error("%s: booking %s could not be stored: %s", source, external_id, reject.reason)
             try:
@@ -461,7 +463,7 @@ def parse_records(
         try:
             lead = connector.parse(raw, settings=settings, matcher=matcher)
         except RejectedRecord as rejected:
-            rejects.append(Reject(settings.source, raw, rejected.reason))
+            rejects.append(Reject(settings.source, raw, rejected.reason, connector.key_of(raw)))
             continue
         leads.pop(lead.external_id, None)
         leads[lead.external_id] = lead
