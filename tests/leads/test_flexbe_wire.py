@@ -1,6 +1,6 @@
 """Flexbe over real loopback HTTP into the real leads table: the wire, statuses, paging, errors.
 
-Facts under test (see the adapter's and the simulator's docstrings for their sources): the
+Facts under test (see the connector's and the simulator's docstrings for their sources): the
 connector POSTs a form body holding the key, as ``segakgd/flexbe_api_client`` does; the
 simulator serves what each public client sends (the PyPI ``flexbe`` client is driven against
 it for real) and its leads carry every key those clients' lead types read; a lead's

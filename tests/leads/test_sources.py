@@ -1,4 +1,4 @@
-"""Each lead-source adapter against its simulator over real loopback HTTP."""
+"""Each lead-source connector against its simulator over real loopback HTTP."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """UIS Data API details over real loopback HTTP: fields, offsets, the request's Content-Type.
 
-Facts under test come from the vendor's documentation copies named in the adapter's
+Facts under test come from the vendor's documentation copies named in the connector's
 docstring: every field the report documents may be asked for, an unknown name in ``fields``
 is ``unexpected_parameters`` (-32602), ``offset`` is at most 100 000 and the body is sent as
 ``application/json; charset=UTF-8``. The public PyPI SDK ``comagic-data-api-sdk`` is driven

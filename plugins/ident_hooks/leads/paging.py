@@ -1,4 +1,4 @@
-"""Paging shared by the lead adapters: one rule for when a walk over pages ends.
+"""Paging shared by the lead connectors: one rule for when a walk over pages ends.
 
 A paginator is told what each reply said — its records and, when the service gives them,
 a total or the last page number — and decides the next request or the end. The shape
@@ -17,7 +17,7 @@ to the last). The rules, the same for every source:
   by the limit).
 * **A server that ignores the offset or page** answers the same records again. Our
   requests never repeat, so instead of a repeated token a page is recognised by its
-  records: one that brings no record not seen before in this walk (by the adapter's key)
+  records: one that brings no record not seen before in this walk (by the connector's key)
   stops the walk with a warning naming the source. What came so far is kept — stored,
   and for НаПоправку acknowledged before the service cancels it — rather than lost to an
   error.
