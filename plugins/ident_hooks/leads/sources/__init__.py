@@ -188,11 +188,10 @@ def labelled(label: str, key: str) -> Reader:
     return read
 
 
-def time(key: str, *, required: bool = True, label: str | None = None) -> Reader:
+def time(key: str, *, required: bool = True) -> Reader:
     """A time (ISO 8601 and the usual Russian shapes); naive times are in the record's zone."""
-    shown = label or key
     get = _path_reader(key)
-    return lambda record, zone: parse_time(get(record), zone, shown, required=required)
+    return lambda record, zone: parse_time(get(record), zone, key, required=required)
 
 
 def unix_time(key: str, *, required: bool = True) -> Reader:
@@ -207,10 +206,10 @@ def unix_time(key: str, *, required: bool = True) -> Reader:
     return read
 
 
-def identifier(key: str, *, label: str | None = None) -> Reader:
+def identifier(key: str) -> Reader:
     """The record's id as text; a missing, non-scalar or overlong one rejects it."""
-    get, shown = _path_reader(key), label or key
-    return lambda record, zone: record_id(get(record), shown)
+    get = _path_reader(key)
+    return lambda record, zone: record_id(get(record), key)
 
 
 def utm_tags(reader: Callable[[str], Reader]) -> dict[str, Reader]:
@@ -238,6 +237,7 @@ class LeadConnector:
     identity: ClassVar[RecordKey]
     matches_doctors: ClassVar[bool] = False
     _readers: ClassVar[tuple[tuple[str, Reader], ...]] = ()
+    _utm_readers: ClassVar[tuple[tuple[str, Reader], ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -245,7 +245,8 @@ class LeadConnector:
             cls.identity = field_key(cls.record_key)
         if "fields" in cls.__dict__ or "record_key" in cls.__dict__:
             readers = {"external_id": identifier(cls.record_key), **cls.fields}
-            cls._readers = tuple(readers.items())
+            cls._readers = tuple(item for item in readers.items() if item[0] not in UTM_KEYS)
+            cls._utm_readers = tuple(item for item in readers.items() if item[0] in UTM_KEYS)
             cls.matches_doctors = bool({"doctor_id", "doctor_name_raw"} & set(readers))
 
     @classmethod
@@ -283,7 +284,7 @@ class LeadConnector:
         record = cls.record(raw)
         zone = cls.times_in or settings.timezone
         values = {name: read(record, zone) for name, read in cls._readers}
-        utm = {key: values.pop(key) for key in UTM_KEYS if key in values}
+        utm = {key: read(record, zone) for key, read in cls._utm_readers}
         if cls.matches_doctors:
             values["doctor_id"] = cls.match_doctor(
                 matcher, values.get("doctor_id"), values.get("doctor_name_raw")
@@ -376,8 +377,6 @@ class Acknowledging:
     :meth:`acknowledge` is called for each committed lead; :meth:`refuse_rejected` answers
     the records that could not be stored, so the service knows the clinic did not get them.
     """
-
-    record_key: ClassVar[str]
 
     @classmethod
     def acknowledge(
