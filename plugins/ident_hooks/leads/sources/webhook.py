@@ -16,13 +16,11 @@ time without an offset is the clinic's. The site posts ``application/json`` to
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from ident_hooks.leads.normalise import (
     UTM_KEYS,
-    DoctorMatcher,
-    Lead,
     RejectedRecord,
     clean_text,
     parse_time,
@@ -33,7 +31,6 @@ from ident_hooks.leads.sources import (
     SECRET_IN_BEARER,
     PushSource,
     Reader,
-    SourceSettings,
     first,
     joined,
 )
@@ -77,6 +74,14 @@ def _time(field: str) -> Reader:
     return lambda raw, zone: parse_time(_get(raw, field), zone, field, required=False)
 
 
+def _plan_end(raw: Mapping[str, Any], zone: tzinfo) -> datetime | None:
+    end = _time("plan_end")(raw, zone)
+    start = _time("plan_start")(raw, zone)
+    if start is not None and end is not None and end <= start:
+        raise RejectedRecord("plan_end must be later than plan_start")
+    return end
+
+
 class WebhookSource(PushSource):
     """One lead a site posts as JSON (module notes)."""
 
@@ -98,25 +103,9 @@ class WebhookSource(PushSource):
         "doctor_id": _text("doctor_id"),
         "doctor_name_raw": _text("doctor"),
         "requested_start": _time("plan_start"),
-        "requested_end": _time("plan_end"),
+        "requested_end": _plan_end,
         "branch_id": _text("branch_id"),
         **{key: _text(key) for key in UTM_KEYS},
         "referrer": _text("referrer"),
         "landing_url": _text("landing_url"),
     }
-
-    @classmethod
-    def parse(
-        cls,
-        raw: Any,
-        *,
-        settings: SourceSettings,
-        matcher: DoctorMatcher | None = None,
-        received_at: datetime | None = None,
-    ) -> Lead:
-        """One posted lead; a body that is not an object or has no ``id`` is rejected."""
-        lead = super().parse(raw, settings=settings, matcher=matcher, received_at=received_at)
-        start, end = lead.requested_start, lead.requested_end
-        if start is not None and end is not None and end <= start:
-            raise RejectedRecord("plan_end must be later than plan_start")
-        return lead
