@@ -26,7 +26,7 @@ def main() -> None:
     from ident_hooks import demo
     from ident_hooks.config import load_config
     from ident_hooks.leads.normalise import DoctorMatcher
-    from ident_hooks.leads.sources import SourceSettings, adapter_for, parse_records
+    from ident_hooks.leads.sources import SourceSettings, parse_records
     from ident_hooks.leads.store import store_leads, store_rejects
     from ident_hooks.simulators.catalog import build_simulators
 
@@ -51,7 +51,7 @@ def main() -> None:
                     if server is not None:
                         server.stop()
 
-        adapter = adapter_for(load_config().lead_source(args.source).kind)
+        connector = load_config().lead_source(args.source).spec.connector_class()
         settings = SourceSettings(source=args.source)
         with psycopg.connect(url) as conn:
             conn.execute("create unlogged table plain_copy (raw jsonb)")
@@ -68,7 +68,7 @@ def main() -> None:
                 matcher = DoctorMatcher(
                     conn.execute("select doctor_id, full_name from clinic.doctors")
                 )
-                batch = parse_records(adapter, records, settings=settings, matcher=matcher)
+                batch = parse_records(connector, records, settings=settings, matcher=matcher)
                 parsed = time.perf_counter()
                 with conn.transaction():
                     result = store_leads(conn, batch.leads)

@@ -73,7 +73,7 @@ def make_pull_dag(source: LeadSource, clinic_timezone: str):
             revisit=REVISIT_DOC.format(days=source.spec.revisit_days)
             if source.spec.revisit_days
             else "",
-            switched_off=SWITCHED_OFF_DOC if source.spec.switched_off else "",
+            switched_off=SWITCHED_OFF_DOC if source.spec.connector_class().switched_off else "",
         ),
         default_args={
             "owner": "data-team",

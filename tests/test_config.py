@@ -98,7 +98,7 @@ def test_a_new_aggregator_on_a_known_protocol_is_configuration_only():
     (docdoc,) = config.aggregators
     assert (docdoc.kind, docdoc.title, docdoc.connection) == ("ident_timetable", "DocDoc", "docdoc")
     assert docdoc.spec.sends_busy and docdoc.spec.fixed_days_ahead is None
-    assert config.lead_source("flexbe_promo").spec.adapter == "flexbe"
+    assert config.lead_source("flexbe_promo").spec.connector_class().kind == "flexbe"
     # Titles default to the kind's, or to the name for a protocol many services speak.
     plain = parse_config(
         {

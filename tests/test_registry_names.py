@@ -2,9 +2,11 @@
 
 A *name* is a kind of ``ident_hooks.registry`` (``AGGREGATOR_KINDS``, ``LEAD_SOURCE_KINDS``)
 or an instance of ``include/integrations.yaml`` (its aggregators and lead sources, with the
-``site_<name>`` sources of its ``sites:`` shorthand). Only the registry, the YAML file and a
-kind's own connector module (``leads/sources/<kind>.py``, ``schedule/aggregators/<kind>.py``,
-for its own kind's name) may spell one; everything else asks the registry or the config.
+``site_<name>`` sources of its ``sites:`` shorthand). Only the registry, the YAML file and
+the kinds' connector modules (``leads/sources/<kind>.py``, ``schedule/aggregators/<kind>.py``:
+a connector speaks for its vendor, whose routes and labels may share a word with another
+kind, as UIS's call notifications arrive at ``/uis``) may spell one; everything else asks
+the registry or the config.
 
 Scanned: the string literals of every ``.py`` under ``plugins/ident_hooks`` and ``dags/``
 (f-string parts included; docstrings and comments are free to cite vendors' sources), and
@@ -42,16 +44,6 @@ INCLUDE_DIR = ROOT / "include"
 # Development tooling, leaving the runtime package for a package of its own: out of scope.
 DEV_TOOLING_LEAVING_PACKAGE = ("simulators/", "demo.py", "devstack.py", "embedded_pg.py")
 
-# Spellings in files reworked in parallel work (the intake service's push routes), to go
-# with it: (file, name) pairs, so that no other spelling in those files passes.
-PENDING_IN_PARALLEL_WORK = {
-    ("plugins/ident_hooks/intake/app.py", "tilda"),
-    ("plugins/ident_hooks/intake/app.py", "uis"),
-    ("plugins/ident_hooks/intake/app.py", "webhook"),
-    ("plugins/ident_hooks/intake/receive.py", "tilda"),
-    ("plugins/ident_hooks/intake/receive.py", "webhook"),
-    ("plugins/ident_hooks/intake/receive.py", "uis_notification"),
-}
 
 # Applied migrations are history (a changed file is refused): these spell names that a
 # later migration took out of the database.
@@ -95,15 +87,16 @@ def names_in_literal(value: str, names: set[str]) -> set[str]:
     return found
 
 
-def allowed_names(relative: str) -> set[str] | None:
-    """Names a file may spell (None: any), or an empty set."""
+def may_spell_names(relative: str) -> bool:
+    """The registry and the kinds' connector modules."""
     if relative == "plugins/ident_hooks/registry.py":
-        return None
+        return True
+    kinds = {*AGGREGATOR_KINDS, *LEAD_SOURCE_KINDS}
     for connectors in ("leads/sources", "schedule/aggregators"):
         folder = f"plugins/ident_hooks/{connectors}/"
         if relative.startswith(folder) and "/" not in relative[len(folder) :]:
-            return {Path(relative).stem}
-    return set()
+            return Path(relative).stem in kinds
+    return False
 
 
 def python_files() -> Iterator[Path]:
@@ -148,13 +141,11 @@ def offenders() -> list[str]:
     found = []
     for path in python_files():
         relative = path.relative_to(ROOT).as_posix()
-        allowed = allowed_names(relative)
-        if allowed is None:
+        if may_spell_names(relative):
             continue
         for line, value in python_literals(path):
-            for name in sorted(names_in_literal(value, names) - allowed):
-                if (relative, name) not in PENDING_IN_PARALLEL_WORK:
-                    found.append(f"{relative}:{line}:{name}")
+            for name in sorted(names_in_literal(value, names)):
+                found.append(f"{relative}:{line}:{name}")
     for path in sorted((INCLUDE_DIR / "sql").rglob("*.sql")):
         relative = path.relative_to(ROOT).as_posix()
         if relative not in SUPERSEDED_MIGRATIONS:

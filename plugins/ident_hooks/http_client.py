@@ -16,9 +16,10 @@ Policy kept in this one place:
   Airflow task retries later instead of holding a worker slot;
 * any other non-2xx answer (401, 403, 404, 422, ...) fails at once with the
   service's own message: repeating a rejected request cannot help;
-* a kind may declare which replies mean that the partner switched the integration off
-  (``switched_off``, e.g. ``registry.plain_503`` for IDENT partners): such a reply fails at
-  once as :class:`ServiceSwitchedOff`, judged here with the response in hand;
+* a connector may declare which replies mean that the partner switched the integration
+  off (``switched_off``, e.g. ``leads.sources.ident_tickets.plain_503`` for IDENT
+  partners): such a reply fails at once as :class:`ServiceSwitchedOff`, judged here with
+  the response in hand;
 * the secret never reaches a log line or an exception message.
 
 ``HttpHook.run`` is not used because its own warning on connection errors logs

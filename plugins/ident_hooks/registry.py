@@ -15,7 +15,7 @@ Nothing here imports the modules it names: DAG files read the registry at parse 
 from __future__ import annotations
 
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ident_hooks.http_client import AuthStyle
 
 if TYPE_CHECKING:
-    import requests
+    pass
 
 # Where each service takes its secret (the facts and their sources are in each
 # connector's docstring); the generic client only applies an AuthStyle.
@@ -37,18 +37,6 @@ NAPOPRAVKU_BEARER = AuthStyle(
 IDENT_INTEGRATION_KEY = AuthStyle(header="IDENT-Integration-Key")
 FLEXBE_API_KEY = AuthStyle(form_param="api_key")
 SECRET_IN_BODY = AuthStyle()
-
-
-def plain_503(response: requests.Response) -> bool:
-    """A 503 without ``Retry-After``: how IDENT partners say the integration is switched off.
-
-    The Python site receiver ``ArayikK/Kleomed_web`` (``server/leads.py``,
-    ``check_ident_key``) answers every IDENT call with 503 ``{"error": "ident integration
-    disabled"}`` while its key is unset (integrations.md, Corrections: "some answer 503 when
-    the integration is switched off"). A service that is only overloaded says when to come
-    back (``Retry-After``), and that 503 stays transient.
-    """
-    return response.status_code == 503 and "Retry-After" not in response.headers
 
 
 def _import_connector(dotted_path: str) -> type:
@@ -215,7 +203,9 @@ class AggregatorKind:
 
 @dataclass(frozen=True)
 class LeadSourceKind:
-    """A lead-pulling protocol: ``adapter`` is the module under ``ident_hooks.leads.sources``.
+    """A lead source protocol, pulled or pushed: ``connector`` is the dotted path of its
+    class under ``ident_hooks.leads.sources`` (endpoint, auth, paging, field map; for a
+    pushed kind its intake route).
 
     ``acknowledges``: the service must be told, after the commit, that a lead was stored.
     ``revisit_days``: leads change state at the source after the day they came (Flexbe's
@@ -223,9 +213,6 @@ class LeadSourceKind:
     ``push``: the service only calls us back (Tilda, site webhooks): its leads arrive at
     the intake service (``ident_hooks.intake``) and no pull DAG is made for it; its
     connection's password is the secret the service must present.
-    ``switched_off``: tells from a non-2xx reply that the partner switched the integration
-    off on its side (``ident_hooks.http_client.ServiceClient``); such a run fails once,
-    without retries, and the status page says why.
     ``channel``: the marketing channel of every lead of its instances whatever their tags
     (``aggregator`` for an aggregator's own booking system: the booking was made there);
     None lets tags and referrer decide (:mod:`ident_hooks.reports.channels`). An instance
@@ -237,17 +224,13 @@ class LeadSourceKind:
 
     name: str
     title: str | None
-    adapter: str
-    auth: AuthStyle
     connection: ConnectionType
     acknowledges: bool = False
     revisit_days: int = 0
     push: bool = False
-    switched_off: Callable[[Any], bool] | None = None
     channel: str | None = None
     serves_sites: bool = False
-    # Dotted path of the kind's connector class, imported only when a task or the intake
-    # runs.
+    # Imported only when a task or the intake runs.
     connector: str = field(kw_only=True)
 
     def connector_class(self) -> type:
@@ -323,12 +306,9 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
     {
         kind.name: kind
         for kind in (
-            # UIS takes its token inside the JSON-RPC params, which its adapter fills in.
             LeadSourceKind(
                 "uis",
                 "UIS",
-                "uis",
-                SECRET_IN_BODY,
                 UIS_CONNECTION,
                 connector="ident_hooks.leads.sources.uis.UisSource",
             ),
@@ -336,8 +316,6 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
             LeadSourceKind(
                 "flexbe",
                 "Flexbe",
-                "flexbe",
-                FLEXBE_API_KEY,
                 FLEXBE_CONNECTION,
                 revisit_days=7,
                 connector="ident_hooks.leads.sources.flexbe.FlexbeSource",
@@ -345,31 +323,24 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
             LeadSourceKind(
                 "napopravku",
                 "НаПоправку",
-                "napopravku",
-                NAPOPRAVKU_BEARER,
                 NAPOPRAVKU_CONNECTION,
                 acknowledges=True,
                 channel="aggregator",
                 connector="ident_hooks.leads.sources.napopravku.NapopravkuSource",
             ),
-            # A partner that switched the integration off answers a plain 503. Clinic
-            # websites speak it too; an aggregator's instance says `channel: aggregator`.
+            # Clinic websites speak it too; an aggregator's instance says
+            # `channel: aggregator`.
             LeadSourceKind(
                 "ident_tickets",
                 None,
-                "ident_tickets",
-                IDENT_INTEGRATION_KEY,
                 IDENT_CONNECTION,
-                switched_off=plain_503,
                 serves_sites=True,
                 connector="ident_hooks.leads.sources.ident_tickets.IdentTicketsSource",
             ),
-            # Pushed to the intake service; the secret is checked there, none goes out.
+            # Pushed to the intake service.
             LeadSourceKind(
                 "tilda",
                 "Tilda",
-                "tilda",
-                AuthStyle(),
                 TILDA_CONNECTION,
                 push=True,
                 connector="ident_hooks.leads.sources.tilda.TildaSource",
@@ -377,18 +348,14 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
             LeadSourceKind(
                 "webhook",
                 None,
-                "webhook",
-                AuthStyle(),
                 WEBHOOK_CONNECTION,
                 push=True,
                 connector="ident_hooks.leads.sources.webhook.WebhookSource",
             ),
-            # UIS HTTP event notifications (calls, site requests): the secret is in the URL.
+            # UIS HTTP event notifications (calls, site requests).
             LeadSourceKind(
                 "uis_notification",
                 "UIS: звонки",
-                "uis_notification",
-                AuthStyle(),
                 UIS_NOTIFICATION_CONNECTION,
                 push=True,
                 connector="ident_hooks.leads.sources.uis_notification.UisNotificationSource",

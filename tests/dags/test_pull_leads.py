@@ -150,7 +150,7 @@ def test_failure_between_storing_and_moving_the_cursor_loses_and_duplicates_noth
 
     from ident_hooks.db import connect
     from ident_hooks.leads.pull import pull_source
-    from ident_hooks.leads.sources import adapter_for
+    from ident_hooks.leads.sources.ident_tickets import IdentTicketsSource
 
     simulator = services["site_main"].server
     for n in range(4):
@@ -171,7 +171,7 @@ def test_failure_between_storing_and_moving_the_cursor_loses_and_duplicates_noth
             )
         raise CrashedBeforeCursor
 
-    client = adapter_for("ident_tickets").client("site_main")
+    client = IdentTicketsSource.client("site_main")
     conn = connect()
     try:
         with pytest.raises(CrashedBeforeCursor):

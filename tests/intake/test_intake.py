@@ -20,6 +20,9 @@ from intake_server import free_port
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ident_hooks.db import apply_migrations
+from ident_hooks.intake.app import create_app
+from ident_hooks.leads.sources import SECRET_IN_PATH
+from ident_hooks.registry import LEAD_SOURCE_KINDS
 from tests.intake.conftest import (
     RECEIVED_AT,
     SITE_SECRET,
@@ -273,6 +276,22 @@ def test_oversized_body_is_413_with_a_reject_row(intake, intake_db, base_setting
 
 
 # -- refusals that keep nothing -------------------------------------------------------------
+def test_the_app_mounts_the_route_each_push_kind_declares(base_settings):
+    declared = set()
+    for kind in LEAD_SOURCE_KINDS.values():
+        if kind.push:
+            connector = kind.connector_class()
+            tail = "{name}/{secret}" if connector.secret_in == SECRET_IN_PATH else "{name}"
+            declared.add(f"{connector.route}/{tail}")
+
+    app = create_app(base_settings)
+
+    mounted = {route.path for route in app.routes if "POST" in getattr(route, "methods", ())}
+    assert (
+        mounted == declared == {"/tilda/{name}/{secret}", "/uis/{name}/{secret}", "/webhook/{name}"}
+    )
+
+
 def test_wrong_or_missing_secrets_are_refused_and_nothing_is_kept(intake, intake_db):
     answers = [
         httpx.post(tilda_url(intake, secret="t1lda-5ecret-abd"), data=TILDA_FORM),

@@ -87,7 +87,11 @@ def rejects(conn: psycopg.Connection) -> list[tuple]:
 
 def test_uis_notification_is_a_push_kind_of_the_registry():
     kind = LEAD_SOURCE_KINDS["uis_notification"]
-    assert (kind.push, kind.adapter, kind.title) == (True, "uis_notification", "UIS: звонки")
+    assert (kind.push, kind.connector_class().kind, kind.title) == (
+        True,
+        "uis_notification",
+        "UIS: звонки",
+    )
 
 
 def test_lost_call_becomes_one_lead_however_often_it_is_sent(intake, intake_db):

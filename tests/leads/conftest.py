@@ -15,7 +15,6 @@ import pytest
 from ident_hooks.config import load_config
 from ident_hooks.http_client import ServiceClient
 from ident_hooks.leads.normalise import DoctorMatcher
-from ident_hooks.leads.sources import adapter_for
 from ident_hooks.simulators.base import SimulatorServer
 
 DOCTORS = [
@@ -78,8 +77,11 @@ def client_for(monkeypatch: pytest.MonkeyPatch) -> Callable[..., ServiceClient]:
         conn_id = f"leads_{source}_{len(clients)}"
         connection = {"conn_type": "http", "host": simulator.base_url + path, "password": secret}
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
-        client = adapter_for(load_config().lead_source(source).kind).client(
-            conn_id, backoff_seconds=0, sleep=lambda _: None
+        client = (
+            load_config()
+            .lead_source(source)
+            .spec.connector_class()
+            .client(conn_id, backoff_seconds=0, sleep=lambda _: None)
         )
         clients.append(client)
         return client

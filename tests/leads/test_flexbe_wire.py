@@ -1,6 +1,6 @@
 """Flexbe over real loopback HTTP into the real leads table: the wire, statuses, paging, errors.
 
-Facts under test (see the adapter's and the simulator's docstrings for their sources): the
+Facts under test (see the connector's and the simulator's docstrings for their sources): the
 connector POSTs a form body holding the key, as ``segakgd/flexbe_api_client`` does; the
 simulator serves what each public client sends (the PyPI ``flexbe`` client is driven against
 it for real) and its leads carry every key those clients' lead types read; a lead's
@@ -34,10 +34,12 @@ from ident_hooks.leads.sources import (
     SourceError,
     SourceLimitReached,
     SourceSettings,
-    adapter_for,
+    SourceTemporarilyFailed,
     parse_records,
 )
+from ident_hooks.leads.sources.flexbe import FlexbeSource
 from ident_hooks.leads.store import StoreResult, store_leads
+from ident_hooks.simulators.base import Fault
 from ident_hooks.simulators.flexbe import (
     CANCELLED,
     DELETED,
@@ -70,16 +72,15 @@ def flexbe(running, doctors) -> FlexbeSimulator:
 
 def fetch(client, *, page_size: int = 0) -> list:
     settings = SourceSettings(source="flexbe", page_size=page_size)
-    return list(adapter_for("flexbe").fetch(client, DAY_START, NOW, settings=settings))
+    return list(FlexbeSource.fetch(client, DAY_START, NOW, settings=settings))
 
 
 def pull_into(conn: psycopg.Connection, client) -> StoreResult:
     """One pull as the DAG does it: fetch the period, parse, store, commit."""
     settings = SourceSettings(source="flexbe")
-    adapter = adapter_for("flexbe")
-    records = list(adapter.fetch(client, DAY_START, NOW, settings=settings))
+    records = list(FlexbeSource.fetch(client, DAY_START, NOW, settings=settings))
     matcher = DoctorMatcher(conn.execute("select doctor_id, full_name from clinic.doctors"))
-    batch = parse_records(adapter, records, settings=settings, matcher=matcher)
+    batch = parse_records(FlexbeSource, records, settings=settings, matcher=matcher)
     assert not batch.rejects
     result = store_leads(conn, batch.leads)
     conn.commit()
@@ -313,7 +314,7 @@ def test_a_lead_first_seen_deleted_is_stored_but_never_open(leads_conn, flexbe, 
 )
 def test_status_codes_map_to_the_source_state(status, expected, matcher):
     record = {"id": 1, "time": int(NOW.timestamp()), "status": status}
-    lead = adapter_for("flexbe").parse(record, settings=SourceSettings("flexbe"), matcher=matcher)
+    lead = FlexbeSource.parse(record, settings=SourceSettings("flexbe"), matcher=matcher)
     assert lead.source_state == expected
 
 
@@ -372,6 +373,18 @@ def test_a_reply_with_error_is_an_error_with_or_without_status(running, client_f
         fetch(client_for(bare, "flexbe", "wrong-key"))
     assert not refused.value.retryable
     assert len(fetch(client)) == 1
+
+
+def test_an_error_page_that_quotes_the_key_is_reported_without_it(flexbe, client_for):
+    """A proxy's 200 page echoing the request: the connector's own error keeps the key out,
+    wherever it is raised, not only inside a pull."""
+    flexbe.inject(Fault(status=200, body="<html>POST /mod/api/ api_key=flexbe-key: timeout"))
+
+    with pytest.raises(SourceTemporarilyFailed, match="reply is not JSON") as failure:
+        fetch(client_for(flexbe, "flexbe", "flexbe-key"))
+
+    assert failure.value.retryable
+    assert "flexbe-key" not in str(failure.value) and "api_key=***" in str(failure.value)
 
 
 def test_the_simulator_keeps_statuses_like_flexbe(running):

@@ -19,7 +19,8 @@ import time_machine
 
 from ident_hooks.http_client import ServiceRejected
 from ident_hooks.leads.normalise import DoctorMatcher
-from ident_hooks.leads.sources import SourceSettings, adapter_for, parse_records
+from ident_hooks.leads.sources import SourceSettings, parse_records
+from ident_hooks.leads.sources.ident_tickets import IdentTicketsSource
 from ident_hooks.simulators.base import Fault
 from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
 
@@ -29,10 +30,9 @@ DAY_START = datetime(2026, 11, 26, tzinfo=MOSCOW)
 
 
 def pull(client, matcher, *, source="site_main", page_size=0):
-    adapter = adapter_for("ident_tickets")
     settings = SourceSettings(source=source, page_size=page_size)
-    records = list(adapter.fetch(client, DAY_START, NOW, settings=settings))
-    return records, parse_records(adapter, records, settings=settings, matcher=matcher)
+    records = list(IdentTicketsSource.fetch(client, DAY_START, NOW, settings=settings))
+    return records, parse_records(IdentTicketsSource, records, settings=settings, matcher=matcher)
 
 
 def offsets(site) -> list[int]:
@@ -224,7 +224,7 @@ def test_both_ends_of_the_period_carry_the_clinics_offset(
         # What a worker whose own clock runs in UTC passes as "now".
         now = datetime.now(UTC)
         records = list(
-            adapter_for("ident_tickets").fetch(
+            IdentTicketsSource.fetch(
                 client,
                 period_from,
                 now,

@@ -19,7 +19,8 @@ import time_machine
 
 from ident_hooks import demo
 from ident_hooks.leads.pull import acknowledge_stored, pull_source
-from ident_hooks.leads.sources import SourceSettings, adapter_for, parse_records
+from ident_hooks.leads.sources import SourceSettings, parse_records
+from ident_hooks.leads.sources.napopravku import NapopravkuSource
 from ident_hooks.simulators.base import SimRequest, SimResponse
 from ident_hooks.simulators.catalog import demo_secret
 from ident_hooks.simulators.napopravku import NapopravkuSimulator
@@ -32,9 +33,8 @@ BOOKED_AT = datetime(2026, 12, 2, 0, 5, tzinfo=MOSCOW)
 
 
 def _fetch(service, client, period_from, *, page_size=0):
-    adapter = adapter_for("napopravku")
     settings = SourceSettings(source="napopravku", page_size=page_size)
-    return list(adapter.fetch(client, period_from, BOOKED_AT, settings=settings))
+    return list(NapopravkuSource.fetch(client, period_from, BOOKED_AT, settings=settings))
 
 
 def test_the_query_says_is_received_0_and_from_in_utc(running, client_for, doctors, clock):
@@ -61,9 +61,7 @@ def test_times_in_replies_are_utc(running, client_for, doctors, matcher, clock):
     settings = SourceSettings(source="napopravku")
 
     records = _fetch(service, client, datetime(2026, 12, 1, tzinfo=MOSCOW))
-    (lead,) = parse_records(
-        adapter_for("napopravku"), records, settings=settings, matcher=matcher
-    ).leads
+    (lead,) = parse_records(NapopravkuSource, records, settings=settings, matcher=matcher).leads
 
     assert lead.created_at == BOOKED_AT
     visit = datetime.strptime(booking["start_time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)

@@ -25,7 +25,8 @@ from ident_hooks.leads.normalise import (
     utm_from_url,
     without_nul,
 )
-from ident_hooks.leads.sources import SourceSettings, adapter_for, parse_records
+from ident_hooks.leads.sources import SourceSettings, parse_records
+from ident_hooks.leads.sources.ident_tickets import IdentTicketsSource
 from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -219,10 +220,9 @@ def test_normalising_100k_leads_is_fast(doctors):
         simulator.render(simulator.factory.make(start - timedelta(seconds=i)), i + 1)
         for i in range(100_000)
     ]
-    adapter = adapter_for("ident_tickets")
     began = time.perf_counter()
     batch = parse_records(
-        adapter,
+        IdentTicketsSource,
         records,
         settings=SourceSettings(source="site_main"),
         matcher=DoctorMatcher(doctors),

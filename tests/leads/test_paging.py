@@ -1,7 +1,7 @@
 """The shared paginators against plain Python "servers": how a walk moves and when it ends.
 
 Each server here is a function of the paging parameters over a list of records, playing one
-behaviour the adapters meet: a clamped page size, a total, a last page, pages that shift
+behaviour the connectors meet: a clamped page size, a total, a last page, pages that shift
 while they are read, and a server that ignores the offset or the page.
 """
 

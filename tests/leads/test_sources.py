@@ -1,4 +1,4 @@
-"""Each lead-source adapter against its simulator over real loopback HTTP."""
+"""Each lead-source connector against its simulator over real loopback HTTP."""
 
 from __future__ import annotations
 
@@ -11,13 +11,17 @@ import pytest
 from ident_hooks.config import load_config
 from ident_hooks.http_client import ServiceRejected
 from ident_hooks.leads.sources import (
+    Acknowledging,
+    PullSource,
+    PushSource,
     SourceError,
     SourceLimitReached,
     SourceSettings,
-    adapter_for,
     parse_records,
 )
+from ident_hooks.leads.sources.napopravku import NapopravkuSource
 from ident_hooks.leads.sources.uis import split_period
+from ident_hooks.registry import LEAD_SOURCE_KINDS
 from ident_hooks.simulators.base import Fault
 from ident_hooks.simulators.flexbe import FlexbeSimulator, request_params
 from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
@@ -30,21 +34,27 @@ DAY_START = datetime(2026, 11, 26, tzinfo=MOSCOW)  # 00:00 clinic time of the la
 
 
 def pull(simulator, client, source, matcher, *, period=(DAY_START, NOW), page_size=0):
-    adapter = adapter_for(load_config().lead_source(source).kind)
+    connector = load_config().lead_source(source).spec.connector_class()
     settings = SourceSettings(source=source, page_size=page_size)
-    records = list(adapter.fetch(client, *period, settings=settings))
-    return records, parse_records(adapter, records, settings=settings, matcher=matcher)
+    records = list(connector.fetch(client, *period, settings=settings))
+    return records, parse_records(connector, records, settings=settings, matcher=matcher)
 
 
-def test_configured_sources_name_their_adapter_by_kind():
+def test_configured_sources_name_their_connector_by_kind():
     config = load_config()
     assert config.lead_source("32top").kind == config.lead_source("site_main").kind
-    assert adapter_for(config.lead_source("site_main").kind).kind == "ident_tickets"
+    assert config.lead_source("site_main").spec.connector_class().kind == "ident_tickets"
     for unknown in ("site_main", "bitrix", "32top"):
-        with pytest.raises(KeyError, match="unknown lead source kind"):
-            adapter_for(unknown)
-    assert adapter_for("napopravku").acknowledge is not None
-    assert adapter_for("uis").acknowledge is None
+        assert unknown not in LEAD_SOURCE_KINDS
+
+
+def test_every_kind_names_a_connector_that_declares_what_the_registry_says():
+    for kind in LEAD_SOURCE_KINDS.values():
+        connector = kind.connector_class()
+        assert connector.kind == kind.name
+        assert issubclass(connector, PushSource if kind.push else PullSource)
+        assert issubclass(connector, Acknowledging) == kind.acknowledges
+    assert NapopravkuSource.record_key == "uuid"
 
 
 # -- IDENT GetTickets (sites, 32top) ---------------------------------------------------------
@@ -292,7 +302,6 @@ def test_napopravku_pages_acknowledges_and_skips_received(
     service = running(NapopravkuSimulator(doctors=doctors, seed=10, clock=clock))
     bookings = service.generate(130, clock(), spread_seconds=300)
     client = client_for(service, "napopravku", "napopravku-token", "/api/v1")
-    adapter = adapter_for("napopravku")
 
     records, batch = pull(service, client, "napopravku", matcher, period=(DAY_START, clock()))
 
@@ -309,7 +318,7 @@ def test_napopravku_pages_acknowledges_and_skips_received(
 
     acknowledged = [lead.external_id for lead in batch.leads[:3]]
     for external_id in acknowledged:
-        adapter.acknowledge(client, external_id)
+        NapopravkuSource.acknowledge(client, external_id)
     assert [ack["appointment_uuid"] for ack in service.acknowledgements] == acknowledged
     assert all(ack["success"] is True for ack in service.acknowledgements)
     assert all(service.booking(uuid)["is_received"] for uuid in acknowledged)
@@ -325,7 +334,6 @@ def test_napopravku_cancels_bookings_not_acknowledged_in_ten_minutes(
     service = running(NapopravkuSimulator(doctors=doctors, seed=11, clock=clock))
     booking = service.add_lead(clock())
     client = client_for(service, "napopravku", "napopravku-token", "/api/v1")
-    adapter = adapter_for("napopravku")
     _, batch = pull(service, client, "napopravku", matcher, period=(DAY_START, clock()))
     assert [lead.external_id for lead in batch.leads] == [booking["uuid"]]
 
@@ -334,7 +342,7 @@ def test_napopravku_cancels_bookings_not_acknowledged_in_ten_minutes(
     clock.advance(seconds=1)
     assert service.booking(booking["uuid"])["is_cancelled"] is True
     with pytest.raises(ServiceRejected) as late:
-        adapter.acknowledge(client, booking["uuid"])
+        NapopravkuSource.acknowledge(client, booking["uuid"])
     assert late.value.status == 422 and "10 minutes" in str(late.value)
     assert service.acknowledgements == []
 

@@ -1,6 +1,6 @@
 """UIS Data API details over real loopback HTTP: fields, offsets, the request's Content-Type.
 
-Facts under test come from the vendor's documentation copies named in the adapter's
+Facts under test come from the vendor's documentation copies named in the connector's
 docstring: every field the report documents may be asked for, an unknown name in ``fields``
 is ``unexpected_parameters`` (-32602), ``offset`` is at most 100 000 and the body is sent as
 ``application/json; charset=UTF-8``. The public PyPI SDK ``comagic-data-api-sdk`` is driven
@@ -19,8 +19,9 @@ from comagic import Comagic
 from comagic.models import OfflineMessage
 
 from ident_hooks.leads.normalise import UTM_KEYS
-from ident_hooks.leads.sources import SourceError, SourceSettings, adapter_for, parse_records
+from ident_hooks.leads.sources import SourceError, SourceSettings, parse_records
 from ident_hooks.leads.sources import uis as uis_adapter
+from ident_hooks.leads.sources.uis import UisSource
 from ident_hooks.simulators.uis import (
     DOCUMENTED_FIELDS,
     NEWEST_FIELDS,
@@ -42,7 +43,7 @@ def rpc(simulator: UisSimulator, params: dict) -> dict:
 
 def fetch(client, *, page_size: int = 0) -> list:
     settings = SourceSettings(source="uis", page_size=page_size)
-    return list(adapter_for("uis").fetch(client, DAY_START, NOW, settings=settings))
+    return list(UisSource.fetch(client, DAY_START, NOW, settings=settings))
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def test_the_public_sdks_default_request_is_served_and_agrees_with_our_leads(
     assert sorted(message["id"] for message in messages) == sorted(r["id"] for r in created)
     settings = SourceSettings(source="uis")
     records = fetch(client_for(uis, "uis", "uis-token"))
-    leads = parse_records(adapter_for("uis"), records, settings=settings, matcher=matcher).leads
+    leads = parse_records(UisSource, records, settings=settings, matcher=matcher).leads
     by_id = {int(lead.external_id): lead for lead in leads}
     tagged = 0
     for message in messages:

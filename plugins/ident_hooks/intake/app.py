@@ -1,6 +1,10 @@
-"""The intake service's ASGI app: ``POST /tilda/{source}/{secret}``, ``POST /webhook/{source}``
-(``Authorization: Bearer <secret>``), ``POST /uis/{source}/{secret}`` (UIS event
-notifications), ``GET /GetTickets`` (IDENT) and ``GET /health``.
+"""The intake service's ASGI app: one ``POST`` route per push kind of the registry,
+``GET /GetTickets`` (IDENT) and ``GET /health``.
+
+Each push kind's connector class (``PushSource`` in ``ident_hooks.leads.sources``) declares
+its route: ``POST /tilda/{source}/{secret}``, ``POST /uis/{source}/{secret}`` (UIS event
+notifications) — services that can be given only an address, so the secret is its last
+segment — and ``POST /webhook/{source}`` with ``Authorization: Bearer <secret>``.
 
 Order of checks for a push: the source must be configured for that kind (else 404), the
 secret must match (compared in constant time; else 401/403, nothing kept), the source's
@@ -36,15 +40,14 @@ from ident_hooks.intake.guard import (
 )
 from ident_hooks.intake.pool import DatabaseAway, clinic_pool, in_transaction
 from ident_hooks.intake.receive import (
-    TILDA,
-    UIS_NOTIFICATION,
-    WEBHOOK,
     Answer,
     DoctorCache,
     PushSource,
     Received,
     receive,
 )
+from ident_hooks.leads import sources
+from ident_hooks.registry import LEAD_SOURCE_KINDS
 
 log = logging.getLogger("ident_hooks.intake")
 TICKETS_KEY_HEADER = "IDENT-Integration-Key"
@@ -121,49 +124,49 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             log.warning("%s (%s): 503, not stored: database away", source.name, source.kind)
             return _error(503, "cannot store the request now; retry later", **{"Retry-After": "30"})
         log.info("%s (%s): %s %s", source.name, source.kind, answer.status, answer.outcome)
-        if source.kind == TILDA and answer.status == 200:
-            return PlainTextResponse("ok")
+        ok_text = source.connector.ok_text
+        if ok_text is not None and answer.status == 200:
+            return PlainTextResponse(ok_text)
         return JSONResponse(answer.body, status_code=answer.status)
 
     def configured(name: str, kind: str) -> PushSource | None:
         source = settings.sources.get(name)
         return source if source is not None and source.kind == kind else None
 
-    async def push_with_secret_in_path(
-        kind: str, service: str, address: str, name: str, secret: str, request: Request
-    ) -> Response:
-        """For services that can be given only a URL: the secret is its last segment."""
-        source = configured(name, kind)
-        if source is None:
-            return _error(404, f"no such {service} source")
-        if not secret_matches(secret, source.secret):
-            log.warning("%s (%s): 403, wrong secret", name, kind)
-            return _error(403, f"wrong secret in the {address} address")
-        return await push(request, source)
+    def mount(kind: str, connector: type[sources.PushSource]) -> None:
+        """The route of one push kind, as its connector declares it."""
 
-    @app.post("/tilda/{name}/{secret}")
-    async def tilda_form(name: str, secret: str, request: Request) -> Response:
-        return await push_with_secret_in_path(TILDA, "Tilda", "webhook", name, secret, request)
+        async def secret_in_path(name: str, secret: str, request: Request) -> Response:
+            source = configured(name, kind)
+            if source is None:
+                return _error(404, f"no such {connector.called} source")
+            if not secret_matches(secret, source.secret):
+                log.warning("%s (%s): 403, wrong secret", name, kind)
+                return _error(403, f"wrong secret in the {connector.address} address")
+            return await push(request, source)
 
-    @app.post("/uis/{name}/{secret}")
-    async def uis_notification(name: str, secret: str, request: Request) -> Response:
-        # UIS's notification settings are a method, a URL and a body: the secret is in the URL.
-        return await push_with_secret_in_path(
-            UIS_NOTIFICATION, "UIS notification", "notification", name, secret, request
-        )
+        async def secret_as_bearer(name: str, request: Request) -> Response:
+            source = configured(name, kind)
+            if source is None:
+                return _error(404, f"no such {connector.called} source")
+            given = bearer_token(request.headers.get("authorization"))
+            if given is None:
+                return _error(401, "Authorization: Bearer <secret> is required")
+            if not secret_matches(given, source.secret):
+                log.warning("%s (%s): 403, wrong secret", name, kind)
+                return _error(403, "wrong secret")
+            return await push(request, source)
 
-    @app.post("/webhook/{name}")
-    async def webhook_lead(name: str, request: Request) -> Response:
-        source = configured(name, WEBHOOK)
-        if source is None:
-            return _error(404, "no such webhook source")
-        given = bearer_token(request.headers.get("authorization"))
-        if given is None:
-            return _error(401, "Authorization: Bearer <secret> is required")
-        if not secret_matches(given, source.secret):
-            log.warning("%s (webhook): 403, wrong secret", name)
-            return _error(403, "wrong secret")
-        return await push(request, source)
+        if connector.secret_in == sources.SECRET_IN_BEARER:
+            app.add_api_route(f"{connector.route}/{{name}}", secret_as_bearer, methods=["POST"])
+        else:
+            app.add_api_route(
+                f"{connector.route}/{{name}}/{{secret}}", secret_in_path, methods=["POST"]
+            )
+
+    for kind in LEAD_SOURCE_KINDS.values():
+        if kind.push:
+            mount(kind.name, kind.connector_class())
 
     @app.get("/GetTickets")
     async def get_tickets(request: Request) -> Response:

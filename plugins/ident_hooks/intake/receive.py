@@ -7,8 +7,11 @@ resent request stays one lead), or a reject with its reason (``store_rejects``).
 of one lead arriving at once (Tilda's retry racing the first attempt) are serialised by a
 transaction lock on the lead's key, so the second sees the first's row.
 
-Every JSON push kind reads its body through ``json_body.read_json``, so what PostgreSQL
-could not keep is refused with a reason before anything is stored. Should the database
+What a request becomes is its kind's connector's to say (``PushSource`` in
+``ident_hooks.leads.sources``): the Content-Type it takes, whether its body is a form or
+JSON, its connection test and its field map. Every JSON body is read through
+``json_body.read_json``, so what PostgreSQL could not keep is refused with a reason before
+anything is stored. Should the database
 still refuse a lead (a rule of the clinic's database that the normaliser does not know),
 the lead's savepoint is rolled back and the request is kept as a 422 reject: a 503 would
 make the sender resend what is refused every time.
@@ -20,17 +23,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from functools import cached_property
 from typing import Any
+from urllib.parse import parse_qsl
 
 import psycopg
 
 from ident_hooks.intake.json_body import UnreadableJson, read_json
+from ident_hooks.leads import sources
 from ident_hooks.leads.normalise import DoctorMatcher, Lead, Reject, RejectedRecord
-from ident_hooks.leads.sources import SourceSettings, tilda, uis_notification, webhook
+from ident_hooks.leads.sources import FORM_BODY, SourceSettings
 from ident_hooks.leads.store import store_leads, store_rejects
+from ident_hooks.registry import LEAD_SOURCE_KINDS
 
-# the push kinds of ident_hooks.registry
-TILDA, WEBHOOK, UIS_NOTIFICATION = "tilda", "webhook", "uis_notification"
 _SHOWN_BODY_CHARS = 4000  # how much of an unreadable body a reject row keeps
 _DOCTORS_TTL_SECONDS = 60.0
 _RACES = (psycopg.errors.UniqueViolation, psycopg.errors.ExclusionViolation)
@@ -44,6 +49,11 @@ class PushSource:
     kind: str
     title: str
     secret: str = field(repr=False)
+
+    @cached_property
+    def connector(self) -> type[sources.PushSource]:
+        """The class of its kind (``ident_hooks.registry``), which says how it is received."""
+        return LEAD_SOURCE_KINDS[self.kind].connector_class()
 
 
 @dataclass(frozen=True)
@@ -95,51 +105,42 @@ def _shown_body(body: bytes) -> dict[str, Any]:
     return {"body": body.decode("utf-8", "replace").replace("\x00", "")[:_SHOWN_BODY_CHARS]}
 
 
-def _json_body(req: Received) -> Any:
-    """The body of a JSON push kind, or a 400 that says why it cannot be kept."""
+def _read_form(body: bytes) -> dict[str, str]:
+    """The fields of a urlencoded body; a repeated field's values joined by ``, ``."""
     try:
-        return read_json(req.body)
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Refused(400, "body is not UTF-8 text", _shown_body(body)) from None
+    fields: dict[str, str] = {}
+    for key, value in parse_qsl(text, keep_blank_values=True):
+        key = key.replace("\x00", "")
+        value = value.replace("\x00", "")
+        fields[key] = f"{fields[key]}, {value}" if key in fields else value
+    return fields
+
+
+def _read_json(body: bytes) -> Any:
+    try:
+        return read_json(body)
     except UnreadableJson as error:
-        raise _Refused(400, f"body is not JSON: {error}", _shown_body(req.body)) from None
+        raise _Refused(400, f"body is not JSON: {error}", _shown_body(body)) from None
 
 
-def _tilda_lead(req: Received, settings: SourceSettings) -> Lead | None:
-    """The lead of a Tilda submission; None for Tilda's connection test."""
-    if _media_type(req.content_type) != "application/x-www-form-urlencoded":
-        raise _Refused(415, "Tilda posts application/x-www-form-urlencoded", _shown_body(req.body))
-    try:
-        fields = tilda.read_form(req.body)
-    except RejectedRecord as rejected:
-        raise _Refused(400, rejected.reason, _shown_body(req.body)) from None
-    if tilda.is_connection_test(fields):
+def _lead(req: Received, settings: SourceSettings, matcher: DoctorMatcher | None) -> Lead | None:
+    """The lead a request holds as its kind reads it; None for the service's connection test."""
+    connector = req.source.connector
+    refusal = connector.content_type_refusal
+    if refusal is not None and _media_type(req.content_type) != connector.body_format:
+        raise _Refused(415, refusal, _shown_body(req.body))
+    body = _read_form(req.body) if connector.body_format == FORM_BODY else _read_json(req.body)
+    if connector.is_connection_test(body):
         return None
     try:
-        return tilda.parse(fields, settings=settings, received_at=req.received_at)
-    except RejectedRecord as rejected:
-        raise _Refused(422, rejected.reason, fields) from None
-
-
-def _webhook_lead(
-    req: Received, settings: SourceSettings, conn: psycopg.Connection, doctors: DoctorCache
-) -> Lead:
-    if _media_type(req.content_type) != "application/json":
-        raise _Refused(415, "the webhook takes application/json", _shown_body(req.body))
-    raw = _json_body(req)
-    try:
-        return webhook.parse(
-            raw, settings=settings, matcher=doctors.matcher(conn), received_at=req.received_at
+        return connector.parse(
+            body, settings=settings, matcher=matcher, received_at=req.received_at
         )
     except RejectedRecord as rejected:
-        raise _Refused(422, rejected.reason, raw) from None
-
-
-def _uis_lead(req: Received, settings: SourceSettings) -> Lead:
-    # The Content-Type UIS sends is not published: the body is read as JSON whatever it says.
-    raw = _json_body(req)
-    try:
-        return uis_notification.parse(raw, settings=settings, received_at=req.received_at)
-    except RejectedRecord as rejected:
-        raise _Refused(422, rejected.reason, raw) from None
+        raise _Refused(422, rejected.reason, body) from None
 
 
 def _record(
@@ -181,18 +182,15 @@ def receive(
         if req.too_large_limit is not None:
             raw = {"body_bytes": req.body_bytes, **_shown_body(req.body)}
             raise _Refused(413, _too_large(req), raw)
-        if req.source.kind == TILDA:
-            lead = _tilda_lead(req, settings)
-        elif req.source.kind == UIS_NOTIFICATION:
-            lead = _uis_lead(req, settings)
-        else:
-            lead = _webhook_lead(req, settings, conn, doctors)
+        matcher = doctors.matcher(conn) if req.source.connector.matches_doctors else None
+        lead = _lead(req, settings, matcher)
         if lead is None:
             _record(conn, req, "test", 200)
             return Answer(200, "test", {"status": "ok"})
         return _store(conn, req, lead)
     except _Refused as refused:
-        store_rejects(conn, [Reject(req.source.name, refused.raw, refused.reason)])
+        external_id = req.source.connector.key_of(refused.raw)
+        store_rejects(conn, [Reject(req.source.name, refused.raw, refused.reason, external_id)])
         _record(conn, req, "rejected", refused.status, reason=refused.reason)
         return Answer(refused.status, "rejected", {"error": refused.reason})
 

@@ -1,1 +1,1 @@
-"""Lead ingestion: source adapters (``sources``) and the pure normaliser (``normalise``)."""
+"""Lead ingestion: source connectors (``sources``) and the pure normaliser (``normalise``)."""

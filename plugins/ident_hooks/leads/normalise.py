@@ -45,11 +45,13 @@ class RejectedRecord(ValueError):
 
 @dataclass(slots=True)
 class Reject:
-    """A rejected record as it is stored: where it came from, what it was, why."""
+    """A rejected record as it is stored: where it came from, what it was, why, and its id
+    at the source when it has one (for staff looking it up there)."""
 
     source: str
     raw: Any
     reason: str
+    external_id: str | None = None
 
 
 @dataclass(slots=True)

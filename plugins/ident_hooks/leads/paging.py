@@ -1,4 +1,4 @@
-"""Paging shared by the lead adapters: one rule for when a walk over pages ends.
+"""Paging shared by the lead connectors: one rule for when a walk over pages ends.
 
 A paginator is told what each reply said — its records and, when the service gives them,
 a total or the last page number — and decides the next request or the end. The shape
@@ -17,7 +17,7 @@ to the last). The rules, the same for every source:
   by the limit).
 * **A server that ignores the offset or page** answers the same records again. Our
   requests never repeat, so instead of a repeated token a page is recognised by its
-  records: one that brings no record not seen before in this walk (by the adapter's key)
+  records: one that brings no record not seen before in this walk (by the connector's key)
   stops the walk with a warning naming the source. What came so far is kept — stored,
   and for НаПоправку acknowledged before the service cancels it — rather than lost to an
   error.
@@ -30,8 +30,8 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -130,8 +130,8 @@ class OffsetPaginator(Paginator):
     def __init__(
         self,
         source: str,
-        *,
         limit: int,
+        *,
         key: RecordKey,
         offset_param: str = "offset",
         limit_param: str = "limit",
@@ -157,8 +157,8 @@ class PageNumberPaginator(Paginator):
     def __init__(
         self,
         source: str,
-        *,
         per_page: int,
+        *,
         key: RecordKey,
         page_param: str = "page",
         per_page_param: str = "per_page",
@@ -180,6 +180,25 @@ class PageNumberPaginator(Paginator):
             last = page.total is not None and self._received >= page.total
         self.page += 1
         return last
+
+
+@dataclass(frozen=True)
+class Paging:
+    """How a service pages, declared by its connector: the paginator, the service's names
+    for its parameters (``{"offset_param": "start"}``), and the page size asked for when the
+    source's settings name none and the most the service serves."""
+
+    paginator: type[OffsetPaginator | PageNumberPaginator]
+    default_size: int
+    max_size: int | None = None
+    param_names: Mapping[str, str] = field(default_factory=dict)
+
+    def start(self, source: str, *, key: RecordKey, page_size: int = 0) -> Paginator:
+        """A new walk for ``source``; ``page_size`` 0 asks for the default."""
+        size = page_size or self.default_size
+        if self.max_size is not None:
+            size = min(size, self.max_size)
+        return self.paginator(source, size, key=key, **self.param_names)
 
 
 def walk(paginator: Paginator, fetch_page: Callable[[dict[str, int]], Page]) -> Iterator[Any]:

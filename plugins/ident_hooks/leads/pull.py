@@ -15,15 +15,10 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from ident_hooks.http_client import (
-    ServiceClient,
-    ServiceError,
-    ServiceRejected,
-    ServiceUnavailable,
-)
+from ident_hooks.http_client import ServiceClient, ServiceRejected, ServiceUnavailable
 from ident_hooks.leads.cursor import advanced, parse_cursor, period_start
 from ident_hooks.leads.normalise import DoctorMatcher
-from ident_hooks.leads.sources import SourceError, SourceSettings, adapter_for, parse_records
+from ident_hooks.leads.sources import Acknowledging, SourceError, SourceSettings, parse_records
 from ident_hooks.leads.store import (
     awaiting_acknowledgement,
     mark_acknowledged,
@@ -67,23 +62,19 @@ def pull_source(
     tz = ZoneInfo(clinic_timezone)
     cursor = parse_cursor(read_cursor())
     period_from = period_start(cursor, now, tz, initial_days)
-    revisit_days = LEAD_SOURCE_KINDS[kind].revisit_days
-    if cursor is not None and revisit_days:
+    spec = LEAD_SOURCE_KINDS[kind]
+    if cursor is not None and spec.revisit_days:
         # Leads of this kind change state at the source later (cancelled, deleted).
-        period_from = min(period_from, period_start(None, now, tz, revisit_days))
-    adapter = adapter_for(kind)
+        period_from = min(period_from, period_start(None, now, tz, spec.revisit_days))
+    connector = spec.connector_class()
+    acknowledging = issubclass(connector, Acknowledging)
     settings = SourceSettings(source=source, timezone=tz)
     # The whole period is fetched before anything is stored: a failure half-way through
     # the pages stores nothing and the retry starts clean.
-    try:
-        records = list(adapter.fetch(client, period_from, now, settings=settings))
-    except SourceError as error:
-        # A source's message may quote its reply, and a proxy's error page the URL with a key.
-        error.args = tuple(client.redact(str(arg)) for arg in error.args)
-        raise
+    records = list(connector.fetch(client, period_from, now, settings=settings))
     matcher = DoctorMatcher(conn.execute("select doctor_id, full_name from clinic.doctors"))
-    batch = parse_records(adapter, records, settings=settings, matcher=matcher)
-    result = store_leads(conn, batch.leads, ack_required=adapter.acknowledge is not None)
+    batch = parse_records(connector, records, settings=settings, matcher=matcher)
+    result = store_leads(conn, batch.leads, ack_required=acknowledging)
     store_rejects(conn, batch.rejects)
     conn.commit()
     # The cursor may only ever point at committed leads.
@@ -95,8 +86,9 @@ def pull_source(
     moved = advanced(cursor, result.newest_created_at, now)
     if moved is not None and moved != cursor:
         write_cursor(moved.isoformat())
-    if adapter.acknowledge is not None:
-        _refuse_rejected(source, batch.rejects, adapter.acknowledge, client)
+    if acknowledging:
+        # Unanswered, the service would cancel them silently.
+        connector.refuse_rejected(source, batch.rejects, client)
     summary = PullSummary(
         source=source,
         period_from=period_from.isoformat(),
@@ -113,31 +105,6 @@ def pull_source(
     return summary
 
 
-def _refuse_rejected(
-    source: str, rejects: list, acknowledge: Callable[..., object], client: ServiceClient
-) -> None:
-    """Answer bookings we could not store with ``success=False`` and the reason.
-
-    Unanswered, НаПоправку would cancel them silently after 10 minutes; answered, the
-    service knows the clinic did not get them. One that fails is fetched and answered
-    again on the next run, since the service still lists it as not received.
-    """
-    for reject in rejects:
-        external_id = reject.raw.get("uuid") if isinstance(reject.raw, dict) else None
-        if not isinstance(external_id, str) or not external_id:
-            continue
-        log.error("%s: booking %s could not be stored: %s", source, external_id, reject.reason)
-        try:
-            acknowledge(
-                client,
-                external_id,
-                success=False,
-                message=f"Клиника не смогла принять заявку: {reject.reason}"[:500],
-            )
-        except (ServiceError, SourceError) as failure:
-            log.warning("%s: could not report booking %s: %s", source, external_id, failure)
-
-
 def acknowledge_stored(
     source: str, *, kind: str, conn: psycopg.Connection, client: ServiceClient
 ) -> dict[str, int]:
@@ -147,13 +114,13 @@ def acknowledge_stored(
     network failure leaves the lead pending for the next run; a refusal (4xx, e.g. the
     booking was already cancelled) is recorded and not retried.
     """
-    acknowledge = adapter_for(kind).acknowledge
-    if acknowledge is None:
-        return {"acknowledged": 0, "refused": 0, "pending": 0}
+    connector = LEAD_SOURCE_KINDS[kind].connector_class()
     counts = {"acknowledged": 0, "refused": 0, "pending": 0}
+    if not issubclass(connector, Acknowledging):
+        return counts
     for external_id in awaiting_acknowledgement(conn, source):
         try:
-            acknowledge(client, external_id)
+            connector.acknowledge(client, external_id)
         except ServiceRejected as refused:
             mark_acknowledged(conn, source, external_id, refused=str(refused))
             counts["refused"] += 1

@@ -125,7 +125,7 @@ def store_rejects(conn: psycopg.Connection, rejects: Sequence[Reject]) -> int:
     rows = [
         (
             reject.source,
-            _external_id_of(reject.raw),
+            reject.external_id[:200] if reject.external_id else None,
             reject.reason,
             _json(reject.raw, canonical=True).replace("\x00", ""),
         )
@@ -144,14 +144,6 @@ def store_rejects(conn: psycopg.Connection, rejects: Sequence[Reject]) -> int:
             rows,
         )
     return len(rows)
-
-
-def _external_id_of(raw: Any) -> str | None:
-    if isinstance(raw, dict):
-        for key in ("id", "Id", "uuid"):
-            if raw.get(key) not in (None, ""):
-                return str(raw[key])[:200]
-    return None
 
 
 def awaiting_acknowledgement(conn: psycopg.Connection, source: str) -> list[str]:

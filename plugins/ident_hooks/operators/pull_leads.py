@@ -24,9 +24,8 @@ if TYPE_CHECKING:
 def _client_for(source: LeadSource) -> ServiceClient:
     """The HTTP client of one configured lead source, on its connection type's hook."""
     from ident_hooks.hooks import HOOKS
-    from ident_hooks.leads.sources import adapter_for
 
-    return adapter_for(source.kind).client(
+    return source.spec.connector_class().client(
         source.connection, hook_class=HOOKS[source.spec.connection.name]
     )
 

@@ -37,46 +37,30 @@ Where each fact comes from:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Iterator, Mapping
+from datetime import datetime, tzinfo
 from typing import Any
 
-from ident_hooks.leads.normalise import (
-    SOURCE_CANCELLED,
-    SOURCE_DELETED,
-    UTM_KEYS,
-    DoctorMatcher,
-    Lead,
-    RejectedRecord,
-    clean_text,
-    make_lead,
-    parse_unix_time,
-    record_id,
+from ident_hooks.http_client import ServiceClient
+from ident_hooks.leads.normalise import SOURCE_CANCELLED, SOURCE_DELETED, clean_text
+from ident_hooks.leads.paging import OffsetPaginator, Page, Paging
+from ident_hooks.leads.sources import (
+    PullSource,
+    SourceLimitReached,
+    SourceRefused,
+    SourceSettings,
+    first,
+    section,
+    text,
+    unix_time,
+    utm_tags,
 )
-from ident_hooks.leads.paging import OffsetPaginator, Page, field_key, walk
-from ident_hooks.leads.sources import SourceLimitReached, SourceRefused, SourceSettings, read_json
+from ident_hooks.registry import FLEXBE_API_KEY
 
-ENDPOINT = "mod/api/"
-DEFAULT_PAGE_SIZE = 1000  # the reported server cap; a lower cap is followed by what came back
 LIMIT_EXCEEDED = 1
 STATUS_CANCELLED, STATUS_DELETED = 10, 11
 _SOURCE_STATES = {STATUS_CANCELLED: SOURCE_CANCELLED, STATUS_DELETED: SOURCE_DELETED}
 _CONTACT_FIELD_WORDS = ("name", "phone", "email", "имя", "телефон", "почта")
-
-
-def _raise_for_error(body: dict[str, Any]) -> None:
-    error = body.get("error")
-    if not error and body.get("status") not in (0, "0"):
-        return
-    if not error:
-        raise SourceRefused("flexbe", f"status 0 without an error: {str(body)[:200]!r}")
-    if isinstance(error, dict):
-        code, message = error.get("code"), error.get("msg", "")
-    else:
-        code, message = None, str(error)
-    if code in (LIMIT_EXCEEDED, str(LIMIT_EXCEEDED)):
-        raise SourceLimitReached("flexbe", f"limit exceeded ({code}): {message}", code=code)
-    raise SourceRefused("flexbe", f"error {code}: {message}", code=code)
 
 
 def _total(data: dict[str, Any]) -> int | None:
@@ -87,29 +71,6 @@ def _total(data: dict[str, Any]) -> int | None:
         return int(total)
     except (TypeError, ValueError, OverflowError):
         return None
-
-
-def _page(client: Any, params: dict[str, Any]) -> Page:
-    """The page's leads and the reply's total (when it gives one)."""
-    body = read_json(client.request("POST", ENDPOINT, data=params), "flexbe")
-    if not isinstance(body, dict):
-        raise SourceRefused("flexbe", f"unexpected reply {str(body)[:200]!r}")
-    _raise_for_error(body)
-    data = body.get("data") or {}
-    if not isinstance(data, dict):
-        raise SourceRefused("flexbe", f"data is not an object: {str(data)[:200]!r}")
-    leads = data.get("leads") or []
-    if isinstance(leads, dict):
-        # Keyed by lead id: a lead that omits its own id still has the key.
-        leads = [
-            {"id": key, **lead} if isinstance(lead, dict) and "id" not in lead else lead
-            for key, lead in leads.items()
-        ]
-    elif not isinstance(leads, list):
-        raise SourceRefused(
-            "flexbe", f"data.leads is neither object nor list: {str(leads)[:200]!r}"
-        )
-    return Page(leads, total=_total(data))
 
 
 def _in_period(lead: Any, period_start: float, period_end: float) -> bool:
@@ -124,28 +85,7 @@ def _in_period(lead: Any, period_start: float, period_end: float) -> bool:
     return period_start <= seconds < period_end
 
 
-def fetch(
-    client: Any, period_from: datetime, period_to: datetime, *, settings: SourceSettings
-) -> Iterator[dict[str, Any]]:
-    """Leads of ``[period_from, period_to)``, every page walked, each id once."""
-    query = {
-        "method": "getLeads",
-        "date_from": int(period_from.timestamp()),
-        "date_to": int(period_to.timestamp()),
-    }
-    paginator = OffsetPaginator(
-        settings.source,
-        limit=settings.page_size or DEFAULT_PAGE_SIZE,
-        key=field_key("id"),  # a lead without one (a broken record) by its whole content
-        offset_param="start",
-        limit_param="count",
-    )
-    leads = walk(paginator, lambda paging: _page(client, {**query, **paging}))
-    period_start, period_end = period_from.timestamp(), period_to.timestamp()
-    return (lead for lead in leads if _in_period(lead, period_start, period_end))
-
-
-def source_state(raw: dict[str, Any]) -> str | None:
+def source_state(raw: Mapping[str, Any], zone: tzinfo | None = None) -> str | None:
     """``cancelled``/``deleted`` for status codes 10/11, else None (active at Flexbe).
 
     ``status`` is ``{code, name}``; a bare code is accepted too.
@@ -160,19 +100,10 @@ def source_state(raw: dict[str, Any]) -> str | None:
         return None
 
 
-def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
-    value = raw.get(key)
-    if value is None or value == [] or value == "":
-        return {}  # PHP encodes an empty object as []
-    if not isinstance(value, dict):
-        raise RejectedRecord(f"{key}: expected an object, got {type(value).__name__}")
-    return value
-
-
-def _form_data_text(form_data: dict[str, Any]) -> str | None:
+def form_data_text(raw: Mapping[str, Any], zone: tzinfo | None = None) -> str | None:
     """Form fields other than the contact ones, one "name: value" per line."""
     lines = []
-    for field_id, entry in form_data.items():
+    for field_id, entry in section(raw, "form_data").items():
         if not isinstance(entry, dict):
             continue
         label = clean_text(entry.get("name"), f"form_data.{field_id}.name") or str(field_id)
@@ -182,23 +113,97 @@ def _form_data_text(form_data: dict[str, Any]) -> str | None:
     return "\n".join(lines) or None
 
 
-def parse(raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher) -> Lead:
-    if not isinstance(raw, dict):
-        raise RejectedRecord(f"record is not an object: {type(raw).__name__}")
-    client, page, utm = _section(raw, "client"), _section(raw, "page"), _section(raw, "utm")
-    form_data = _section(raw, "form_data")
-    landing_url = clean_text(utm.get("url"), "utm.url") or clean_text(page.get("url"), "page.url")
-    return make_lead(
-        source=settings.source,
-        external_id=record_id(raw.get("id")),
-        created_at=parse_unix_time(raw.get("time"), "time"),
-        raw=raw,
-        name=clean_text(client.get("name"), "client.name"),
-        phone=clean_text(client.get("phone"), "client.phone"),
-        email=clean_text(client.get("email"), "client.email"),
-        comment=clean_text(raw.get("note"), "note") or _form_data_text(form_data),
-        form_name=clean_text(raw.get("form_name"), "form_name"),
-        utm={key: clean_text(utm.get(key), f"utm.{key}") for key in UTM_KEYS},
-        landing_url=landing_url,
-        source_state=source_state(raw),
+class FlexbeSource(PullSource):
+    """Leads of ``getLeads`` on the landing's own domain (module notes)."""
+
+    kind = "flexbe"
+    auth = FLEXBE_API_KEY
+    endpoint = "mod/api/"
+    method = "POST"
+    params_in = "data"  # a form body, so the key never stands in a URL
+    # 1000: the reported server cap; a lower cap is followed by what came back.
+    paging = Paging(
+        OffsetPaginator,
+        default_size=1000,
+        param_names={"offset_param": "start", "limit_param": "count"},
     )
+    record_key = "id"  # a lead without one (a broken record) is known by its whole content
+    fields = {
+        "created_at": unix_time("time"),
+        "name": text("client.name"),
+        "phone": text("client.phone"),
+        "email": text("client.email"),
+        "comment": first(text("note"), form_data_text),
+        "form_name": text("form_name"),
+        **utm_tags(lambda key: text(f"utm.{key}")),
+        "landing_url": text("utm.url", "page.url"),
+        "source_state": source_state,
+    }
+
+    @classmethod
+    def fetch(
+        cls,
+        client: ServiceClient,
+        period_from: datetime,
+        period_to: datetime,
+        *,
+        settings: SourceSettings,
+    ) -> Iterator[dict[str, Any]]:
+        """Leads of ``[period_from, period_to)``, every page walked, each id once; the period
+        is enforced on each lead's ``time`` too (the filter's names are not certain)."""
+        leads = super().fetch(client, period_from, period_to, settings=settings)
+        period_start, period_end = period_from.timestamp(), period_to.timestamp()
+        return (lead for lead in leads if _in_period(lead, period_start, period_end))
+
+    @classmethod
+    def period_params(
+        cls, period_from: datetime, period_to: datetime, settings: SourceSettings
+    ) -> dict[str, Any]:
+        return {
+            "method": "getLeads",
+            "date_from": int(period_from.timestamp()),
+            "date_to": int(period_to.timestamp()),
+        }
+
+    @classmethod
+    def read_page(cls, client: ServiceClient, body: Any) -> Page:
+        """The page's leads and the reply's total (when it gives one)."""
+        if not isinstance(body, dict):
+            raise cls.failure(client, SourceRefused, f"unexpected reply {str(body)[:200]!r}")
+        cls._raise_for_error(client, body)
+        data = body.get("data") or {}
+        if not isinstance(data, dict):
+            raise cls.failure(client, SourceRefused, f"data is not an object: {str(data)[:200]!r}")
+        leads = data.get("leads") or []
+        if isinstance(leads, dict):
+            # Keyed by lead id: a lead that omits its own id still has the key.
+            leads = [
+                {"id": key, **lead} if isinstance(lead, dict) and "id" not in lead else lead
+                for key, lead in leads.items()
+            ]
+        elif not isinstance(leads, list):
+            raise cls.failure(
+                client,
+                SourceRefused,
+                f"data.leads is neither object nor list: {str(leads)[:200]!r}",
+            )
+        return Page(leads, total=_total(data))
+
+    @classmethod
+    def _raise_for_error(cls, client: ServiceClient, body: dict[str, Any]) -> None:
+        error = body.get("error")
+        if not error and body.get("status") not in (0, "0"):
+            return
+        if not error:
+            raise cls.failure(
+                client, SourceRefused, f"status 0 without an error: {str(body)[:200]!r}"
+            )
+        if isinstance(error, dict):
+            code, message = error.get("code"), error.get("msg", "")
+        else:
+            code, message = None, str(error)
+        if code in (LIMIT_EXCEEDED, str(LIMIT_EXCEEDED)):
+            raise cls.failure(
+                client, SourceLimitReached, f"limit exceeded ({code}): {message}", code=code
+            )
+        raise cls.failure(client, SourceRefused, f"error {code}: {message}", code=code)

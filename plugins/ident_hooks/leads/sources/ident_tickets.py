@@ -46,36 +46,31 @@ comes from:
   instants, but one that drops the offset (a ``timestamp without time zone`` column
   compared with the query's strings) would read a UTC ``dateTimeTo`` three hours early
   and, just after midnight, on the day before.
+* **A partner that switched the integration off** answers a plain 503: the class declares
+  :func:`plain_503` as its ``switched_off`` rule (the facts are there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, tzinfo
 from typing import Any
 
-from ident_hooks.leads.normalise import (
-    DoctorMatcher,
-    Lead,
-    RejectedRecord,
-    clean_text,
-    make_lead,
-    parse_time,
-    record_id,
+from ident_hooks.http_client import ServiceClient
+from ident_hooks.leads.normalise import clean_text
+from ident_hooks.leads.paging import OffsetPaginator, Page, Paging
+from ident_hooks.leads.sources import (
+    PullSource,
+    SourceRefused,
+    SourceSettings,
+    first,
+    joined,
+    text,
+    time,
 )
-from ident_hooks.leads.paging import OffsetPaginator, Page, field_key, walk
-from ident_hooks.leads.sources import SourceRefused, SourceSettings, read_json
+from ident_hooks.registry import IDENT_INTEGRATION_KEY
 
-ENDPOINT = "GetTickets"
-DEFAULT_PAGE_SIZE = 500
 NAME_PARTS = ("ClientSurname", "ClientName", "ClientPatronymic")
-
-
-def _page(client: Any, source: str, params: dict[str, Any]) -> Page:
-    page = read_json(client.request("GET", ENDPOINT, params=params), source)
-    if not isinstance(page, list):
-        raise SourceRefused(source, f"expected a JSON array, got {str(page)[:200]!r}")
-    return Page(page)
 
 
 def wire_time(moment: datetime, settings: SourceSettings) -> str:
@@ -83,56 +78,67 @@ def wire_time(moment: datetime, settings: SourceSettings) -> str:
     return moment.astimezone(settings.timezone).isoformat(timespec="seconds")
 
 
-def fetch(
-    client: Any, period_from: datetime, period_to: datetime, *, settings: SourceSettings
-) -> Iterator[dict[str, Any]]:
-    """Tickets of ``[period_from, period_to)``, every page walked, each id once."""
-    period = {
-        "dateTimeFrom": wire_time(period_from, settings),
-        "dateTimeTo": wire_time(period_to, settings),
-    }
-    paginator = OffsetPaginator(
-        settings.source, limit=settings.page_size or DEFAULT_PAGE_SIZE, key=field_key("Id")
-    )
-    return walk(paginator, lambda paging: _page(client, settings.source, {**period, **paging}))
-
-
-def _client_name(raw: dict[str, Any]) -> str | None:
-    full_name = clean_text(raw.get("ClientFullName"), "ClientFullName")
-    if full_name is not None:
-        return full_name
-    parts = [clean_text(raw.get(part), part) for part in NAME_PARTS]
-    return " ".join(part.strip() for part in parts if part) or None
-
-
-def parse(raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher) -> Lead:
-    if not isinstance(raw, dict):
-        raise RejectedRecord(f"record is not an object: {type(raw).__name__}")
-    tz = settings.timezone
-    doctor_name = clean_text(raw.get("DoctorName"), "DoctorName")
+def clinic_doctor_id(raw: Mapping[str, Any], zone: tzinfo) -> str | None:
+    """A text ``DoctorId``; an integer one is IDENT's own number, kept only in ``raw``."""
     ident_doctor = raw.get("DoctorId")
-    is_ident_id = isinstance(ident_doctor, int) and not isinstance(ident_doctor, bool)
-    doctor_id = None if is_ident_id else clean_text(ident_doctor, "DoctorId")
-    return make_lead(
-        source=settings.source,
-        external_id=record_id(raw.get("Id"), "Id"),
-        created_at=parse_time(raw.get("DateAndTime"), tz, "DateAndTime"),
-        raw=raw,
-        name=_client_name(raw),
-        phone=clean_text(raw.get("ClientPhone"), "ClientPhone"),
-        email=clean_text(raw.get("ClientEmail"), "ClientEmail"),
-        comment=clean_text(raw.get("Comment"), "Comment"),
-        form_name=clean_text(raw.get("FormName"), "FormName"),
-        doctor_id=matcher.match(doctor_id, doctor_name),
-        doctor_name_raw=doctor_name,
-        requested_start=parse_time(raw.get("PlanStart"), tz, "PlanStart", required=False),
-        requested_end=parse_time(raw.get("PlanEnd"), tz, "PlanEnd", required=False),
-        utm={
-            "utm_source": clean_text(raw.get("UtmSource"), "UtmSource"),
-            "utm_medium": clean_text(raw.get("UtmMedium"), "UtmMedium"),
-            "utm_campaign": clean_text(raw.get("UtmCampaign"), "UtmCampaign"),
-            "utm_term": clean_text(raw.get("UtmTerm"), "UtmTerm"),
-            "utm_content": clean_text(raw.get("UtmContent"), "UtmContent"),
-        },
-        referrer=clean_text(raw.get("HttpReferer"), "HttpReferer"),
-    )
+    if isinstance(ident_doctor, int) and not isinstance(ident_doctor, bool):
+        return None
+    return clean_text(ident_doctor, "DoctorId")
+
+
+def plain_503(response: Any) -> bool:
+    """A 503 without ``Retry-After``: how IDENT partners say the integration is switched off.
+
+    The Python site receiver ``ArayikK/Kleomed_web`` (``server/leads.py``,
+    ``check_ident_key``) answers every IDENT call with 503 ``{"error": "ident integration
+    disabled"}`` while its key is unset (integrations.md, Corrections: "some answer 503 when
+    the integration is switched off"). A service that is only overloaded says when to come
+    back (``Retry-After``), and that 503 stays transient.
+    """
+    return response.status_code == 503 and "Retry-After" not in response.headers
+
+
+class IdentTicketsSource(PullSource):
+    """``GetTickets`` of an IDENT partner: 32top or a clinic website (module notes)."""
+
+    kind = "ident_tickets"
+    auth = IDENT_INTEGRATION_KEY
+    switched_off = staticmethod(plain_503)
+    endpoint = "GetTickets"
+    paging = Paging(OffsetPaginator, default_size=500)
+    record_key = "Id"
+    fields = {
+        "created_at": time("DateAndTime"),
+        "name": first(text("ClientFullName"), joined(*NAME_PARTS)),
+        "phone": text("ClientPhone"),
+        "email": text("ClientEmail"),
+        "comment": text("Comment"),
+        "form_name": text("FormName"),
+        "doctor_id": clinic_doctor_id,
+        "doctor_name_raw": text("DoctorName"),
+        "requested_start": time("PlanStart", required=False),
+        "requested_end": time("PlanEnd", required=False),
+        "utm_source": text("UtmSource"),
+        "utm_medium": text("UtmMedium"),
+        "utm_campaign": text("UtmCampaign"),
+        "utm_term": text("UtmTerm"),
+        "utm_content": text("UtmContent"),
+        "referrer": text("HttpReferer"),
+    }
+
+    @classmethod
+    def period_params(
+        cls, period_from: datetime, period_to: datetime, settings: SourceSettings
+    ) -> dict[str, Any]:
+        return {
+            "dateTimeFrom": wire_time(period_from, settings),
+            "dateTimeTo": wire_time(period_to, settings),
+        }
+
+    @classmethod
+    def read_page(cls, client: ServiceClient, body: Any) -> Page:
+        if not isinstance(body, list):
+            raise cls.failure(
+                client, SourceRefused, f"expected a JSON array, got {str(body)[:200]!r}"
+            )
+        return Page(body)

@@ -48,32 +48,33 @@ page shorter than ``per_page`` is not taken for the last. A server that ignores
 booking not already seen stops the walk with a warning, and the bookings fetched so far
 are stored and acknowledged as usual, before the service's 10-minute cancellation.
 
-The DAG calls ``acknowledge`` for each booking right after the lead is committed; whether
+The class declares the :class:`~ident_hooks.leads.sources.Acknowledging` capability: the
+DAG calls ``acknowledge`` for each booking right after the lead is committed, and a booking
+that could not be stored is answered ``success=False`` with the reason (unanswered, the
+service would cancel it silently after 10 minutes). Whether
 the reply to ``set-received`` carries ``result`` is not shown (``receiveAppointment``
 returns nothing in ``src/RemoteRtaApiClient.php``), so it is not required.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from ident_hooks.leads.normalise import (
-    DoctorMatcher,
-    Lead,
-    RejectedRecord,
-    clean_text,
-    make_lead,
-    parse_time,
-    record_id,
+from ident_hooks.http_client import ServiceClient
+from ident_hooks.leads.normalise import DoctorMatcher
+from ident_hooks.leads.paging import Page, PageNumberPaginator, Paging
+from ident_hooks.leads.sources import (
+    Acknowledging,
+    PullSource,
+    SourceRefused,
+    SourceSettings,
+    joined,
+    text,
+    time,
 )
-from ident_hooks.leads.paging import Page, PageNumberPaginator, field_key, walk
-from ident_hooks.leads.sources import SourceRefused, SourceSettings, read_json
+from ident_hooks.registry import NAPOPRAVKU_BEARER
 
-APPOINTMENTS = "appointments"
-SET_RECEIVED = "appointments/set-received"
-MAX_PAGE_SIZE = 100
 WIRE_TIME = "%Y-%m-%d %H:%M:%S"  # UTC wall clock, no offset
 
 
@@ -82,100 +83,92 @@ def wire_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(WIRE_TIME)
 
 
-def _body(response: Any) -> Any:
-    body = read_json(response, "napopravku")
-    if not isinstance(body, dict):
-        raise SourceRefused("napopravku", f"reply is not an object: {str(body)[:200]!r}")
-    return body
-
-
-def _result(response: Any) -> Any:
-    body = _body(response)
-    if "result" not in body:
-        raise SourceRefused("napopravku", f"reply without result: {str(body)[:200]!r}")
-    return body["result"]
-
-
 def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _page(client: Any, params: dict[str, Any]) -> Page:
-    """The page's bookings with ``meta.total`` and ``meta.last_page`` (when given)."""
-    result = _result(client.request("GET", APPOINTMENTS, params=params))
-    if not isinstance(result, dict) or not isinstance(result.get("items"), list):
-        raise SourceRefused("napopravku", f"result without items: {str(result)[:200]!r}")
-    meta = result.get("meta")
-    meta = meta if isinstance(meta, dict) else {}
-    return Page(
-        result["items"],
-        total=_count(meta.get("total")),
-        last_page=_count(meta.get("last_page")),
+class NapopravkuSource(PullSource, Acknowledging):
+    """Unacknowledged bookings of ``GET appointments``, acknowledged one by one."""
+
+    kind = "napopravku"
+    auth = NAPOPRAVKU_BEARER
+    endpoint = "appointments"
+    set_received = "appointments/set-received"
+    paging = Paging(
+        PageNumberPaginator,
+        default_size=100,
+        max_size=100,
+        param_names={"page_param": "paging[page]", "per_page_param": "paging[per_page]"},
     )
-
-
-def fetch(
-    client: Any, period_from: datetime, period_to: datetime, *, settings: SourceSettings
-) -> Iterator[dict[str, Any]]:
-    """Every unacknowledged booking since ``period_from`` (see the module notes)."""
-    query: dict[str, Any] = {
-        "is_received": 0,
-        "from": wire_time(period_from),
-        "sorting[sort_by]": "created_at",
-        "sorting[sort_dir]": "asc",
+    record_key = "uuid"
+    times_in = UTC  # the module notes say why
+    fields = {
+        "created_at": time("created_at"),
+        "name": joined("patient_surname", "patient_firstname", "patient_father_name"),
+        "phone": text("patient_phone"),
+        "email": text("patient_email"),
+        "comment": text("comment"),
+        # The clinic's own id (the MIS id), shown to staff as what the service said.
+        "doctor_id": text("doctor.mis_doctor_id"),
+        "doctor_name_raw": text("doctor.mis_doctor_id"),
+        "requested_start": time("start_time", required=False),
+        "requested_end": time("end_time", required=False),
+        "branch_id": text("clinic.mis_clinic_id"),
     }
-    paginator = PageNumberPaginator(
-        settings.source,
-        per_page=min(settings.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE),
-        key=field_key("uuid"),
-        page_param="paging[page]",
-        per_page_param="paging[per_page]",
-    )
-    return walk(paginator, lambda paging: _page(client, {**query, **paging}))
 
+    @classmethod
+    def match_doctor(
+        cls, matcher: DoctorMatcher, doctor_id: str | None, name: str | None
+    ) -> str | None:
+        return matcher.match(doctor_id)  # an id, never a name
 
-def acknowledge(client: Any, external_id: str, *, success: bool = True, message: str = "") -> Any:
-    """Tell the service the booking is stored (or, with ``success=False``, why it is not)."""
-    body = _body(
-        client.request(
+    @classmethod
+    def period_params(
+        cls, period_from: datetime, period_to: datetime, settings: SourceSettings
+    ) -> dict[str, Any]:
+        """Every unacknowledged booking since ``period_from`` (see the module notes)."""
+        return {
+            "is_received": 0,
+            "from": wire_time(period_from),
+            "sorting[sort_by]": "created_at",
+            "sorting[sort_dir]": "asc",
+        }
+
+    @classmethod
+    def read_page(cls, client: ServiceClient, body: Any) -> Page:
+        """The page's bookings with ``meta.total`` and ``meta.last_page`` (when given)."""
+        result = cls._result(client, body)
+        if not isinstance(result, dict) or not isinstance(result.get("items"), list):
+            raise cls.failure(client, SourceRefused, f"result without items: {str(result)[:200]!r}")
+        meta = result.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
+        return Page(
+            result["items"],
+            total=_count(meta.get("total")),
+            last_page=_count(meta.get("last_page")),
+        )
+
+    @classmethod
+    def acknowledge(
+        cls, client: ServiceClient, external_id: str, *, success: bool = True, message: str = ""
+    ) -> Any:
+        """Tell the service the booking is stored (or, with ``success=False``, why it is not)."""
+        response = client.request(
             "POST",
-            SET_RECEIVED,
+            cls.set_received,
             json={"appointment_uuid": external_id, "success": success, "message": message},
         )
-    )
-    return body.get("result")
+        return cls._object(client, cls.read_json(client, response)).get("result")
 
+    @classmethod
+    def _object(cls, client: ServiceClient, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise cls.failure(client, SourceRefused, f"reply is not an object: {str(body)[:200]!r}")
+        return body
 
-def _nested_id(raw: dict[str, Any], key: str, id_key: str) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise RejectedRecord(f"{key}: expected an object, got {type(value).__name__}")
-    return clean_text(value.get(id_key), f"{key}.{id_key}")
-
-
-def parse(raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher) -> Lead:
-    """One booking; its times without an offset are UTC (the module notes say why)."""
-    if not isinstance(raw, dict):
-        raise RejectedRecord(f"record is not an object: {type(raw).__name__}")
-    name_parts = [
-        clean_text(raw.get(key), key)
-        for key in ("patient_surname", "patient_firstname", "patient_father_name")
-    ]
-    mis_doctor_id = _nested_id(raw, "doctor", "mis_doctor_id")
-    return make_lead(
-        source=settings.source,
-        external_id=record_id(raw.get("uuid"), "uuid"),
-        created_at=parse_time(raw.get("created_at"), UTC, "created_at"),
-        raw=raw,
-        name=" ".join(part for part in name_parts if part) or None,
-        phone=clean_text(raw.get("patient_phone"), "patient_phone"),
-        email=clean_text(raw.get("patient_email"), "patient_email"),
-        comment=clean_text(raw.get("comment"), "comment"),
-        doctor_id=matcher.match(mis_doctor_id),
-        doctor_name_raw=mis_doctor_id,
-        requested_start=parse_time(raw.get("start_time"), UTC, "start_time", required=False),
-        requested_end=parse_time(raw.get("end_time"), UTC, "end_time", required=False),
-        branch_id=_nested_id(raw, "clinic", "mis_clinic_id"),
-    )
+    @classmethod
+    def _result(cls, client: ServiceClient, body: Any) -> Any:
+        body = cls._object(client, body)
+        if "result" not in body:
+            raise cls.failure(client, SourceRefused, f"reply without result: {str(body)[:200]!r}")
+        return body["result"]

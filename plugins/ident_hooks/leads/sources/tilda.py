@@ -1,15 +1,18 @@
 """Tilda form webhooks: one form submission as Tilda posts it, turned into a lead.
 
 Tilda cannot be pulled (its API lists no leads), so the intake service
-(``ident_hooks.intake``) receives each submission and calls :func:`parse` with the body.
+(``ident_hooks.intake``) receives each submission at ``/tilda/<source>/<secret>`` (a webhook
+is only an address, so the secret is its last segment) and calls
+:meth:`TildaSource.parse` with the form's fields.
 Where each fact comes from:
 
 * **The request** (integrations.md, "Tilda — why it cannot be pulled"):
   ``application/x-www-form-urlencoded`` with the form's fields — ``Name``, ``Phone``,
   ``Email`` by default, any custom fields the designer added — plus ``tranid`` (the
   submission's id, ``"<projectid>:<number>"`` in public receivers' tests) and ``formid``;
-  on connecting a webhook Tilda posts ``test=test`` and wants a 200; it waits 5 s and
-  retries twice a minute apart, so ``tranid`` is the lead's id and a retry is the same lead.
+  on connecting a webhook Tilda posts ``test=test`` and wants a 200 (we answer ``ok``, as to
+  every stored submission); it waits 5 s and retries twice a minute apart, so ``tranid`` is
+  the lead's id and a retry is the same lead.
 * **Field names are the designer's**: public receivers read both ``Name`` and ``name``
   (``Escape198/Tilda-AmoCRM``; Tilda's own help calls the variable names free), so the
   known fields are looked up case-insensitively. Fields we do not know are the clinic's own
@@ -26,19 +29,20 @@ Where each fact comes from:
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import tzinfo
 from typing import Any
-from urllib.parse import parse_qsl, unquote, unquote_plus
+from urllib.parse import unquote, unquote_plus
 
-from ident_hooks.leads.normalise import (
-    UTM_KEYS,
-    Lead,
-    RejectedRecord,
-    clean_text,
-    make_lead,
-    record_id,
+from ident_hooks.leads.normalise import UTM_KEYS
+from ident_hooks.leads.sources import (
+    FORM_BODY,
+    SECRET_IN_PATH,
+    PushSource,
+    first,
+    lines,
+    text,
 )
-from ident_hooks.leads.sources import SourceSettings
 
 CONNECTION_TEST = {"test": "test"}
 NAME_FIELDS = ("name", "fio", "имя")
@@ -55,23 +59,15 @@ SERVICE_FIELDS = frozenset(
 )
 
 
-def read_form(body: bytes) -> dict[str, str]:
-    """The form's fields from a urlencoded body; a repeated field's values joined by ``, ``."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise RejectedRecord("body is not UTF-8 text") from None
-    fields: dict[str, str] = {}
-    for key, value in parse_qsl(text, keep_blank_values=True):
-        key = key.replace("\x00", "")
-        value = value.replace("\x00", "")
-        fields[key] = f"{fields[key]}, {value}" if key in fields else value
-    return fields
+class Submission(dict):
+    """A submission's fields by lower-cased name (the first of two spellings wins), with the
+    fields as sent in ``sent``."""
 
-
-def is_connection_test(fields: dict[str, str]) -> bool:
-    """Tilda's check when a webhook is connected: a body of exactly ``test=test``."""
-    return fields == CONNECTION_TEST
+    def __init__(self, sent: Mapping[str, str]) -> None:
+        super().__init__()
+        self.sent = sent
+        for key, value in sent.items():
+            self.setdefault(key.lower(), value)
 
 
 def cookie_utm(cookies: str | None) -> dict[str, str]:
@@ -93,50 +89,48 @@ def cookie_utm(cookies: str | None) -> dict[str, str]:
     return {}
 
 
-def _first(by_name: dict[str, str], names: tuple[str, ...], label: str) -> str | None:
-    for name in names:
-        value = clean_text(by_name.get(name), label)
-        if value is not None:
-            return value
-    return None
+def _utm_tag(key: str):
+    """The form's own hidden field, else the ``TILDAUTM`` cookie's tag."""
+    direct = text(key)
+    return first(direct, lambda submission, zone: cookie_utm(submission.get("cookies")).get(key))
 
 
-def _comment(fields: dict[str, str], by_name: dict[str, str]) -> str | None:
-    lines = []
-    own = _first(by_name, COMMENT_FIELDS, "comment")
-    if own is not None:
-        lines.append(own)
-    for key, value in fields.items():
-        if key.lower() not in SERVICE_FIELDS and value.strip():
-            lines.append(f"{key}: {value}")
-    return "\n".join(lines) or None
+def _questions(submission: Submission, zone: tzinfo) -> str | None:
+    """The clinic's own questions, as ``field: value`` lines for the front desk."""
+    found = [
+        f"{key}: {value}"
+        for key, value in submission.sent.items()
+        if key.lower() not in SERVICE_FIELDS and value.strip()
+    ]
+    return "\n".join(found) or None
 
 
-def parse(
-    fields: dict[str, str],
-    *,
-    settings: SourceSettings,
-    received_at: datetime,
-) -> Lead:
-    """One submission as a lead; a submission without ``tranid`` is rejected."""
-    by_name: dict[str, str] = {}
-    for key, value in fields.items():
-        by_name.setdefault(key.lower(), value)
-    tags = cookie_utm(by_name.get("cookies"))
-    for key in UTM_KEYS:  # the form's own hidden fields win over the cookie
-        direct = clean_text(by_name.get(key), key)
-        if direct is not None:
-            tags[key] = direct
-    raw: dict[str, Any] = dict(fields)
-    return make_lead(
-        source=settings.source,
-        external_id=record_id(by_name.get("tranid"), "tranid"),
-        created_at=received_at,
-        raw=raw,
-        name=_first(by_name, NAME_FIELDS, "Name"),
-        phone=_first(by_name, PHONE_FIELDS, "Phone"),
-        email=_first(by_name, EMAIL_FIELDS, "Email"),
-        comment=_comment(fields, by_name),
-        form_name=clean_text(by_name.get("formname") or by_name.get("formid"), "formid"),
-        utm=tags,
-    )
+class TildaSource(PushSource):
+    """One Tilda form submission (module notes)."""
+
+    kind = "tilda"
+    route = "/tilda"
+    secret_in = SECRET_IN_PATH
+    called = "Tilda"
+    address = "webhook"
+    body_format = FORM_BODY
+    content_type_refusal = "Tilda posts application/x-www-form-urlencoded"
+    ok_text = "ok"
+    record_key = "tranid"
+    fields = {
+        "name": text(*NAME_FIELDS, label="Name"),
+        "phone": text(*PHONE_FIELDS, label="Phone"),
+        "email": text(*EMAIL_FIELDS, label="Email"),
+        "comment": lines(text(*COMMENT_FIELDS, label="comment"), _questions),
+        "form_name": text("formname", "formid", label="formid"),
+        **{key: _utm_tag(key) for key in UTM_KEYS},
+    }
+
+    @classmethod
+    def record(cls, raw: Any) -> Submission:
+        return Submission(raw)
+
+    @classmethod
+    def is_connection_test(cls, body: Any) -> bool:
+        """Tilda's check when a webhook is connected: a body of exactly ``test=test``."""
+        return body == CONNECTION_TEST

@@ -28,6 +28,9 @@ integrations.md "UIS" and "Corrections, December 2026 → UIS Data API"):
   the referrer (``referrer``, else ``referrer_domain``), the landing page (``entrance_page``,
   else ``communication_page_url``) and the visit's identifiers, all stored in ``raw``.
 * JSON-RPC errors come with HTTP 200 and are raised as ``SourceError`` named by mnemonic.
+* The lead: the contact, the text and form, ``date_time`` in account time; the referrer is
+  ``referrer``, else ``referrer_domain``; the landing page ``entrance_page``, else
+  ``communication_page_url`` (whose query fills UTM tags the report leaves empty).
 """
 
 from __future__ import annotations
@@ -38,30 +41,21 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from ident_hooks.leads.normalise import (
-    UTM_KEYS,
-    DoctorMatcher,
-    Lead,
-    RejectedRecord,
-    clean_text,
-    make_lead,
-    parse_time,
-    record_id,
-)
-from ident_hooks.leads.paging import OffsetPaginator, Page, field_key, walk
+from ident_hooks.http_client import ServiceClient
+from ident_hooks.leads.paging import OffsetPaginator, Page, Paging, walk
 from ident_hooks.leads.sources import (
+    PullSource,
     SourceLimitReached,
     SourceRefused,
     SourceSettings,
     SourceTemporarilyFailed,
-    read_json,
+    text,
+    time,
     unique_by,
+    utm_tags,
 )
+from ident_hooks.registry import SECRET_IN_BODY
 
-ENDPOINT = "v2.0"
-METHOD = "get.offline_messages_report"
-DEFAULT_PAGE_SIZE = 1000
-MAX_PAGE_SIZE = 10000
 MAX_OFFSET = 100_000
 MAX_PERIOD_MONTHS = 3
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
@@ -98,7 +92,6 @@ FIELDS = (
     "ym_client_id",
     "tags",
 )
-RECORD_KEY = field_key("id")
 LIMIT_MNEMONICS = {"limit_exceeded"}
 TEMPORARY_MNEMONICS = {"internal_error"}
 _request_ids = itertools.count(1)
@@ -128,61 +121,6 @@ def _account_time(moment: datetime, settings: SourceSettings) -> datetime:
     return moment.astimezone(settings.timezone).replace(tzinfo=None, microsecond=0)
 
 
-def _call(client: Any, params: dict[str, Any]) -> dict[str, Any]:
-    payload = {"jsonrpc": "2.0", "id": next(_request_ids), "method": METHOD, "params": params}
-    response = client.request(
-        "POST",
-        ENDPOINT,
-        data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
-        headers={"Content-Type": JSON_CONTENT_TYPE},
-    )
-    body = read_json(response, "uis")
-    if not isinstance(body, dict):
-        raise SourceRefused("uis", f"unexpected reply {str(body)[:200]!r}")
-    error = body.get("error")
-    if error:
-        data = error.get("data") or {}
-        mnemonic = data.get("mnemonic") or "unknown_error"
-        detail = f"{mnemonic} ({error.get('code')}): {error.get('message', '')}"
-        if data.get("field"):
-            detail += f" [field {data['field']}]"
-        if mnemonic in LIMIT_MNEMONICS:
-            raise SourceLimitReached("uis", detail, code=mnemonic)
-        if mnemonic in TEMPORARY_MNEMONICS:
-            raise SourceTemporarilyFailed("uis", detail, code=mnemonic)
-        raise SourceRefused("uis", detail, code=mnemonic)
-    result = body.get("result")
-    if not isinstance(result, dict) or not isinstance(result.get("data"), list):
-        raise SourceRefused("uis", f"reply without result.data: {str(body)[:200]!r}")
-    return result
-
-
-def _page(
-    client: Any,
-    chunk_from: datetime,
-    chunk_to: datetime,
-    settings: SourceSettings,
-    paging: dict[str, int],
-) -> Page:
-    """One page of ``[chunk_from, chunk_till]`` with ``metadata.total_items`` when given."""
-    result = _call(
-        client,
-        {
-            "access_token": client.secret,
-            "date_from": _account_time(chunk_from, settings).isoformat(sep=" "),
-            "date_till": _account_time(chunk_to, settings).isoformat(sep=" "),
-            **paging,
-            "fields": list(FIELDS),
-        },
-    )
-    total = (result.get("metadata") or {}).get("total_items")
-    return Page(result["data"], total=total if isinstance(total, int) else None)
-
-
-def _page_size(settings: SourceSettings) -> int:
-    return min(settings.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
 def _halves(chunk_from: datetime, chunk_to: datetime) -> tuple[datetime, datetime, datetime]:
     """The chunk cut in two at a whole second (date_till is inclusive: the halves share it)."""
     half = timedelta(seconds=int((chunk_to - chunk_from).total_seconds()) // 2)
@@ -193,73 +131,133 @@ def _period(chunk_from: datetime, chunk_to: datetime, settings: SourceSettings) 
     return f"{_account_time(chunk_from, settings)} and {_account_time(chunk_to, settings)}"
 
 
-def _pages(client: Any, chunk_from: datetime, chunk_to: datetime, settings: SourceSettings):
-    def page(paging: dict[str, int]) -> Page:
-        if paging["offset"] > MAX_OFFSET:
-            raise SourceTemporarilyFailed(
-                "uis",
-                f"the site requests between {_period(chunk_from, chunk_to, settings)} grew past"
-                f" the Data API's largest offset ({MAX_OFFSET}) while they were read; the next"
-                " run reads the period in narrower parts",
+class UisSource(PullSource):
+    """Site requests of ``get.offline_messages_report``, over JSON-RPC (module notes)."""
+
+    kind = "uis"
+    auth = SECRET_IN_BODY  # params.access_token, filled in by each request
+    endpoint = "v2.0"
+    method = "POST"
+    rpc_method = "get.offline_messages_report"
+    paging = Paging(OffsetPaginator, default_size=1000, max_size=10000)
+    record_key = "id"
+    fields = {
+        "created_at": time("date_time"),
+        "name": text("visitor_name"),
+        "phone": text("visitor_phone_number"),
+        "email": text("visitor_email"),
+        "comment": text("text"),
+        "form_name": text("form_name"),
+        **utm_tags(text),
+        "referrer": text("referrer", "referrer_domain"),
+        "landing_url": text("entrance_page", "communication_page_url"),
+    }
+
+    @classmethod
+    def fetch(
+        cls,
+        client: ServiceClient,
+        period_from: datetime,
+        period_to: datetime,
+        *,
+        settings: SourceSettings,
+    ) -> Iterator[dict[str, Any]]:
+        """Site requests of the period, walking every page of every ≤ 3-month chunk."""
+        # Split in account time, where UIS measures its 3 months. date_till is inclusive, so
+        # adjacent chunks share a second; ids are yielded once.
+        local_from = period_from.astimezone(settings.timezone)
+        local_to = period_to.astimezone(settings.timezone)
+        records = (
+            record
+            for chunk_from, chunk_to in split_period(local_from, local_to)
+            for record in cls._chunk(client, chunk_from, chunk_to, settings)
+        )
+        return unique_by(records, cls.identity)
+
+    @classmethod
+    def _chunk(
+        cls,
+        client: ServiceClient,
+        chunk_from: datetime,
+        chunk_to: datetime,
+        settings: SourceSettings,
+    ) -> Iterator[dict[str, Any]]:
+        period = {
+            "access_token": client.secret,
+            "date_from": _account_time(chunk_from, settings).isoformat(sep=" "),
+            "date_till": _account_time(chunk_to, settings).isoformat(sep=" "),
+        }
+
+        def page(paging: dict[str, int]) -> Page:
+            if paging["offset"] > MAX_OFFSET:
+                raise cls.failure(
+                    client,
+                    SourceTemporarilyFailed,
+                    f"the site requests between {_period(chunk_from, chunk_to, settings)} grew"
+                    f" past the Data API's largest offset ({MAX_OFFSET}) while they were read;"
+                    " the next run reads the period in narrower parts",
+                )
+            return cls.page(client, {**period, **paging, "fields": list(FIELDS)})
+
+        paginator = cls.paging.start(
+            settings.source, key=cls.identity, page_size=settings.page_size
+        )
+        first = page(paginator.params())
+        if first.total is not None and first.total > MAX_OFFSET:
+            # Not every record can be reached by offset: read the two halves instead.
+            start, middle, end = _halves(chunk_from, chunk_to)
+            if middle == start:
+                raise cls.failure(
+                    client,
+                    SourceRefused,
+                    f"{first.total} site requests between"
+                    f" {_period(chunk_from, chunk_to, settings)}: more than the Data API's"
+                    f" largest offset ({MAX_OFFSET}) lets one period be read, and the period"
+                    " cannot be narrowed further",
+                )
+            yield from cls._chunk(client, start, middle, settings)
+            yield from cls._chunk(client, middle, end, settings)
+            return
+        yield from paginator.update(first)
+        yield from walk(paginator, page)
+
+    @classmethod
+    def page(cls, client: ServiceClient, params: dict[str, Any]) -> Page:
+        """One JSON-RPC call: its page of ``[date_from, date_till]`` and ``total_items``."""
+        payload = {
+            "jsonrpc": "2.0",
+            "id": next(_request_ids),
+            "method": cls.rpc_method,
+            "params": params,
+        }
+        response = client.request(
+            cls.method,
+            cls.endpoint,
+            data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+            headers={"Content-Type": JSON_CONTENT_TYPE},
+        )
+        return cls.read_page(client, cls.read_json(client, response))
+
+    @classmethod
+    def read_page(cls, client: ServiceClient, body: Any) -> Page:
+        if not isinstance(body, dict):
+            raise cls.failure(client, SourceRefused, f"unexpected reply {str(body)[:200]!r}")
+        error = body.get("error")
+        if error:
+            data = error.get("data") or {}
+            mnemonic = data.get("mnemonic") or "unknown_error"
+            detail = f"{mnemonic} ({error.get('code')}): {error.get('message', '')}"
+            if data.get("field"):
+                detail += f" [field {data['field']}]"
+            if mnemonic in LIMIT_MNEMONICS:
+                raise cls.failure(client, SourceLimitReached, detail, code=mnemonic)
+            if mnemonic in TEMPORARY_MNEMONICS:
+                raise cls.failure(client, SourceTemporarilyFailed, detail, code=mnemonic)
+            raise cls.failure(client, SourceRefused, detail, code=mnemonic)
+        result = body.get("result")
+        if not isinstance(result, dict) or not isinstance(result.get("data"), list):
+            raise cls.failure(
+                client, SourceRefused, f"reply without result.data: {str(body)[:200]!r}"
             )
-        return _page(client, chunk_from, chunk_to, settings, paging)
-
-    paginator = OffsetPaginator(settings.source, limit=_page_size(settings), key=RECORD_KEY)
-    first = page(paginator.params())
-    if first.total is not None and first.total > MAX_OFFSET:
-        # Not every record can be reached by offset: read the two halves instead.
-        start, middle, end = _halves(chunk_from, chunk_to)
-        if middle == start:
-            raise SourceRefused(
-                "uis",
-                f"{first.total} site requests between {_period(chunk_from, chunk_to, settings)}:"
-                f" more than the Data API's largest offset ({MAX_OFFSET}) lets one period be"
-                " read, and the period cannot be narrowed further",
-            )
-        yield from _pages(client, start, middle, settings)
-        yield from _pages(client, middle, end, settings)
-        return
-    yield from paginator.update(first)
-    yield from walk(paginator, page)
-
-
-def fetch(
-    client: Any, period_from: datetime, period_to: datetime, *, settings: SourceSettings
-) -> Iterator[dict[str, Any]]:
-    """Site requests of the period, walking every page of every ≤ 3-month chunk."""
-    # Split in account time, where UIS measures its 3 months. date_till is inclusive, so
-    # adjacent chunks share a second; ids are yielded once.
-    local_from = period_from.astimezone(settings.timezone)
-    local_to = period_to.astimezone(settings.timezone)
-    records = (
-        record
-        for chunk_from, chunk_to in split_period(local_from, local_to)
-        for record in _pages(client, chunk_from, chunk_to, settings)
-    )
-    return unique_by(records, RECORD_KEY)
-
-
-def parse(raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher) -> Lead:
-    if not isinstance(raw, dict):
-        raise RejectedRecord(f"record is not an object: {type(raw).__name__}")
-    utm = {key: clean_text(raw.get(key), key) for key in UTM_KEYS}
-    landing_url = clean_text(raw.get("entrance_page"), "entrance_page") or clean_text(
-        raw.get("communication_page_url"), "communication_page_url"
-    )
-    referrer = clean_text(raw.get("referrer"), "referrer") or clean_text(
-        raw.get("referrer_domain"), "referrer_domain"
-    )
-    return make_lead(
-        source=settings.source,
-        external_id=record_id(raw.get("id")),
-        created_at=parse_time(raw.get("date_time"), settings.timezone, "date_time"),
-        raw=raw,
-        name=clean_text(raw.get("visitor_name"), "visitor_name"),
-        phone=clean_text(raw.get("visitor_phone_number"), "visitor_phone_number"),
-        email=clean_text(raw.get("visitor_email"), "visitor_email"),
-        comment=clean_text(raw.get("text"), "text"),
-        form_name=clean_text(raw.get("form_name"), "form_name"),
-        utm=utm,
-        referrer=referrer,
-        landing_url=landing_url,
-    )
+        total = (result.get("metadata") or {}).get("total_items")
+        return Page(result["data"], total=total if isinstance(total, int) else None)

@@ -2,8 +2,9 @@
 
 The Data API pull (``ident_hooks.leads.sources.uis``) reads site requests only; calls —
 a lost call to ring back, above all — reach us when the clinic sets up an HTTP
-notification in UIS that posts to the intake service (``ident_hooks.intake``), which calls
-:func:`parse` with the body. Where each fact comes from:
+notification in UIS that posts to the intake service (``ident_hooks.intake``) at
+``/uis/<source>/<secret>`` (the settings are a method, a URL and a body: the secret is in
+the URL), which calls :meth:`UisNotificationSource.parse` with the body. Where each fact comes from:
 
 * **How a notification is set up** (UIS help centre, ``uiscom.ru/academiya/spravochnyj-centr/
   uvedomleniya/uvedomleniya-o-sobytiyakh``): «Уведомления» → «Добавить»; HTTP notifications
@@ -33,84 +34,60 @@ notification in UIS that posts to the intake service (``ident_hooks.intake``), w
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import tzinfo
 from typing import Any
 
-from ident_hooks.leads.normalise import (
-    UTM_KEYS,
-    Lead,
-    RejectedRecord,
-    clean_text,
-    make_lead,
-    parse_time,
-    parse_unix_time,
-    record_id,
+from ident_hooks.leads.normalise import RejectedRecord, record_id
+from ident_hooks.leads.sources import (
+    JSON_BODY,
+    SECRET_IN_PATH,
+    PushSource,
+    first,
+    labelled,
+    lines,
+    text,
+    time,
+    unix_time,
+    utm_tags,
 )
-from ident_hooks.leads.sources import SourceSettings
 
-# UIS variable names, in the order they are looked up.
-NAME_FIELDS = ("contact_full_name", "visitor_name")
-PHONE_FIELDS = ("contact_phone_number", "visitor_phone_number")
 # How each id becomes the lead's id: a call session and a communication are numbered apart.
 ID_FIELDS = (("call_session_id", "call"), ("communication_id", "communication"))
 
 
-def _text(raw: dict[str, Any], field: str) -> str | None:
-    return clean_text(raw.get(field), field)
-
-
-def _first(raw: dict[str, Any], fields: tuple[str, ...]) -> str | None:
-    for field in fields:
-        value = _text(raw, field)
-        if value is not None:
-            return value
-    return None
-
-
-def _external_id(raw: dict[str, Any]) -> str:
+def external_id(raw: Mapping[str, Any], zone: tzinfo) -> str:
     for field, prefix in ID_FIELDS:
         if raw.get(field) not in (None, ""):
             return f"{prefix}:{record_id(raw[field], field)}"
     raise RejectedRecord("call_session_id or communication_id is required")
 
 
-def _created_at(raw: dict[str, Any], settings: SourceSettings, received_at: datetime) -> datetime:
-    if raw.get("notification_timestamp") not in (None, ""):
-        return parse_unix_time(raw["notification_timestamp"], "notification_timestamp")
-    moment = parse_time(
-        raw.get("notification_time"), settings.timezone, "notification_time", required=False
-    )
-    return moment or received_at
+class UisNotificationSource(PushSource):
+    """One UIS event notification: a call or a site request (module notes)."""
 
-
-def _comment(raw: dict[str, Any]) -> str | None:
-    lines = []
-    text = _text(raw, "text")
-    if text is not None:
-        lines.append(text)
-    for field, label in (
-        ("scenario_name", "Сценарий"),
-        ("virtual_phone_number", "Номер, на который звонили"),
-    ):
-        value = _text(raw, field)
-        if value is not None:
-            lines.append(f"{label}: {value}")
-    return "\n".join(lines) or None
-
-
-def parse(raw: Any, *, settings: SourceSettings, received_at: datetime) -> Lead:
-    """One notification as a lead; one without a call session or communication id is rejected."""
-    if not isinstance(raw, dict):
-        raise RejectedRecord(f"body must be a JSON object, got {type(raw).__name__}")
-    return make_lead(
-        source=settings.source,
-        external_id=_external_id(raw),
-        created_at=_created_at(raw, settings, received_at),
-        raw=raw,
-        name=_first(raw, NAME_FIELDS),
-        phone=_first(raw, PHONE_FIELDS),
-        email=_text(raw, "visitor_email"),
-        comment=_comment(raw),
-        form_name=_text(raw, "notification_name"),
-        utm={key: _text(raw, key) for key in UTM_KEYS},
-    )
+    kind = "uis_notification"
+    route = "/uis"
+    secret_in = SECRET_IN_PATH
+    called = "UIS notification"
+    address = "notification"
+    # The Content-Type UIS sends is not published: the body is read as JSON whatever it says.
+    body_format = JSON_BODY
+    record_key = "call_session_id"
+    fields = {
+        "external_id": external_id,
+        "created_at": first(
+            unix_time("notification_timestamp", required=False),
+            time("notification_time", required=False),
+        ),
+        "name": text("contact_full_name", "visitor_name"),
+        "phone": text("contact_phone_number", "visitor_phone_number"),
+        "email": text("visitor_email"),
+        "comment": lines(
+            text("text"),
+            labelled("Сценарий", "scenario_name"),
+            labelled("Номер, на который звонили", "virtual_phone_number"),
+        ),
+        "form_name": text("notification_name"),
+        **utm_tags(text),
+    }

@@ -9,28 +9,34 @@ builds IDENT tickets can post them as they are; the name may also come in IDENT'
 parts (``ClientSurname``, ``ClientName``, ``ClientPatronymic``; integrations.md,
 Corrections). ``id`` is the sender's own id of the lead and the key that makes a resent
 request the same lead. Without ``created_at`` the lead was created when it arrived; a
-time without an offset is the clinic's.
+time without an offset is the clinic's. The site posts ``application/json`` to
+``/webhook/<source>`` with ``Authorization: Bearer <secret>``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, tzinfo
 from typing import Any
 
 from ident_hooks.leads.normalise import (
     UTM_KEYS,
-    DoctorMatcher,
-    Lead,
     RejectedRecord,
     clean_text,
-    make_lead,
     parse_time,
     record_id,
 )
-from ident_hooks.leads.sources import SourceSettings
+from ident_hooks.leads.sources import (
+    JSON_BODY,
+    SECRET_IN_BEARER,
+    PushSource,
+    Reader,
+    first,
+    joined,
+)
 
 # our name -> its IDENT ticket name
-FIELDS = {
+IDENT_NAMES = {
     "id": "Id",
     "created_at": "DateAndTime",
     "name": "ClientFullName",
@@ -54,52 +60,52 @@ FIELDS = {
 NAME_PARTS = ("ClientSurname", "ClientName", "ClientPatronymic")
 
 
-def _get(raw: dict[str, Any], field: str) -> Any:
+def _get(raw: Mapping[str, Any], field: str) -> Any:
     value = raw.get(field)
-    return raw.get(FIELDS[field]) if value is None or value == "" else value
+    return raw.get(IDENT_NAMES[field]) if value is None or value == "" else value
 
 
-def _text(raw: dict[str, Any], field: str) -> str | None:
-    return clean_text(_get(raw, field), field)
+# Readers of our field, else its IDENT name; a reason names our field.
+def _text(field: str) -> Reader:
+    return lambda raw, zone: clean_text(_get(raw, field), field)
 
 
-def _name(raw: dict[str, Any]) -> str | None:
-    name = _text(raw, "name")
-    if name is not None:
-        return name
-    parts = [clean_text(raw.get(part), part) for part in NAME_PARTS]
-    return " ".join(part.strip() for part in parts if part) or None
+def _time(field: str) -> Reader:
+    return lambda raw, zone: parse_time(_get(raw, field), zone, field, required=False)
 
 
-def parse(
-    raw: Any, *, settings: SourceSettings, matcher: DoctorMatcher, received_at: datetime
-) -> Lead:
-    """One posted lead; a body that is not an object or has no ``id`` is rejected."""
-    if not isinstance(raw, dict):
-        raise RejectedRecord(f"body must be a JSON object, got {type(raw).__name__}")
-    tz = settings.timezone
-    doctor_name = _text(raw, "doctor")
-    created_at = parse_time(_get(raw, "created_at"), tz, "created_at", required=False)
-    plan_start = parse_time(_get(raw, "plan_start"), tz, "plan_start", required=False)
-    plan_end = parse_time(_get(raw, "plan_end"), tz, "plan_end", required=False)
-    if plan_start is not None and plan_end is not None and plan_end <= plan_start:
+def _plan_end(raw: Mapping[str, Any], zone: tzinfo) -> datetime | None:
+    end = _time("plan_end")(raw, zone)
+    start = _time("plan_start")(raw, zone)
+    if start is not None and end is not None and end <= start:
         raise RejectedRecord("plan_end must be later than plan_start")
-    return make_lead(
-        source=settings.source,
-        external_id=record_id(_get(raw, "id"), "id"),
-        created_at=created_at or received_at,
-        raw=raw,
-        name=_name(raw),
-        phone=_text(raw, "phone"),
-        email=_text(raw, "email"),
-        comment=_text(raw, "comment"),
-        form_name=_text(raw, "form"),
-        doctor_id=matcher.match(_text(raw, "doctor_id"), doctor_name),
-        doctor_name_raw=doctor_name,
-        requested_start=plan_start,
-        requested_end=plan_end,
-        branch_id=_text(raw, "branch_id"),
-        utm={key: _text(raw, key) for key in UTM_KEYS},
-        referrer=_text(raw, "referrer"),
-        landing_url=_text(raw, "landing_url"),
-    )
+    return end
+
+
+class WebhookSource(PushSource):
+    """One lead a site posts as JSON (module notes)."""
+
+    kind = "webhook"
+    route = "/webhook"
+    secret_in = SECRET_IN_BEARER
+    called = "webhook"
+    body_format = JSON_BODY
+    content_type_refusal = "the webhook takes application/json"
+    record_key = "id"
+    fields = {
+        "external_id": lambda raw, zone: record_id(_get(raw, "id"), "id"),
+        "created_at": _time("created_at"),
+        "name": first(_text("name"), joined(*NAME_PARTS)),
+        "phone": _text("phone"),
+        "email": _text("email"),
+        "comment": _text("comment"),
+        "form_name": _text("form"),
+        "doctor_id": _text("doctor_id"),
+        "doctor_name_raw": _text("doctor"),
+        "requested_start": _time("plan_start"),
+        "requested_end": _plan_end,
+        "branch_id": _text("branch_id"),
+        **{key: _text(key) for key in UTM_KEYS},
+        "referrer": _text("referrer"),
+        "landing_url": _text("landing_url"),
+    }
