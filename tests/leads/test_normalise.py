@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ident_dev.simulators.ident_tickets import IdentTicketsSimulator
 from ident_hooks.leads.normalise import (
     LEAD_COLUMNS,
     DoctorMatcher,
@@ -26,7 +27,6 @@ from ident_hooks.leads.normalise import (
     without_nul,
 )
 from ident_hooks.leads.sources import SourceSettings, adapter_for, parse_records
-from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
