@@ -1,4 +1,6 @@
-"""docker-compose.yaml's Airflow, run as local processes: the production executor, for tests.
+"""docker-compose.yaml's Airflow, run as local processes: the production executor, for the
+end-to-end tests and ``bench/schedule_freshness.py``, which report its failures alike
+(``pytest.fail``, ``pytest.skip``).
 
 ``airflow_stack`` reads the Airflow services of ``docker-compose.yaml`` — their commands
 and environment — and runs each as a process on this machine: api-server, scheduler,
