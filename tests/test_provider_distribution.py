@@ -286,7 +286,7 @@ def test_the_runtime_code_never_uses_the_development_package():
     assert left == []
 
 
-def test_the_development_package_is_pinned_by_the_development_lock():
+def test_the_development_package_is_pinned_by_the_development_lock_and_not_in_the_image():
     project = tomllib.loads((ROOT / "devtools/pyproject.toml").read_text(encoding="utf-8"))
     locked = {
         line.lower().split("==")[0]
@@ -300,3 +300,8 @@ def test_the_development_package_is_pinned_by_the_development_lock():
     assert project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [
         DEVELOPMENT_PACKAGE
     ]
+    # The production image installs the provider only.
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    instructions = "\n".join(line for line in dockerfile if not line.startswith("#"))
+    assert "devtools" not in instructions and "ident_dev" not in instructions
+    assert "devtools" in (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
