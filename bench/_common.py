@@ -27,7 +27,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     filter(None, [str(ROOT / "plugins"), os.environ.get("PYTHONPATH")])
 )
 
-from ident_hooks import embedded_pg  # noqa: E402
+from ident_dev import embedded_pg  # noqa: E402
 
 BENCH_PGDATA = Path(os.environ.get("IDENT_BENCH_PGDATA") or ROOT / ".local" / "bench-pgdata")
 # The pid of the server a benchmark started: a benchmark that finds that server running

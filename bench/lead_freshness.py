@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=30)
     args = parser.parse_args()
 
-    from ident_hooks import embedded_pg
+    from ident_dev import embedded_pg
     from ident_hooks.config import load_config
     from ident_hooks.db import connect
 

@@ -23,12 +23,12 @@ def main() -> None:
 
     import psycopg
 
-    from ident_hooks import demo
+    from ident_dev import demo
+    from ident_dev.simulators.catalog import build_simulators
     from ident_hooks.config import load_config
     from ident_hooks.leads.normalise import DoctorMatcher
     from ident_hooks.leads.sources import SourceSettings, parse_records
     from ident_hooks.leads.store import store_leads, store_rejects
-    from ident_hooks.simulators.catalog import build_simulators
 
     url, drop = bench_database()
     try:

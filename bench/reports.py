@@ -123,7 +123,7 @@ def main() -> None:
     try:
         # The demo clinic (doctors, work time, appointments) is loaded by a child process.
         subprocess.run(
-            [sys.executable, "-m", "ident_hooks.demo", "--doctors", "30", "--days", "40"],
+            [sys.executable, "-m", "ident_dev.demo", "--doctors", "30", "--days", "40"],
             check=True,
             stdout=subprocess.DEVNULL,
         )

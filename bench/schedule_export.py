@@ -40,7 +40,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "ident_hooks.demo",
+                "ident_dev.demo",
                 "--doctors",
                 str(args.doctors),
                 "--days",

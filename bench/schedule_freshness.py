@@ -4,7 +4,7 @@ and what publishing costs while nothing changes — change-driven next to 10-min
     scripts/bootstrap.sh && .venv/bin/python bench/schedule_freshness.py --minutes 20
 
 What runs: docker-compose.yaml's Airflow as local processes (api-server, scheduler,
-dag-processor, triggerer, a Celery worker, redis-server; ``tests/airflow_stack.py``) over
+dag-processor, triggerer, a Celery worker, redis-server; ``ident_dev.airflow_stack``) over
 a fresh clinic database with the demo network (``--doctors`` x ``--days``), and a
 loopback simulator for every aggregator of a generated integrations file: the four of
 ``include/integrations.yaml``, change-driven, and a polling twin of each
@@ -67,19 +67,19 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import psutil
 import psycopg
+import pytest
 import yaml
 from _common import ROOT, bench_database, empty_database
 
-# The Airflow stack of the end-to-end tests, reused rather than copied: it maps
-# docker-compose.yaml's services onto local processes and is the one place that knows how.
-sys.path.insert(0, str(ROOT / "tests"))
-import pytest  # noqa: E402  (airflow_stack reports a failed start through pytest.fail)
-from airflow_stack import AirflowStack, airflow_stack  # noqa: E402
+from ident_dev import demo, embedded_pg
 
-from ident_hooks import demo, embedded_pg  # noqa: E402
-from ident_hooks.config import IntegrationsConfig, load_config  # noqa: E402
-from ident_hooks.registry import AGGREGATOR_KINDS  # noqa: E402
-from ident_hooks.simulators.catalog import SimulatedService, build_simulators  # noqa: E402
+# The Airflow stack of the end-to-end tests, shared rather than copied: it maps
+# docker-compose.yaml's services onto local processes and is the one place that knows how.
+# It reports a failed start through pytest.fail, which main() turns into an exit message.
+from ident_dev.airflow_stack import AirflowStack, airflow_stack
+from ident_dev.simulators.catalog import SimulatedService, build_simulators
+from ident_hooks.config import IntegrationsConfig, load_config
+from ident_hooks.registry import AGGREGATOR_KINDS
 
 POLL_SECONDS = 0.2  # how often the simulators' state is read
 POOL_BOOKINGS = 8  # booked in the warm-up, for cancellations and moves from the start

@@ -4,4 +4,4 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
-exec python -m ident_hooks.devstack "$@"
+exec python -m ident_dev.devstack "$@"

@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
-from ident_hooks import embedded_pg  # noqa: E402
+from ident_dev import embedded_pg  # noqa: E402
 from ident_hooks.config import CONFIG_PATH_VARIABLE, DEFAULT_CONFIG_PATH  # noqa: E402
 
 _SESSION = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"

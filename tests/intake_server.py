@@ -8,8 +8,8 @@ import time
 
 import pytest
 import uvicorn
-from airflow_stack import free_port, wait_for
 
+from ident_dev.airflow_stack import free_port, wait_for
 from ident_hooks.intake.app import IntakeSettings, create_app
 
 STARTUP_SECONDS = 30

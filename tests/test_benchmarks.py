@@ -18,7 +18,7 @@ import psutil
 import psycopg
 import pytest
 
-from ident_hooks import embedded_pg
+from ident_dev import embedded_pg
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = [sys.executable, str(ROOT / "bench" / "intake_load.py"), "--senders", "1"]

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ident_hooks import demo
+from ident_dev import demo
 from ident_hooks.config import load_config
 from ident_hooks.leads.normalise import normalise_phone
 from ident_hooks.reports.build import build_reports

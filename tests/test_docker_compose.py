@@ -111,7 +111,7 @@ def test_docker_compose_refuses_to_run_without_the_shared_secrets():
 def test_the_celery_executor_test_runs_every_long_running_airflow_service(compose, tmp_path):
     """tests/dags/test_celery_executor.py runs these services with these settings, mapped
     to this machine; a setting it could not map would stop it (checked here quickly)."""
-    from airflow_stack import SERVICES, StackPorts, compose_environment
+    from ident_dev.airflow_stack import SERVICES, StackPorts, compose_environment
 
     long_running = {name for name in compose["services"] if name.startswith("airflow-")}
     assert set(SERVICES) == long_running - {"airflow-init"}

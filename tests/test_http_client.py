@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from ident_dev.simulators.base import Fault, SimRequest, SimResponse, SimulatorServer
 from ident_hooks.http_client import (
     AuthStyle,
     ServiceClient,
@@ -25,7 +26,6 @@ from ident_hooks.registry import (
     PRODOCTOROV_TOKEN,
     SECRET_IN_BODY,
 )
-from ident_hooks.simulators.base import Fault, SimRequest, SimResponse, SimulatorServer
 
 SECRET = "s3cr3t-token-value"
 QUERY_KEY = AuthStyle(query_param="api_key")

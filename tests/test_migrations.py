@@ -92,8 +92,8 @@ def test_badly_named_file_is_reported(tmp_path):
 def test_create_database_if_missing(fresh_db_url, point_ident_db):
     from urllib.parse import urlsplit, urlunsplit
 
+    from ident_dev.embedded_pg import drop_database
     from ident_hooks.db import create_database_if_missing
-    from ident_hooks.embedded_pg import drop_database
 
     parts = urlsplit(fresh_db_url)
     name = parts.path.lstrip("/") + "_new"

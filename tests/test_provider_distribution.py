@@ -12,6 +12,7 @@ to the Admin → Connections form.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import sys
 import sysconfig
 import time
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,9 @@ from ident_hooks.registry import AGGREGATOR_KINDS, CONNECTION_TYPES, LEAD_SOURCE
 
 ROOT = Path(__file__).resolve().parents[1]
 DISTRIBUTION = "ident-booking-platform"
+# What the run command, the tests and bench/ use and a deployment never does.
+DEVELOPMENT_PACKAGE = "ident_dev"
+DEVELOPMENT_MODULES = {"demo", "devstack", "embedded_pg", "simulators", "airflow_stack"}
 
 # What the installed Airflow reports, gathered in one process of the fresh virtualenv.
 PROBE = """
@@ -134,6 +139,7 @@ def installed(tmp_path_factory) -> dict:
         "plugins": plugins,
         "seconds": time.monotonic() - started,
         "venv": venv,
+        "wheel": wheel,
         **probed,
     }
 
@@ -263,3 +269,78 @@ def test_runtime_dependencies_are_pinned_by_the_runtime_lock_only():
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
     instructions = "\n".join(line for line in dockerfile if not line.startswith("#"))
     assert "requirements.txt" in instructions and "requirements-dev" not in instructions
+
+
+def test_the_wheel_holds_no_development_tooling(installed):
+    with zipfile.ZipFile(installed["wheel"]) as wheel:
+        modules = [Path(name) for name in wheel.namelist() if name.endswith(".py")]
+    assert Path("ident_hooks/registry.py") in modules
+    assert [module for module in modules if module.parts[0] != "ident_hooks"] == []
+    development = [
+        module
+        for module in modules
+        if {module.stem, *module.parts} & (DEVELOPMENT_MODULES | {DEVELOPMENT_PACKAGE})
+    ]
+    assert development == []
+
+
+def _development_references(path: Path) -> list[str]:
+    """Where a module imports the development package, or names it to a subprocess or to
+    importlib (``"-m", "ident_dev.…"``); docstrings may mention it."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    docstrings = {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names = [] if id(node) in docstrings else [node.value]
+        else:
+            continue
+        for name in names:
+            if name == DEVELOPMENT_PACKAGE or name.startswith(DEVELOPMENT_PACKAGE + "."):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+    return found
+
+
+def test_the_runtime_code_never_uses_the_development_package():
+    runtime = sorted((ROOT / "plugins").rglob("*.py")) + sorted((ROOT / "dags").rglob("*.py"))
+    assert ROOT / "plugins/ident_hooks/registry.py" in runtime
+    assert [ref for path in runtime for ref in _development_references(path)] == []
+    # The check itself sees what it looks for.
+    assert _development_references(ROOT / "devtools/ident_dev/devstack.py")
+    # And the development tooling left the provider's package entirely.
+    package = ROOT / "plugins/ident_hooks"
+    left = [
+        path.relative_to(ROOT)
+        for path in package.rglob("*.py")
+        if {path.stem, *path.relative_to(package).parts[:-1]} & DEVELOPMENT_MODULES
+    ]
+    assert left == []
+
+
+def test_the_development_package_is_pinned_by_the_development_lock_and_not_in_the_image():
+    project = tomllib.loads((ROOT / "devtools/pyproject.toml").read_text(encoding="utf-8"))
+    locked = {
+        line.lower().split("==")[0]
+        for lock in ("requirements.txt", "requirements-dev.txt")
+        for line in (ROOT / lock).read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    for requirement in project["project"]["dependencies"]:
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement)[0].lower()
+        assert name == DISTRIBUTION or name in locked, requirement
+    assert project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [
+        DEVELOPMENT_PACKAGE
+    ]
+    # The production image installs the provider only.
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    instructions = "\n".join(line for line in dockerfile if not line.startswith("#"))
+    assert "devtools" not in instructions and "ident_dev" not in instructions
+    assert "devtools" in (ROOT / ".dockerignore").read_text(encoding="utf-8").split()

@@ -1,6 +1,6 @@
 """The run command for real: the whole platform on a non-default port runs a DAG to success.
 
-Starts ``python -m ident_hooks.devstack`` (what ``scripts/run.sh`` runs) with its own data
+Starts ``python -m ident_dev.devstack`` (what ``scripts/run.sh`` runs) with its own data
 folder and its own embedded PostgreSQL, as a user would, then triggers a pull through the
 REST API and waits for the task to finish in a real task process. On a port other than
 8080 every task used to be killed at start: the workers called the execution API on 8080.
@@ -19,7 +19,8 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-from airflow_stack import free_port, wait_for
+
+from ident_dev.airflow_stack import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "pull_leads_site_main"
@@ -78,7 +79,7 @@ def test_run_command_on_another_port_runs_a_dag_to_success(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "ident_hooks.devstack",
+                "ident_dev.devstack",
                 "--port",
                 str(port),
                 "--intake-port",
@@ -124,7 +125,7 @@ def test_run_command_on_another_port_runs_a_dag_to_success(tmp_path):
         assert states["pull_and_store"] == "success"
 
         # The intake service came up beside it and takes a Tilda lead, as printed.
-        from ident_hooks.simulators.catalog import demo_secret
+        from ident_dev.simulators.catalog import demo_secret
 
         intake = f"http://127.0.0.1:{intake_port}"
         # Started before Airflow, but nothing so far has shown that it listens.

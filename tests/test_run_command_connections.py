@@ -1,7 +1,7 @@
 """The run command's connections, seen and changed the way a person does: in Admin ->
 Connections of the Airflow UI, in a real browser (Debian's Chromium through Playwright).
 
-After ``python -m ident_hooks.devstack`` (what ``scripts/run.sh`` runs) is up, every
+After ``python -m ident_dev.devstack`` (what ``scripts/run.sh`` runs) is up, every
 configured service is listed with its own connection type and its form is labelled for
 that service. A person then switches ПроДокторов to the real service in that form; the
 next start keeps it (and starts no simulator for it) while it rewrites the simulators'
@@ -53,10 +53,10 @@ def _expected_connections() -> dict[str, str]:
 
 
 class RunCommand:
-    """``python -m ident_hooks.devstack`` on free ports with its own data folder."""
+    """``python -m ident_dev.devstack`` on free ports with its own data folder."""
 
     def __init__(self, local: Path, output: Path) -> None:
-        from airflow_stack import free_port
+        from ident_dev.airflow_stack import free_port
 
         self.port, self.intake_port = free_port(), free_port()
         self.local, self.output = local, output
@@ -68,7 +68,7 @@ class RunCommand:
         env.update(IDENT_LOCAL_DIR=str(local), IDENT_DEMO_LEAD_GAP_SECONDS="60")
         with output.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "ident_hooks.devstack", "--port", str(self.port)]
+                [sys.executable, "-m", "ident_dev.devstack", "--port", str(self.port)]
                 + ["--intake-port", str(self.intake_port)],
                 cwd=ROOT,
                 env=env,

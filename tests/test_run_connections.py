@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from airflow_stack import free_port, wait_for
 
-from ident_hooks.devstack import SIMULATED, RunConnections
-from ident_hooks.simulators.catalog import demo_secret
+from ident_dev.airflow_stack import free_port, wait_for
+from ident_dev.devstack import SIMULATED, RunConnections
+from ident_dev.simulators.catalog import demo_secret
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,7 +115,7 @@ def test_the_intake_service_reads_its_connections_from_the_metadata_database(
 ):
     """Secrets and the clinic database entered in Admin -> Connections reach the intake
     service (a process of its own, outside Airflow's components), with no variables."""
-    from ident_hooks import embedded_pg
+    from ident_dev import embedded_pg
 
     source = conn_ids["service"]
     config = tmp_path / "integrations.yaml"

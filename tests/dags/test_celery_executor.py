@@ -1,6 +1,6 @@
 """The production executor, run for real: DAG runs through Celery, as docker-compose.yaml has it.
 
-The Airflow services of docker-compose.yaml run as local processes (``tests/airflow_stack.py``):
+The Airflow services of docker-compose.yaml run as local processes (``ident_dev.airflow_stack``):
 api-server, scheduler, dag-processor, triggerer and a Celery worker, with Redis as the broker
 and the Celery result backend on PostgreSQL. A pull DAG and a publish DAG are unpaused and
 triggered through the api-server's REST API; their tasks must run in the worker, and their
@@ -23,18 +23,18 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from airflow_stack import (
+
+from ident_dev import embedded_pg
+from ident_dev.airflow_stack import (
     QUEUE,
     AirflowStack,
     load_demo_clinic,
     stack_with,
     started_simulators,
 )
-
-from ident_hooks import embedded_pg
+from ident_dev.simulators.catalog import SimulatedService
 from ident_hooks.leads.normalise import make_lead
 from ident_hooks.leads.store import store_leads
-from ident_hooks.simulators.catalog import SimulatedService
 from ident_hooks.triggers import APPLICATION_NAME
 
 PULL, PUBLISH = "pull_leads_flexbe", "publish_schedule_prodoctorov"

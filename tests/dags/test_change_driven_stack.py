@@ -1,6 +1,6 @@
 """Change-driven publishing, for real: triggers, the triggerer, the scheduler and a worker.
 
-docker-compose.yaml's Airflow runs as local processes (``tests/airflow_stack.py``); the
+docker-compose.yaml's Airflow runs as local processes (``ident_dev.airflow_stack``); the
 four publish DAGs are unpaused and the scheduler creates runs as in production. Changes
 are written with plain SQL, as a practice-management system writes them, and each of the
 four aggregator simulators must show them without waiting for the 10-minute timer:
@@ -28,11 +28,17 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from airflow_stack import AirflowStack, _stop, load_demo_clinic, stack_with, started_simulators
 
-from ident_hooks import embedded_pg
+from ident_dev import embedded_pg
+from ident_dev.airflow_stack import (
+    AirflowStack,
+    _stop,
+    load_demo_clinic,
+    stack_with,
+    started_simulators,
+)
+from ident_dev.simulators.catalog import SimulatedService
 from ident_hooks.config import load_config, next_tick
-from ident_hooks.simulators.catalog import SimulatedService
 from ident_hooks.triggers import APPLICATION_NAME, SCHEDULE_APPLICATION_NAME, SCHEDULE_CURSOR_KEY
 
 AGGREGATORS = ("prodoctorov", "napopravku", "sberzdorovie", "32top")

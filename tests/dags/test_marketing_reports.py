@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ident_hooks import demo
+from ident_dev import demo
 
 
 @pytest.fixture

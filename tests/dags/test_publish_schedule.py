@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ident_hooks import demo
-from ident_hooks.simulators.base import Fault
-from ident_hooks.simulators.catalog import SimulatedService, build_simulators
+from ident_dev import demo
+from ident_dev.simulators.base import Fault
+from ident_dev.simulators.catalog import SimulatedService, build_simulators
 
 AGGREGATORS = ["prodoctorov", "napopravku", "sberzdorovie", "32top"]
 

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from ident_hooks import demo
-from ident_hooks.simulators.base import Fault
-from ident_hooks.simulators.catalog import SimulatedService, build_simulators
+from ident_dev import demo
+from ident_dev.simulators.base import Fault
+from ident_dev.simulators.catalog import SimulatedService, build_simulators
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 SOURCES = ["uis", "flexbe", "napopravku", "32top", "site_main"]
@@ -492,9 +492,9 @@ def test_several_sources_of_one_kind_from_configuration_alone(
     """Two Flexbe landings and two IDENT-protocol sites: a YAML entry and a connection each."""
     from airflow.models.variable import Variable
 
-    from ident_hooks.simulators.catalog import SimulatedService
-    from ident_hooks.simulators.flexbe import FlexbeSimulator
-    from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
+    from ident_dev.simulators.catalog import SimulatedService
+    from ident_dev.simulators.flexbe import FlexbeSimulator
+    from ident_dev.simulators.ident_tickets import IdentTicketsSimulator
 
     config = tmp_path / "integrations.yaml"
     config.write_text(SEVERAL_OF_A_KIND)

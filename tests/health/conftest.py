@@ -28,8 +28,8 @@ from alert_targets import (
     SMTP_PASSWORD,
 )
 
-from ident_hooks.simulators.smtp_sink import SmtpSink
-from ident_hooks.simulators.telegram import TelegramSimulator
+from ident_dev.simulators.smtp_sink import SmtpSink
+from ident_dev.simulators.telegram import TelegramSimulator
 
 TESTS = Path(__file__).resolve().parents[1]
 

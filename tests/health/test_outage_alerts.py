@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from alert_targets import DATA_CHAT, DATA_EMAIL, MSK_CHAT
 
-from ident_hooks.simulators.catalog import build_simulators
+from ident_dev.simulators.catalog import build_simulators
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 T0 = datetime(2026, 12, 2, 11, 0, tzinfo=MOSCOW)

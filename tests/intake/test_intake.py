@@ -15,10 +15,10 @@ from urllib.parse import quote
 import httpx
 import psycopg
 import pytest
-from airflow_stack import wait_for
 from intake_server import free_port
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ident_dev.airflow_stack import wait_for
 from ident_hooks.db import apply_migrations
 from ident_hooks.intake.app import create_app
 from ident_hooks.leads.sources import SECRET_IN_PATH

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ident_dev.simulators.base import SimulatorServer
 from ident_hooks.config import load_config
 from ident_hooks.http_client import ServiceClient
 from ident_hooks.leads.normalise import DoctorMatcher
-from ident_hooks.simulators.base import SimulatorServer
 
 DOCTORS = [
     ("doc-0001", "Петров Геннадий Андреевич"),

@@ -28,6 +28,15 @@ from flexbe import LeadStatus
 from flexbe.exceptions import FlexbeError
 from flexbe.types import Lead as PypiClientLead
 
+from ident_dev.simulators.base import Fault
+from ident_dev.simulators.flexbe import (
+    CANCELLED,
+    DELETED,
+    DONE,
+    IN_WORK,
+    FlexbeSimulator,
+    request_params,
+)
 from ident_hooks.inbox import store as inbox
 from ident_hooks.leads.normalise import DoctorMatcher
 from ident_hooks.leads.sources import (
@@ -39,15 +48,6 @@ from ident_hooks.leads.sources import (
 )
 from ident_hooks.leads.sources.flexbe import FlexbeSource
 from ident_hooks.leads.store import StoreResult, store_leads
-from ident_hooks.simulators.base import Fault
-from ident_hooks.simulators.flexbe import (
-    CANCELLED,
-    DELETED,
-    DONE,
-    IN_WORK,
-    FlexbeSimulator,
-    request_params,
-)
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 12, 2, 11, 0, tzinfo=UTC)

@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
+from ident_dev.simulators.base import Fault
+from ident_dev.simulators.ident_tickets import IdentTicketsSimulator
 from ident_hooks.http_client import ServiceRejected
 from ident_hooks.leads.normalise import DoctorMatcher
 from ident_hooks.leads.sources import SourceSettings, parse_records
 from ident_hooks.leads.sources.ident_tickets import IdentTicketsSource
-from ident_hooks.simulators.base import Fault
-from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)

@@ -17,13 +17,13 @@ import pytest
 import requests
 import time_machine
 
-from ident_hooks import demo
+from ident_dev import demo
+from ident_dev.simulators.base import SimRequest, SimResponse
+from ident_dev.simulators.catalog import demo_secret
+from ident_dev.simulators.napopravku import NapopravkuSimulator
 from ident_hooks.leads.pull import acknowledge_stored, pull_source
 from ident_hooks.leads.sources import SourceSettings, parse_records
 from ident_hooks.leads.sources.napopravku import NapopravkuSource
-from ident_hooks.simulators.base import SimRequest, SimResponse
-from ident_hooks.simulators.catalog import demo_secret
-from ident_hooks.simulators.napopravku import NapopravkuSimulator
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 TOKEN = "napopravku-token"

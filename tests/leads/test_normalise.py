@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ident_dev.simulators.ident_tickets import IdentTicketsSimulator
 from ident_hooks.leads.normalise import (
     LEAD_COLUMNS,
     DoctorMatcher,
@@ -27,7 +28,6 @@ from ident_hooks.leads.normalise import (
 )
 from ident_hooks.leads.sources import SourceSettings, parse_records
 from ident_hooks.leads.sources.ident_tickets import IdentTicketsSource
-from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 

@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 
+from ident_dev.simulators.base import Fault
+from ident_dev.simulators.flexbe import FlexbeSimulator
+from ident_dev.simulators.ident_tickets import IdentTicketsSimulator
+from ident_dev.simulators.napopravku import NapopravkuSimulator
+from ident_dev.simulators.uis import UisSimulator
 from ident_hooks.leads.normalise import normalise_phone, referrer_host
-from ident_hooks.simulators.base import Fault
-from ident_hooks.simulators.flexbe import FlexbeSimulator
-from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
-from ident_hooks.simulators.napopravku import NapopravkuSimulator
-from ident_hooks.simulators.uis import UisSimulator
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 BEARER = {"Authorization": "Bearer napopravku-token"}

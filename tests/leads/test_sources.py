@@ -8,6 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ident_dev.simulators.base import Fault
+from ident_dev.simulators.flexbe import FlexbeSimulator, request_params
+from ident_dev.simulators.ident_tickets import IdentTicketsSimulator
+from ident_dev.simulators.napopravku import NapopravkuSimulator
+from ident_dev.simulators.uis import UisSimulator
 from ident_hooks.config import load_config
 from ident_hooks.http_client import ServiceRejected
 from ident_hooks.leads.sources import (
@@ -22,11 +27,6 @@ from ident_hooks.leads.sources import (
 from ident_hooks.leads.sources.napopravku import NapopravkuSource
 from ident_hooks.leads.sources.uis import split_period
 from ident_hooks.registry import LEAD_SOURCE_KINDS
-from ident_hooks.simulators.base import Fault
-from ident_hooks.simulators.flexbe import FlexbeSimulator, request_params
-from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
-from ident_hooks.simulators.napopravku import NapopravkuSimulator
-from ident_hooks.simulators.uis import UisSimulator
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)

@@ -18,17 +18,17 @@ import requests
 from comagic import Comagic
 from comagic.models import OfflineMessage
 
-from ident_hooks.leads.normalise import UTM_KEYS
-from ident_hooks.leads.sources import SourceError, SourceSettings, parse_records
-from ident_hooks.leads.sources import uis as uis_adapter
-from ident_hooks.leads.sources.uis import UisSource
-from ident_hooks.simulators.uis import (
+from ident_dev.simulators.uis import (
     DOCUMENTED_FIELDS,
     NEWEST_FIELDS,
     REPORT_FIELDS,
     SDK_FIELDS,
     UisSimulator,
 )
+from ident_hooks.leads.normalise import UTM_KEYS
+from ident_hooks.leads.sources import SourceError, SourceSettings, parse_records
+from ident_hooks.leads.sources import uis as uis_adapter
+from ident_hooks.leads.sources.uis import UisSource
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 12, 2, 11, 0, tzinfo=UTC)

@@ -136,7 +136,7 @@ def clinic() -> ClinicData:
 def unpublished_demo(clinic_conn):
     """The clinic database with a small demo network (6 doctors, 40 days from 08:50 Moscow
     on 2026-12-02) that nothing has been published from yet."""
-    from ident_hooks import demo
+    from ident_dev import demo
 
     demo.load(clinic_conn, demo.generate(6, 40, now=dt.datetime(2026, 12, 2, 5, 50, tzinfo=dt.UTC)))
     clinic_conn.execute(

@@ -13,15 +13,15 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from ident_dev.simulators.base import Fault
+from ident_dev.simulators.ident_timetable import IdentTimetableSimulator
+from ident_dev.simulators.napopravku import NapopravkuSimulator
+from ident_dev.simulators.prodoctorov import ProdoctorovSimulator
 from ident_hooks.http_client import ServiceError
 from ident_hooks.schedule.aggregators import publisher
 from ident_hooks.schedule.engine import compute_schedule
 from ident_hooks.schedule.publish import publish_schedule, settings_for
 from ident_hooks.schedule.reader import read_settings, read_snapshot
-from ident_hooks.simulators.base import Fault
-from ident_hooks.simulators.ident_timetable import IdentTimetableSimulator
-from ident_hooks.simulators.napopravku import NapopravkuSimulator
-from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
 
 # 08:50 in Moscow, the moment of the demo (conftest's ``unpublished_demo``). Today's
 # cut-off counts from each run's moment exactly; the demo's slots start on the half hour,

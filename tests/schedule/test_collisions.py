@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ident_hooks import demo
+from ident_dev import demo
+from ident_dev.simulators.napopravku import NapopravkuSimulator
 from ident_hooks.config import load_config
 from ident_hooks.leads.normalise import make_lead
 from ident_hooks.leads.store import store_leads
@@ -14,7 +15,6 @@ from ident_hooks.registry import record_instances
 from ident_hooks.reports.build import build_reports
 from ident_hooks.schedule.aggregators import publisher
 from ident_hooks.schedule.publish import publish_schedule
-from ident_hooks.simulators.napopravku import NapopravkuSimulator
 
 NOW = datetime(2026, 12, 2, 5, 50, tzinfo=UTC)  # 08:50 in Moscow, a Wednesday
 

@@ -11,9 +11,9 @@ import json
 
 import pytest
 
+from ident_dev.simulators.prodoctorov import ProdoctorovSimulator
 from ident_hooks.schedule.aggregators import publisher
 from ident_hooks.schedule.engine import MINUTE_LABELS
-from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
 
 DAY = "2026-12-02"
 NEXT = "2026-12-03"

@@ -15,14 +15,14 @@ from datetime import timedelta
 
 import pytest
 import requests
-from airflow_stack import wait_for
 
+from ident_dev.airflow_stack import wait_for
+from ident_dev.simulators.ident_timetable import IdentTimetableSimulator
 from ident_hooks.errors import PermanentFailure
 from ident_hooks.schedule.aggregators import RequestTooLarge, publisher
 from ident_hooks.schedule.engine import compute_schedule, resolve_settings
 from ident_hooks.schedule.publish import publish_schedule
 from ident_hooks.schedule.reader import read_snapshot
-from ident_hooks.simulators.ident_timetable import IdentTimetableSimulator
 
 DAY, NEXT_DAY = "2026-12-02", "2026-12-03"
 NO_WAIT = {"sleep": lambda _seconds: None}

@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ident_hooks import demo
+from ident_dev import demo
+from ident_dev.simulators.base import SimRequest, SimResponse
+from ident_dev.simulators.napopravku import NapopravkuSimulator
 from ident_hooks.schedule.aggregators import publisher
 from ident_hooks.schedule.publish import publish_schedule
-from ident_hooks.simulators.base import SimRequest, SimResponse
-from ident_hooks.simulators.napopravku import NapopravkuSimulator
 
 NOW = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)  # 09:00 in Moscow
 TOKEN = "napopravku-token"

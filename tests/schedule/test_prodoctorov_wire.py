@@ -11,8 +11,8 @@ import json
 import pytest
 import requests
 
+from ident_dev.simulators.prodoctorov import ProdoctorovSimulator
 from ident_hooks.schedule.aggregators import RequestTooLarge, publisher
-from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
 
 DAY = "2026-12-02"
 PATH = "/v2/doctors/send_schedule/"

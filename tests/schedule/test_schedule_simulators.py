@@ -7,12 +7,12 @@ import json
 import pytest
 import requests
 
+from ident_dev.simulators.base import Fault
+from ident_dev.simulators.ident_timetable import IdentTimetableSimulator
+from ident_dev.simulators.prodoctorov import ProdoctorovSimulator
 from ident_hooks.http_client import ServiceRejected
 from ident_hooks.schedule.aggregators import publisher
 from ident_hooks.schedule.engine import compute_schedule, resolve_settings
-from ident_hooks.simulators.base import Fault
-from ident_hooks.simulators.ident_timetable import IdentTimetableSimulator
-from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
 
 DAY = "2026-12-02"
 NO_WAIT = {"sleep": lambda _seconds: None}

@@ -27,8 +27,8 @@ from typing import Any
 import psycopg
 import pytest
 import requests
-from airflow_stack import free_port, wait_for
 
+from ident_dev.airflow_stack import free_port, wait_for
 from ident_hooks.leads.normalise import Lead, normalise_phone
 from ident_hooks.leads.store import store_leads
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 import requests
-from airflow_stack import wait_for
+
+from ident_dev.airflow_stack import wait_for
 
 EVENTS = "/inbox/api/events"
 CHANNEL = "integration_leads"

@@ -10,7 +10,7 @@
   :class:`TelegramBotHook` adds one connection extra, ``base_url``, passed to
   python-telegram-bot's ``Bot(base_url=...)``: a self-hosted Bot API server
   (``https://tg.example/bot``) or, in tests and the demo, the local simulator
-  (``ident_hooks.simulators.telegram``). Without it the official server is used.
+  (``ident_dev.simulators.telegram``). Without it the official server is used.
 
 Notifiers are called with :meth:`notify`, not as callbacks: their texts hold what leads
 and services said, which must not be rendered as Jinja templates.

@@ -40,7 +40,7 @@ import re
 from datetime import date
 from typing import Any
 
-from ident_hooks.simulators.base import SimRequest, SimResponse, SimulatorServer
+from ident_dev.simulators.base import SimRequest, SimResponse, SimulatorServer
 
 _HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _CELL_REQUIRED = {"dt", "time_start", "time_end", "free"}

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from ident_hooks.simulators.base import SimRequest, SimResponse, SimulatorServer
+from ident_dev.simulators.base import SimRequest, SimResponse, SimulatorServer
 
 MAX_TEXT_CHARS = 4096
 HTML_TAGS = {

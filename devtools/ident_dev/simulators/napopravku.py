@@ -50,8 +50,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ident_hooks.simulators.base import SimRequest, SimResponse
-from ident_hooks.simulators.fake_leads import FakeLead, LeadServingSimulator
+from ident_dev.simulators.base import SimRequest, SimResponse
+from ident_dev.simulators.fake_leads import FakeLead, LeadServingSimulator
 
 ACKNOWLEDGE_WITHIN = timedelta(minutes=10)
 HORIZON_DAYS = 32

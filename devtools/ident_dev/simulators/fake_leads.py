@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ident_hooks.simulators.base import SimulatorServer
+from ident_dev.simulators.base import SimulatorServer
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 Clock = Callable[[], datetime]

@@ -52,8 +52,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from ident_hooks.simulators.base import SimRequest, SimResponse
-from ident_hooks.simulators.fake_leads import FakeLead, LeadServingSimulator
+from ident_dev.simulators.base import SimRequest, SimResponse
+from ident_dev.simulators.fake_leads import FakeLead, LeadServingSimulator
 
 INVALID_KEY, LIMIT_EXCEEDED, UNKNOWN_METHOD = 0, 1, 2
 NEW, IN_WORK, DONE, CANCELLED, DELETED = 0, 1, 2, 10, 11

@@ -19,7 +19,7 @@ created minutes after the answer, which is how the reports count a conversion
 given the lead's phone, so the schedule's shape does not change. The past has a random
 stream of its own, so the schedule from the start day on is the same with or without it.
 
-    python -m ident_hooks.demo --doctors 30 --days 40        # load into ident_db
+    python -m ident_dev.demo --doctors 30 --days 40        # load into ident_db
 """
 
 from __future__ import annotations

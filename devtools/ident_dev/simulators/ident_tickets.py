@@ -45,8 +45,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ident_hooks.simulators.base import SimRequest, SimResponse
-from ident_hooks.simulators.fake_leads import FakeLead, LeadServingSimulator
+from ident_dev.simulators.base import SimRequest, SimResponse
+from ident_dev.simulators.fake_leads import FakeLead, LeadServingSimulator
 
 PARTNER_LIMIT = 1000  # ArayikK/Kleomed_web, server/leads.py: min(limit, 1000)
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ident_hooks.simulators.base import SimRequest, SimResponse, SimulatorServer
+from ident_dev.simulators.base import SimRequest, SimResponse, SimulatorServer
 
 _TOP_KEYS = {"Doctors", "Branches", "Intervals"}
 _INTERVAL_KEYS = {"DoctorId", "BranchId", "StartDateTime", "LengthInMinutes", "IsBusy"}

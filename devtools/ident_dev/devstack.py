@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from ident_hooks import embedded_pg
+from ident_dev import embedded_pg
 
 ROOT = Path(__file__).resolve().parents[2]
 # Where the run keeps its data; IDENT_LOCAL_DIR lets a second platform (or a test) run beside.
@@ -168,10 +168,10 @@ def _migrate_airflow(env: dict[str, str], log_file) -> None:
 def _add_push_secrets(connections: RunConnections) -> None:
     """A local secret for each push source and the intake's GetTickets key whose connection
     the user has not set, as the simulators have."""
+    from ident_dev.simulators.catalog import demo_secret
     from ident_hooks.config import load_config
     from ident_hooks.intake.settings import TICKETS_CONN_ID
     from ident_hooks.registry import INTAKE_TICKETS_CONNECTION
-    from ident_hooks.simulators.catalog import demo_secret
 
     conn_types = {
         source.connection: source.spec.connection.name
@@ -221,9 +221,9 @@ def _start_intake(
 def _start_simulators(connections: RunConnections) -> list:
     """Start a simulator for every external service whose connection the user has not set,
     and give ``connections`` the connection that points at it."""
+    from ident_dev.simulators.catalog import DemoLeadFeeder, build_simulators
+    from ident_dev.simulators.fake_leads import LeadServingSimulator
     from ident_hooks import db
-    from ident_hooks.simulators.catalog import DemoLeadFeeder, build_simulators
-    from ident_hooks.simulators.fake_leads import LeadServingSimulator
 
     with db.connect() as conn:
         doctors = conn.execute("select doctor_id, full_name from clinic.doctors").fetchall()
@@ -261,10 +261,10 @@ def _start_alert_channels(env: dict[str, str], connections: RunConnections) -> l
     wins when set)."""
     import yaml
 
+    from ident_dev.simulators.catalog import demo_secret
+    from ident_dev.simulators.smtp_sink import SmtpSink
+    from ident_dev.simulators.telegram import TelegramSimulator
     from ident_hooks.health.settings import DEFAULT_ALERTS_PATH, load_alerts_config
-    from ident_hooks.simulators.catalog import demo_secret
-    from ident_hooks.simulators.smtp_sink import SmtpSink
-    from ident_hooks.simulators.telegram import TelegramSimulator
 
     config = load_alerts_config(DEFAULT_ALERTS_PATH)
     running = []
@@ -398,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     # First, before this process loads Airflow's configuration: the migration writes
     # airflow.cfg with its Fernet key, which then encrypts the passwords stored below.
     _migrate_airflow(env, airflow_log)
-    from ident_hooks import db, demo
+    from ident_dev import demo
+    from ident_hooks import db
 
     with db.connect() as conn:
         applied = db.prepare_database(conn)

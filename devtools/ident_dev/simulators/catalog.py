@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ident_hooks.simulators.base import SimulatorServer
+from ident_dev.simulators.base import SimulatorServer
 
 
 def demo_secret(conn_id: str) -> str:
@@ -67,19 +67,19 @@ class _Context:
 
 
 def _uis(c: _Context) -> tuple[SimulatorServer, str]:
-    from ident_hooks.simulators.uis import UisSimulator
+    from ident_dev.simulators.uis import UisSimulator
 
     return UisSimulator(access_token=c.secret, seed=c.seed, doctors=c.doctors, **c.common), ""
 
 
 def _flexbe(c: _Context) -> tuple[SimulatorServer, str]:
-    from ident_hooks.simulators.flexbe import FlexbeSimulator
+    from ident_dev.simulators.flexbe import FlexbeSimulator
 
     return FlexbeSimulator(api_key=c.secret, seed=c.seed, doctors=c.doctors, **c.common), ""
 
 
 def _napopravku(c: _Context) -> tuple[SimulatorServer, str]:
-    from ident_hooks.simulators.napopravku import NapopravkuSimulator
+    from ident_dev.simulators.napopravku import NapopravkuSimulator
 
     simulator = NapopravkuSimulator(
         token=c.secret, clinic_ids=c.branch_ids, seed=c.seed, doctors=c.doctors, **c.common
@@ -88,7 +88,7 @@ def _napopravku(c: _Context) -> tuple[SimulatorServer, str]:
 
 
 def _ident_tickets(c: _Context) -> tuple[SimulatorServer, str]:
-    from ident_hooks.simulators.ident_tickets import IdentTicketsSimulator
+    from ident_dev.simulators.ident_tickets import IdentTicketsSimulator
 
     style = "32top" if c.also_aggregator else "site"
     simulator = IdentTicketsSimulator(
@@ -98,13 +98,13 @@ def _ident_tickets(c: _Context) -> tuple[SimulatorServer, str]:
 
 
 def _prodoctorov(c: _Context) -> tuple[SimulatorServer, str]:
-    from ident_hooks.simulators.prodoctorov import ProdoctorovSimulator
+    from ident_dev.simulators.prodoctorov import ProdoctorovSimulator
 
     return ProdoctorovSimulator(token=c.secret), ""
 
 
 def _ident_timetable(c: _Context) -> tuple[SimulatorServer, str]:
-    from ident_hooks.simulators.ident_timetable import IdentTimetableSimulator
+    from ident_dev.simulators.ident_timetable import IdentTimetableSimulator
 
     return IdentTimetableSimulator(key=c.secret), ""
 
@@ -195,7 +195,7 @@ class DemoLeadFeeder:
         import random
         import threading
 
-        from ident_hooks.simulators.fake_leads import LeadServingSimulator
+        from ident_dev.simulators.fake_leads import LeadServingSimulator
 
         self._lead_servers = [
             service.server

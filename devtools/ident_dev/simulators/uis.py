@@ -26,8 +26,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from ident_hooks.simulators.base import SimRequest, SimResponse
-from ident_hooks.simulators.fake_leads import FakeLead, LeadServingSimulator
+from ident_dev.simulators.base import SimRequest, SimResponse
+from ident_dev.simulators.fake_leads import FakeLead, LeadServingSimulator
 
 METHOD = "get.offline_messages_report"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"

@@ -1,4 +1,6 @@
-"""docker-compose.yaml's Airflow, run as local processes: the production executor, for tests.
+"""docker-compose.yaml's Airflow, run as local processes: the production executor, for the
+end-to-end tests and ``bench/schedule_freshness.py``, which report its failures alike
+(``pytest.fail``, ``pytest.skip``).
 
 ``airflow_stack`` reads the Airflow services of ``docker-compose.yaml`` — their commands
 and environment — and runs each as a process on this machine: api-server, scheduler,
@@ -47,7 +49,7 @@ import pytest
 import requests
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yaml"
 SERVICES = (
     "airflow-apiserver",
@@ -490,7 +492,7 @@ def airflow_stack(
 
 def load_demo_clinic(conn: psycopg.Connection):
     """A small demo clinic (6 doctors, 10 days from now) with no leads, nothing published."""
-    from ident_hooks import demo
+    from ident_dev import demo
 
     network = demo.generate(6, 10)
     demo.load(conn, network)
@@ -506,7 +508,7 @@ def load_demo_clinic(conn: psycopg.Connection):
 @contextlib.contextmanager
 def started_simulators(clinic, conn_ids: tuple[str, ...], *, seed: int) -> Generator[dict]:
     """The simulators of ``conn_ids`` (simulators.catalog), started for the clinic's doctors."""
-    from ident_hooks.simulators.catalog import build_simulators
+    from ident_dev.simulators.catalog import build_simulators
 
     doctors = [(doctor_id, name) for doctor_id, name, *_ in clinic.doctors]
     built = build_simulators(doctors, [branch_id for branch_id, *_ in clinic.branches], seed=seed)
