@@ -12,8 +12,8 @@ from urllib.parse import parse_qs
 import pytest
 
 from ident_dev.simulators.base import Fault, SimRequest, SimResponse, SimulatorServer
+from ident_hooks.auth import AuthStyle
 from ident_hooks.http_client import (
-    AuthStyle,
     ServiceClient,
     ServiceMisconfigured,
     ServiceRejected,

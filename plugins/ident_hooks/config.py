@@ -24,7 +24,7 @@ from ident_hooks.registry import (
     AggregatorKind,
     LeadSourceKind,
 )
-from ident_hooks.reports.channels import CHANNELS
+from ident_hooks.reports.channel_codes import CHANNELS
 
 DEFAULT_CONFIG_PATH = INCLUDE_DIR / "integrations.yaml"
 # A deployment (or a test) may keep its own file elsewhere.

@@ -21,7 +21,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ident_hooks.http_client import AuthStyle
+from ident_hooks.auth import AuthStyle
 
 if TYPE_CHECKING:
     pass
@@ -55,7 +55,7 @@ class ConnectionType:
     docs/integrations.md gives one); None means the service calls us (a pushed lead, the
     intake's GetTickets) and has no address of its own, so Host is hidden as well.
     Login, Port and Schema are never used: every secret travels as the kind's
-    :class:`~ident_hooks.http_client.AuthStyle` says, the port is part of the URL.
+    :class:`~ident_hooks.auth.AuthStyle` says, the port is part of the URL.
     """
 
     name: str

@@ -1,5 +1,6 @@
 """Marketing reports: the ``report.*`` tables marketers query, rebuilt as leads arrive.
 
+* :mod:`ident_hooks.reports.channel_codes` — the channels a lead is counted in;
 * :mod:`ident_hooks.reports.channels` — the channel rules (one table, Python and SQL);
 * :mod:`ident_hooks.reports.appointments` — appointments with normalised phones, and
   which of them changed since the last build (conversions);

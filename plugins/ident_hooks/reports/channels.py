@@ -32,19 +32,9 @@ from typing import Any
 
 import yaml
 
+from ident_hooks.config import load_config
 from ident_hooks.paths import INCLUDE_DIR
-
-# Channel codes (the values of the `channel` columns) and what they mean, for docs/comments.
-CHANNELS: dict[str, str] = {
-    "aggregator": "агрегаторы: ПроДокторов, НаПоправку, СберЗдоровье, DocDoc, 32top",
-    "paid": "платная реклама: utm_medium cpc, ppc, cpm, cpa, display, retargeting …",
-    "social": "соцсети и мессенджеры: ВКонтакте, Одноклассники, Telegram, Дзен, YouTube …",
-    "email": "e-mail-рассылки",
-    "organic": "поисковики без рекламы: Яндекс, Google, Bing, Поиск Mail.ru …",
-    "referral": "переход с другого сайта",
-    "other": "есть UTM-метки, но ни одно правило не подошло",
-    "direct": "нет ни UTM-меток, ни сайта-источника (набрали адрес, звонок без метки)",
-}
+from ident_hooks.reports.channel_codes import CHANNELS
 
 RULES_PATH = INCLUDE_DIR / "marketing_channels.yaml"
 _TAGS = ("utm_medium", "utm_source")
@@ -119,9 +109,6 @@ def _rules() -> tuple[tuple[UtmRule, ...], tuple[ReferrerRule, ...]]:
 
 
 def _source_channels() -> dict[str, str]:
-    # Imported here: the config checks its lead sources' channels against CHANNELS.
-    from ident_hooks.config import load_config
-
     return load_config().source_channels()
 
 

@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import psycopg
 
-from ident_hooks.reports.channels import CHANNELS
+from ident_hooks.reports.channel_codes import CHANNELS
 
 DEFAULT_WEEKS = 12
 DEFAULT_CAMPAIGNS = 10

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from ident_hooks import db
 from ident_hooks.config import load_config
-from ident_hooks.reports.channels import CHANNELS
+from ident_hooks.reports.channel_codes import CHANNELS
 from ident_hooks.reports.weekly import DEFAULT_WEEKS, read_weekly_charts, week_axis
 from ident_hooks.reports_web.csv_export import TABLES, csv_chunks
 from ident_hooks.web.pages import page_app, render_page

@@ -31,8 +31,9 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
+from ident_hooks.auth import AuthStyle
 from ident_hooks.errors import PermanentFailure, TransientFailure
-from ident_hooks.http_client import AuthStyle, ServiceClient, ServiceError
+from ident_hooks.http_client import ServiceClient, ServiceError
 from ident_hooks.leads.normalise import (
     UTM_KEYS,
     DoctorMatcher,

@@ -1,7 +1,7 @@
 """Schedule publishers: one declared class per aggregator protocol.
 
 A publisher is a subclass of :class:`SchedulePublisher` that declares first what its
-service takes — its ``auth`` (an :class:`~ident_hooks.http_client.AuthStyle` from
+service takes — its ``auth`` (an :class:`~ident_hooks.auth.AuthStyle` from
 :mod:`ident_hooks.registry`), its ``endpoints`` (request kind -> path, in the order the
 requests go), how the schedule is ``cut`` into requests (:class:`Cut`) and whether it
 ``reads_replies`` — and overrides only what its service does differently: how a body is
@@ -30,9 +30,10 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from ident_hooks.auth import AuthStyle
 from ident_hooks.config import load_config
 from ident_hooks.errors import PermanentFailure
-from ident_hooks.http_client import AuthStyle, ServiceClient
+from ident_hooks.http_client import ServiceClient
 from ident_hooks.registry import AggregatorKind
 from ident_hooks.schedule.aggregators.rendering import branch_doctors
 from ident_hooks.schedule.engine import Schedule
