@@ -124,6 +124,22 @@ def test_run_command_on_another_port_runs_a_dag_to_success(tmp_path):
         assert state == "success", states
         assert states["pull_and_store"] == "success"
 
+        # The scheduler's run listener recorded it, finding ident_db in the metadata
+        # database (the run command keeps it there only, where Admin → Connections shows it).
+        import psycopg
+
+        from ident_dev import embedded_pg
+
+        def recorded():
+            with psycopg.connect(embedded_pg.socket_url(local / "pgdata", "ident")) as conn:
+                row = conn.execute(
+                    "select state from integration.dag_runs where dag_id = %s and run_id = %s",
+                    [DAG_ID, run_id],
+                ).fetchone()
+            return row is not None and row[0] == "success"
+
+        wait("the run recorded by the scheduler's listener", recorded, 60)
+
         # The intake service came up beside it and takes a Tilda lead, as printed.
         from ident_dev.simulators.catalog import demo_secret
 

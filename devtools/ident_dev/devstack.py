@@ -9,8 +9,8 @@ kept in ``.local/`` for the next run.
 The connections it makes up (the embedded clinic database, each simulator, the push
 sources' secrets, the alert channels) go into Airflow's metadata database with their own
 connection types, so Admin → Connections lists every service with its form
-(:class:`RunConnections`); the clinic database is also given to Airflow's processes as a
-variable (:func:`airflow_environment`). A connection given as an ``AIRFLOW_CONN_*``
+(:class:`RunConnections`); Airflow's processes and the intake find the clinic database
+there too. A connection given as an ``AIRFLOW_CONN_*``
 variable, or one a person has given a secret of their own in the UI, is theirs: the run
 command leaves it alone and starts no simulator for it.
 """
@@ -51,7 +51,7 @@ def _admin_password() -> str:
     return password
 
 
-def airflow_environment(clinic_conn: str, metadata_url: str, port: int) -> dict[str, str]:
+def airflow_environment(metadata_url: str, port: int) -> dict[str, str]:
     env = dict(os.environ)
     venv_bin = str(Path(sys.executable).parent)
     env.update(
@@ -70,10 +70,6 @@ def airflow_environment(clinic_conn: str, metadata_url: str, port: int) -> dict[
             "AIRFLOW__API__PORT": str(port),
             # Task processes report to the api-server; its default assumes port 8080.
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
-            # A variable, not only a stored connection: with ident_db in the metadata
-            # database alone, the scheduler's run listener (ident_hooks.health.listener) did
-            # not find it there, and the scheduler loop then died of a DetachedInstanceError.
-            "AIRFLOW_CONN_IDENT_DB": clinic_conn,
         }
     )
     return env
@@ -90,10 +86,8 @@ MADE_UP_SECRET = (
     "while it is unchanged. Enter your own to keep it."
 )
 EMBEDDED_DATABASE = (
-    "The run command's embedded PostgreSQL, shown here for reference: Airflow's processes "
-    "get it as the variable AIRFLOW_CONN_IDENT_DB, which wins over this entry, so a change "
-    "here has no effect. For another clinic database start the run command with "
-    "AIRFLOW_CONN_IDENT_DB set."
+    "The run command's embedded PostgreSQL, rewritten at every start. For another clinic "
+    "database start the run command with AIRFLOW_CONN_IDENT_DB set."
 )
 
 
@@ -104,8 +98,7 @@ class RunConnections:
     ``AIRFLOW_CONN_<ID>`` variable gives it, or when the stored one no longer holds the
     secret the run command made up (a person entered the real service's); every other is
     created or rewritten by :meth:`save` (a simulator's port changes from run to run). The
-    embedded clinic database has no secret and is always the run command's (and also given
-    to Airflow's processes as a variable: :func:`airflow_environment`).
+    embedded clinic database has no secret and is always the run command's.
     """
 
     def __init__(self) -> None:
@@ -392,8 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("using the databases given by AIRFLOW_CONN_IDENT_DB and SQL_ALCHEMY_CONN")
 
-    env = airflow_environment(clinic_conn, metadata_url, args.port)
+    env = airflow_environment(metadata_url, args.port)
     os.environ.update(env)
+    # This process (migrations, the demo load, the demo's sync) reaches the clinic database
+    # through ident_db before it is stored; its children find it stored (env lacks it).
+    os.environ["AIRFLOW_CONN_IDENT_DB"] = clinic_conn
     airflow_log = open(LOCAL / "airflow.log", "ab")  # noqa: SIM115 - lives as long as Airflow
     # First, before this process loads Airflow's configuration: the migration writes
     # airflow.cfg with its Fernet key, which then encrypts the passwords stored below.
