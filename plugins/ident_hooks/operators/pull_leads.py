@@ -88,7 +88,8 @@ class PullLeadsOperator(BaseOperator):
 class AcknowledgeBookingsOperator(BaseOperator):
     """Acknowledge every stored lead of ``source`` that its service waits to hear about
     (``ident_hooks.leads.pull.acknowledge_stored``); returns the counts. A failed
-    acknowledgement stays pending for the next run.
+    acknowledgement stays pending for the next run; a permanent failure (no token in the
+    connection, say) fails the task at once, as the pull's does.
     """
 
     template_fields: Sequence[str] = ("source",)
@@ -100,8 +101,9 @@ class AcknowledgeBookingsOperator(BaseOperator):
     def execute(self, context: Context) -> dict:
         from ident_hooks.db import connect
         from ident_hooks.leads.pull import acknowledge_stored
+        from ident_hooks.task_errors import airflow_error_policy
 
         source = load_config().lead_source(self.source)
         client = _client_for(source)
-        with connect() as conn:
+        with airflow_error_policy(), connect() as conn:
             return acknowledge_stored(source.name, kind=source.kind, conn=conn, client=client)
