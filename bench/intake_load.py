@@ -31,12 +31,12 @@ def _serve(url: str, port: int) -> None:
     import uvicorn
 
     from ident_hooks.intake.app import IntakeSettings, create_app
-    from ident_hooks.intake.receive import PushSource
+    from ident_hooks.intake.receive import IntakeSource
 
     settings = IntakeSettings(
         sources={
-            "tilda": PushSource("tilda", "tilda", "Tilda", TILDA_SECRET),
-            "site_form": PushSource("site_form", "webhook", "Форма на сайте", SITE_SECRET),
+            "tilda": IntakeSource("tilda", "tilda", "Tilda", TILDA_SECRET),
+            "site_form": IntakeSource("site_form", "webhook", "Форма на сайте", SITE_SECRET),
         },
         connect=lambda: psycopg.connect(url, connect_timeout=3),
         timezone=ZoneInfo("Europe/Moscow"),

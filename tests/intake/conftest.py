@@ -13,7 +13,7 @@ import pytest
 from intake_server import RunningIntake
 
 from ident_hooks.intake.app import IntakeSettings
-from ident_hooks.intake.receive import PushSource
+from ident_hooks.intake.receive import IntakeSource
 
 RECEIVED_AT = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 TILDA_SECRET = "t1lda-5ecret-abc"
@@ -21,10 +21,10 @@ SITE_SECRET = "s1te-5ecret-xyz"
 UIS_SECRET = "u1s-5ecret-qrs"
 TICKETS_KEY = "tickets-key-123"
 SOURCES = {
-    "tilda": PushSource("tilda", "tilda", "Tilda", TILDA_SECRET),
-    "site_form": PushSource("site_form", "webhook", "Форма на сайте", SITE_SECRET),
+    "tilda": IntakeSource("tilda", "tilda", "Tilda", TILDA_SECRET),
+    "site_form": IntakeSource("site_form", "webhook", "Форма на сайте", SITE_SECRET),
 }
-UIS_SOURCE = PushSource("uis_calls", "uis_notification", "UIS: звонки", UIS_SECRET)
+UIS_SOURCE = IntakeSource("uis_calls", "uis_notification", "UIS: звонки", UIS_SECRET)
 DOCTORS = [
     ("doc-0001", "Петров Геннадий Андреевич"),
     ("doc-0002", "Иванова Мария Сергеевна"),

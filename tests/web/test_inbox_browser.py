@@ -317,14 +317,14 @@ def test_tilda_leads_posted_to_the_intake_are_on_screen_within_seconds(
     from intake_server import RunningIntake
 
     from ident_hooks.intake.app import IntakeSettings
-    from ident_hooks.intake.receive import PushSource
+    from ident_hooks.intake.receive import IntakeSource
 
     inbox_conn.execute("truncate integration.intake_requests")
     inbox_conn.commit()
     secret = "tilda-browser-test"
     intake = RunningIntake(
         IntakeSettings(
-            sources={"tilda": PushSource("tilda", "tilda", "Tilda", secret)},
+            sources={"tilda": IntakeSource("tilda", "tilda", "Tilda", secret)},
             connect=lambda: psycopg.connect(clinic_db_url, connect_timeout=2),
             timezone=ZoneInfo("Europe/Moscow"),
             tickets_key=None,

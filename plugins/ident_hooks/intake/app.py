@@ -42,7 +42,7 @@ from ident_hooks.intake.pool import DatabaseAway, clinic_pool, in_transaction
 from ident_hooks.intake.receive import (
     Answer,
     DoctorCache,
-    PushSource,
+    IntakeSource,
     Received,
     receive,
 )
@@ -61,7 +61,7 @@ def _utc_now() -> datetime:
 class IntakeSettings:
     """What the app needs; ``ident_hooks.intake.settings`` builds it from Airflow."""
 
-    sources: Mapping[str, PushSource]
+    sources: Mapping[str, IntakeSource]
     connect: Callable[[], psycopg.Connection]
     timezone: tzinfo
     tickets_key: str | None = field(default=None, repr=False)  # None: no GetTickets
@@ -95,7 +95,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             run_in_threadpool(in_transaction, pool, work), timeout=settings.deadline_seconds
         )
 
-    async def push(request: Request, source: PushSource) -> Response:
+    async def push(request: Request, source: IntakeSource) -> Response:
         wait = buckets[source.name].take()
         if wait:
             return _error(429, "too many requests", **{"Retry-After": str(max(1, round(wait)))})
@@ -129,7 +129,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             return PlainTextResponse(ok_text)
         return JSONResponse(answer.body, status_code=answer.status)
 
-    def configured(name: str, kind: str) -> PushSource | None:
+    def configured(name: str, kind: str) -> IntakeSource | None:
         source = settings.sources.get(name)
         return source if source is not None and source.kind == kind else None
 

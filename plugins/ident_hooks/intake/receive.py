@@ -42,7 +42,7 @@ _RACES = (psycopg.errors.UniqueViolation, psycopg.errors.ExclusionViolation)
 
 
 @dataclass(frozen=True)
-class PushSource:
+class IntakeSource:
     """A configured push source with its secret (from its Airflow connection)."""
 
     name: str
@@ -58,7 +58,7 @@ class PushSource:
 
 @dataclass(frozen=True)
 class Received:
-    source: PushSource
+    source: IntakeSource
     content_type: str | None
     body: bytes  # at most the size limit
     body_bytes: int  # what the sender sent (or declared)

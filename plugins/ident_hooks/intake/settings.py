@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from ident_hooks.intake.app import IntakeSettings
-from ident_hooks.intake.receive import PushSource
+from ident_hooks.intake.receive import IntakeSource
 
 log = logging.getLogger(__name__)
 TICKETS_CONN_ID = "intake_tickets"
@@ -38,7 +38,7 @@ def airflow_secret(conn_id: str) -> str | None:
     return connection.password or None
 
 
-def push_sources(config: Any, secret: Callable[[str], str | None]) -> dict[str, PushSource]:
+def push_sources(config: Any, secret: Callable[[str], str | None]) -> dict[str, IntakeSource]:
     """The configured push sources that have a secret, by name."""
     found = {}
     for source in config.lead_sources:
@@ -50,7 +50,7 @@ def push_sources(config: Any, secret: Callable[[str], str | None]) -> dict[str, 
                 "%s: connection %s has no password; source disabled", source.name, source.connection
             )
             continue
-        found[source.name] = PushSource(source.name, source.kind, source.title, password)
+        found[source.name] = IntakeSource(source.name, source.kind, source.title, password)
     return found
 
 
