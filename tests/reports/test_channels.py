@@ -109,3 +109,20 @@ def test_mistakes_in_the_rules_file_are_refused_with_a_reason(tmp_path, rules, m
     path.write_text(rules, encoding="utf-8")
     with pytest.raises(ChannelRulesError, match=f"marketing_channels.yaml: {message}"):
         load_rules(path)
+
+
+def test_a_deployment_points_at_its_own_rules_file(tmp_path, monkeypatch):
+    """An installed provider's include/ is not edited: $IDENT_MARKETING_CHANNELS_CONFIG names
+    the file a marketer keeps."""
+    path = tmp_path / "channels.yaml"
+    path.write_text(
+        "utm:\n  - {channel: paid, utm_medium: [cpc]}\n"
+        "referrers:\n  - {channel: social, domains: [clinic-friends.ru]}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("IDENT_MARKETING_CHANNELS_CONFIG", str(path))
+    utm_rules, referrer_rules = load_rules()
+    assert [rule.channel for rule in utm_rules] == ["paid"]
+    assert [(rule.channel, rule.domains) for rule in referrer_rules] == [
+        ("social", ("clinic-friends.ru",))
+    ]

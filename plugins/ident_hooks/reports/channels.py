@@ -24,6 +24,7 @@ build's definitions hash, so the next run rebuilds every report table by itself.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -37,6 +38,8 @@ from ident_hooks.paths import INCLUDE_DIR
 from ident_hooks.reports.channel_codes import CHANNELS
 
 RULES_PATH = INCLUDE_DIR / "marketing_channels.yaml"
+# A deployment keeps its own file elsewhere (an installed provider's include/ is not edited).
+RULES_PATH_VARIABLE = "IDENT_MARKETING_CHANNELS_CONFIG"
 _TAGS = ("utm_medium", "utm_source")
 
 
@@ -80,8 +83,12 @@ def _rule_channel(where: str, rule: Any) -> str:
     return rule["channel"]
 
 
-def load_rules(path: Path = RULES_PATH) -> tuple[tuple[UtmRule, ...], tuple[ReferrerRule, ...]]:
-    """The UTM and referrer rules of ``path``, checked; errors name the file and the rule."""
+def load_rules(
+    path: Path | None = None,
+) -> tuple[tuple[UtmRule, ...], tuple[ReferrerRule, ...]]:
+    """The UTM and referrer rules of ``path``, else ``$IDENT_MARKETING_CHANNELS_CONFIG``, else
+    ``include/marketing_channels.yaml``, checked; errors name the file and the rule."""
+    path = path or Path(os.environ.get(RULES_PATH_VARIABLE) or RULES_PATH)
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     utm_rules = []
     for n, rule in enumerate(data.get("utm") or [], 1):
