@@ -29,8 +29,9 @@ Where each fact comes from:
   the clinic switched on the webhook's "send cookies" option (help-ru.tilda.cc/forms/webhook;
   integrations.md "Tilda": optional), and ``_ym_uid`` is in it only where a Metrica tag runs
   on the page; otherwise the lead has no ClientID. The pairs are split on ``;`` and the first
-  ``=``, as public receivers do: the standard library's cookie parser stops at the first value
-  outside RFC 6265's characters, and ``TILDAUTM`` holds ``|`` and percent-encoded text.
+  ``=``, as public receivers do: the standard library's ``http.cookies.SimpleCookie`` returns
+  nothing at all for a string holding one value outside RFC 6265's characters (a space,
+  Cyrillic), which a page's other cookies may well hold.
 * ``yclid``/``gclid``: Tilda names no such field; a form's hidden fields of those names are
   read, else they stay empty (Tilda posts no landing URL to read them from).
 * Tilda sends no creation time: the lead was created when it arrived.
