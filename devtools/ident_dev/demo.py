@@ -199,6 +199,9 @@ LEAD_COLUMNS = (
     "referrer",
     "referrer_host",
     "landing_url",
+    "ym_client_id",
+    "yclid",
+    "gclid",
     "raw",
     "status",
     "ack_required",
@@ -273,6 +276,12 @@ CAMPAIGN_TERMS = {
 }
 AGGREGATOR_LEAD_SOURCES = ("napopravku", "32top")
 SPAM_SOURCES = ("site_main", "flexbe", "uis")
+# Click ids (marketing-apis.md D): a visit to a page with Metrica's tag carries a ClientID
+# (Tilda's only when its cookie sending is on); Direct's and Google Ads' auto-tagging adds
+# yclid and gclid to most paid clicks' landing URLs. Tilda posts no landing URL.
+CLIENT_ID_SHARE = {"site_main": 0.8, "flexbe": 0.75, "uis": 0.7, "site_form": 0.8, "tilda": 0.5}
+AUTO_TAGGED_SHARE = {"yandex": ("yclid", 0.9), "google": ("gclid", 0.85)}
+GCLID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 SPAM_SHARE = 0.05
 REPEAT_SHARE = 0.10  # leads from a patient who wrote or called in the last 30 days
 MOBILE_CODES = ("903", "905", "906", "909", "910", "915", "916", "917", "919", "925", "926",
@@ -572,6 +581,8 @@ class _History:
         self.branch_weights = [1 / (n + 1) for n in range(len(self.branches))]
         self.recent: deque[tuple[datetime, _Patient]] = deque()
         self.serial = 0
+        # Click ids draw from their own generator, so the rest of the history stays the same.
+        self.click_rng = random.Random("demo-click-ids")
 
     def _patient_of(self, created: datetime) -> tuple[_Patient, bool]:
         while self.recent and self.recent[0][0] < created - timedelta(days=30):
@@ -616,6 +627,27 @@ class _History:
         query = urlencode({key: value for key, value in tags.items() if value})
         base = LANDING_URL if traffic.source == "flexbe" else SITE_URL
         return tags, f"{base}{traffic.page}" + (f"?{query}" if query else "")
+
+    def _click_ids(
+        self, traffic: Traffic, created: datetime, landing_url: str | None
+    ) -> tuple[dict[str, str | None], str | None]:
+        """The lead's ClientID, yclid and gclid, and the landing URL carrying the click id."""
+        rng = self.click_rng
+        ids: dict[str, str | None] = dict.fromkeys(("ym_client_id", "yclid", "gclid"))
+        if landing_url is None:  # a call or an aggregator's booking: no visit to the site
+            return ids, landing_url
+        if rng.random() < CLIENT_ID_SHARE.get(traffic.source, 0):
+            first_visit = int(created.timestamp()) - rng.randint(0, 60 * 86400)
+            ids["ym_client_id"] = f"{first_visit}{rng.randint(100_000_000, 999_999_999)}"
+        utm_source, utm_medium, _ = traffic.utm
+        key, share = AUTO_TAGGED_SHARE.get(utm_source or "", (None, 0))
+        if key and utm_medium == "cpc" and traffic.source != "tilda" and rng.random() < share:
+            if key == "yclid":
+                ids[key] = str(rng.randint(10**16, 10**19 - 1))
+            else:
+                ids[key] = "Cj0KCQiA" + "".join(rng.choices(GCLID_CHARS, k=70)) + "_BwE"
+            landing_url += ("&" if "?" in landing_url else "?") + urlencode({key: ids[key]})
+        return ids, landing_url
 
     def _answered(self, created: datetime, loaded: datetime, fast_share: float) -> datetime:
         """When an admin took the lead: at once mostly, later some, the next morning at night."""
@@ -742,6 +774,9 @@ class _History:
             # НаПоправку names the doctor by the clinic's own id, the others by name.
             doctor_name_raw = plan.doctor_id if source == "napopravku" else plan.full_name
         tags, landing_url = self._tags(traffic)
+        ids, landing_url = self._click_ids(traffic, created, landing_url)
+        if spam:
+            ids = dict.fromkeys(ids)
         # Pulls run every 2 minutes; an aggregator's booking takes a little longer.
         lag = timedelta(seconds=rng.uniform(30, 150) if aggregator else rng.uniform(20, 140))
         loaded = min(created + lag, now - timedelta(seconds=5))
@@ -771,6 +806,7 @@ class _History:
             "referrer": traffic.referrer,
             "referrer_host": _host(traffic.referrer),
             "landing_url": landing_url,
+            **ids,
             "status": "spam" if spam else state,
             "ack_required": source == "napopravku",
             "acknowledged_at": acknowledged,
@@ -810,6 +846,7 @@ class _History:
             "page_url": landing_url,
             "referrer": traffic.referrer,
             **tags,
+            **ids,
         }
         # The demo's own record, not any source's wire format: marked as such.
         lead["raw"] = {"demo": True, **{key: value for key, value in sent.items() if value}}

@@ -208,7 +208,7 @@ def test_make_lead_fills_missing_utm_from_landing_url_per_tag():
     assert lead.phone_raw == "8 (916) 123-45-67"
     assert lead.phone_e164 == "+79161234567"
     assert lead.referrer_host == "vk.com"
-    assert len(lead.row()) == len(LEAD_COLUMNS) == 24
+    assert len(lead.row()) == len(LEAD_COLUMNS) == 27
     assert LEAD_COLUMNS[0:3] == ("source", "external_id", "created_at")
     assert LEAD_COLUMNS[-1] == "raw"
 

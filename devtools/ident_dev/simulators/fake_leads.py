@@ -5,6 +5,14 @@ formats people type, e-mails, UTM tags, referrers (yandex.ru, google.com, vk.com
 t.me, prodoctorov.ru, napopravku.ru or none) and, for some, a doctor and a time.
 ``LeadServingSimulator`` keeps records with the moment they became visible; each source's
 simulator renders a ``FakeLead`` in its own wire format.
+
+Click ids as the services make them (marketing-apis.md D): most visitors carry Metrica's
+ClientID (the ``_ym_uid`` cookie: the first visit's Unix seconds and nine random digits);
+Yandex Direct adds ``yclid`` and Google Ads ``gclid`` to the landing URL of most paid clicks
+(auto-tagging is on by default, not everywhere). Pushed sources have no simulator server:
+``tilda_form`` and ``webhook_body`` render what Tilda and a clinic's site post, for tests to
+send to the intake service — Tilda adds ``COOKIES`` only when the clinic switched cookie
+sending on, and ``_ym_uid`` is among them only where Metrica runs on the page.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from ident_dev.simulators.base import SimulatorServer
@@ -84,6 +93,9 @@ CHANNELS: list[tuple[str | None, dict[str, str] | None]] = [
     (None, None),
 ]
 LANDING_PAGES = ["/", "/implantatsiya/", "/detskaya-stomatologiya/", "/akcii/", "/vrachi/"]
+METRICA_SHARE = 0.75  # leads whose visit carried a Metrica ClientID
+AUTO_TAGGED_SHARE = 0.9  # paid clicks whose landing URL got a yclid or gclid
+GCLID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 @dataclass
@@ -109,6 +121,9 @@ class FakeLead:
     doctor_name: str | None = None
     plan_start: datetime | None = None
     plan_end: datetime | None = None
+    ym_client_id: str | None = None  # Metrica's ClientID (the _ym_uid cookie)
+    yclid: str | None = None  # in landing_url's query too
+    gclid: str | None = None  # in landing_url's query too
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -125,6 +140,8 @@ class FakeLeadFactory:
         doctor_share: float = 0.4,
     ) -> None:
         self.rng = random.Random(seed)
+        # Click ids draw from their own generator: the rest of the sequence stays as it was.
+        self.click_rng = random.Random(f"click-ids-{seed}")
         self.doctors = list(doctors)
         self.tz = tz
         self.site = site.rstrip("/")
@@ -142,6 +159,20 @@ class FakeLeadFactory:
         )
         return rng.choice(PHONE_FORMATS).format(a=a, b=b, c=c, d=d)
 
+    def click_ids(self, created_at: datetime, utm: dict[str, str]) -> dict[str, str | None]:
+        """A visit's ClientID and a paid click's yclid or gclid, as the services make them."""
+        rng = self.click_rng
+        ids: dict[str, str | None] = dict.fromkeys(("ym_client_id", "yclid", "gclid"))
+        if rng.random() < METRICA_SHARE:
+            first_visit = int(created_at.timestamp()) - rng.randint(0, 90 * 86400)
+            ids["ym_client_id"] = f"{first_visit}{rng.randint(100_000_000, 999_999_999)}"
+        paid = utm.get("utm_medium") == "cpc" and rng.random() < AUTO_TAGGED_SHARE
+        if paid and utm.get("utm_source") == "yandex":
+            ids["yclid"] = str(rng.randint(10**16, 10**19 - 1))
+        elif paid and utm.get("utm_source") == "google":
+            ids["gclid"] = "Cj0KCQiA" + "".join(rng.choices(GCLID_CHARS, k=70)) + "_BwE"
+        return ids
+
     def make(self, created_at: datetime, *, with_doctor: bool | None = None) -> FakeLead:
         rng = self.rng
         female = rng.random() < 0.6
@@ -152,7 +183,9 @@ class FakeLeadFactory:
         referrer, tags = rng.choice(CHANNELS)
         utm = dict(tags or {})
         page_url = self.site + rng.choice(LANDING_PAGES)
-        query = "&".join(f"{k}={v.replace(' ', '+')}" for k, v in utm.items())
+        ids = self.click_ids(created_at, utm)
+        in_url = {**utm, **{key: ids[key] for key in ("yclid", "gclid") if ids[key]}}
+        query = "&".join(f"{k}={v.replace(' ', '+')}" for k, v in in_url.items())
         landing_url = f"{page_url}?{query}" if query else page_url
         lead = FakeLead(
             created_at=created_at,
@@ -174,6 +207,7 @@ class FakeLeadFactory:
             page_url=page_url,
             landing_url=landing_url,
             referrer=referrer,
+            **ids,
         )
         if with_doctor is None:
             with_doctor = rng.random() < self.doctor_share
@@ -186,6 +220,40 @@ class FakeLeadFactory:
             )
             lead.plan_end = lead.plan_start + timedelta(minutes=30)
         return lead
+
+
+def tilda_form(lead: FakeLead, tranid: str, *, send_cookies: bool) -> dict[str, str]:
+    """The form fields Tilda posts for ``lead``; ``send_cookies`` is the webhook's "send
+    cookies" switch (integrations.md "Tilda"; marketing-apis.md D)."""
+    form = {"Name": lead.name, "Phone": lead.phone, "tranid": tranid, "formid": "form123456"}
+    if lead.email:
+        form["Email"] = lead.email
+    if send_cookies:
+        cookies = [f"tildauid={int(lead.created_at.timestamp())}.{tranid.split(':')[-1]}"]
+        if lead.ym_client_id:
+            cookies += [f"_ym_uid={lead.ym_client_id}", "_ym_d=" + lead.ym_client_id[:10]]
+        if lead.utm:
+            tilda_utm = "".join(f"{key}={value}|||" for key, value in lead.utm.items())
+            cookies.append("TILDAUTM=" + quote(tilda_utm, safe=""))
+        form["COOKIES"] = "; ".join(cookies)
+    return form
+
+
+def webhook_body(lead: FakeLead, lead_id: str) -> dict[str, Any]:
+    """What a clinic's site posts to the generic webhook for ``lead`` (docs/integrations.md):
+    the site's Metrica tag gives the ClientID; the landing URL carries any yclid or gclid."""
+    body = {
+        "id": lead_id,
+        "name": lead.name,
+        "phone": lead.phone,
+        "email": lead.email,
+        "comment": lead.comment,
+        "form": lead.form_name,
+        "landing_url": lead.landing_url,
+        "referrer": lead.referrer,
+        "ym_client_id": lead.ym_client_id,
+    }
+    return {key: value for key, value in body.items() if value is not None}
 
 
 class LeadServingSimulator(SimulatorServer):

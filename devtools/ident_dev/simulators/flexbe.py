@@ -174,7 +174,7 @@ class FlexbeSimulator(LeadServingSimulator):
                 "utm_content": tags.get("utm_content", ""),
                 "url": lead.landing_url,
                 "ip": "95.31.18.119",
-                "ym_client_id": "1700000000123456789",
+                "ym_client_id": lead.ym_client_id or "",
                 "ga_client_id": "",
             },
             "pay": None,

@@ -276,9 +276,11 @@ class UisSimulator(LeadServingSimulator):
             "utm_campaign": tags.get("utm_campaign"),
             "utm_term": tags.get("utm_term"),
             "utm_content": tags.get("utm_content"),
-            "gclid": None,
-            "yclid": None,
-            "ym_client_id": None,
+            # UIS's site script reads the ClientID from Metrica's cookie and the click ids
+            # from the landing URL; a site without its tagging has only the URL to tell.
+            "gclid": lead.gclid if lead.tags_in_fields else None,
+            "yclid": lead.yclid if lead.tags_in_fields else None,
+            "ym_client_id": lead.ym_client_id,
             "tags": [],
         }
 

@@ -1,7 +1,8 @@
 """The one place for the rules that turn a source's record into a stored lead.
 
-Pure functions, no I/O: phone numbers to E.164, UTM tags (the source's own fields, else the
-landing URL's query string), the referrer's host, doctor matching, the lead's state at its
+Pure functions, no I/O: phone numbers to E.164, UTM tags and the ad click ids ``yclid`` and
+``gclid`` (the source's own fields, else the landing URL's query string), Metrica's ClientID
+(kept only when it is a plausible id), the referrer's host, doctor matching, the lead's state at its
 source (active, cancelled or deleted there) and the checks that reject a malformed record
 with a reason. Text is kept verbatim — odd Unicode, huge values and SQL-looking strings
 included — except NUL characters, which are removed because PostgreSQL ``text`` and
@@ -25,6 +26,19 @@ from urllib.parse import parse_qsl, urlsplit
 import phonenumbers
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+# Ad click ids that Yandex Direct (yclid) and Google Ads (gclid) add to the landing URL's query
+# string when auto-tagging is on (marketing-apis.md D).
+CLICK_ID_KEYS = ("yclid", "gclid")
+# What a landing URL's query string may fill in when the source's own field is empty.
+URL_TAG_KEYS = UTM_KEYS + CLICK_ID_KEYS
+# The lead's click ids as columns of integration.leads (migration 0019).
+CLICK_ID_FIELDS = ("ym_client_id", *CLICK_ID_KEYS)
+# Metrica's ClientID (the ``_ym_uid`` cookie, ``getClientID``) is a UInt64 written in digits:
+# the first visit's Unix seconds (10 digits) and a random number, 19–20 digits in practice.
+# Accepted: 10 to 20 ASCII digits, not starting with 0, at most 2**64 - 1; anything else is
+# not an id Metrica could match, so the lead keeps no ClientID (the lead itself is fine).
+_CLIENT_ID = re.compile(r"[1-9][0-9]{9,19}")
+_UINT64_MAX = 2**64 - 1
 # A lead's state at its source (column integration.leads.source_state, migration 0009):
 # None = active there; these two take it out of the inbox. Never the admins' status.
 SOURCE_CANCELLED, SOURCE_DELETED = "cancelled", "deleted"
@@ -81,6 +95,9 @@ class Lead:
     referrer_host: str | None = None
     landing_url: str | None = None
     source_state: str | None = None
+    ym_client_id: str | None = None
+    yclid: str | None = None
+    gclid: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> tuple[Any, ...]:
@@ -257,7 +274,7 @@ def normalise_phone(raw: str | int | None) -> str | None:
 
 # -- URLs -----------------------------------------------------------------------------------
 @lru_cache(maxsize=1 << 14)
-def _utm_pairs(url: str) -> tuple[tuple[str, str], ...]:
+def _url_tag_pairs(url: str) -> tuple[tuple[str, str], ...]:
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -267,16 +284,36 @@ def _utm_pairs(url: str) -> tuple[tuple[str, str], ...]:
     for query in (parts.fragment, parts.query):
         for key, value in parse_qsl(query):
             key = key.lower()
-            if key in UTM_KEYS and value.strip():
+            if key in URL_TAG_KEYS and value.strip():
                 found[key] = value.replace("\x00", "")
     return tuple(found.items())
 
 
+def tags_from_url(url: str | None) -> dict[str, str]:
+    """The non-empty ``utm_*`` tags and click ids (``yclid``, ``gclid``) of a URL's query
+    string (or fragment), keyed by name."""
+    if not url:
+        return {}
+    lowered = url.lower()
+    if "utm_" not in lowered and "clid=" not in lowered:
+        return {}
+    return dict(_url_tag_pairs(url))
+
+
 def utm_from_url(url: str | None) -> dict[str, str]:
     """The non-empty ``utm_*`` tags of a URL's query string (or fragment), keyed by tag."""
-    if not url or "utm_" not in url.lower():
-        return {}
-    return dict(_utm_pairs(url))
+    return {key: value for key, value in tags_from_url(url).items() if key in UTM_KEYS}
+
+
+def metrica_client_id(value: str | None) -> str | None:
+    """A Metrica ClientID as its digits, or None when ``value`` is not a plausible one
+    (the rule is at ``_CLIENT_ID``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not _CLIENT_ID.fullmatch(text) or int(text) > _UINT64_MAX:
+        return None
+    return text
 
 
 @lru_cache(maxsize=1 << 14)
@@ -389,16 +426,21 @@ def make_lead(
     referrer: str | None = None,
     landing_url: str | None = None,
     source_state: str | None = None,
+    ym_client_id: str | None = None,
+    yclid: str | None = None,
+    gclid: str | None = None,
 ) -> Lead:
-    """A lead from cleaned source fields; derives E.164, referrer host and missing UTM tags.
+    """A lead from cleaned source fields; derives E.164, referrer host, missing UTM tags and
+    click ids (from the landing URL) and drops a ClientID that is not a plausible one.
 
     ``source_state`` is None for a lead active at its source, else one of ``SOURCE_STATES``.
     """
     if source_state is not None and source_state not in SOURCE_STATES:
         raise ValueError(f"source_state must be None or one of {SOURCE_STATES}")
     tags = dict.fromkeys(UTM_KEYS) if utm is None else {key: utm.get(key) for key in UTM_KEYS}
+    tags.update(yclid=yclid, gclid=gclid)
     if landing_url and not all(tags.values()):
-        for key, value in utm_from_url(landing_url).items():
+        for key, value in tags_from_url(landing_url).items():
             if not tags[key]:
                 tags[key] = value
     return Lead(
@@ -425,5 +467,8 @@ def make_lead(
         referrer_host=referrer_host(referrer),
         landing_url=landing_url,
         source_state=source_state,
+        ym_client_id=metrica_client_id(ym_client_id),
+        yclid=tags["yclid"],
+        gclid=tags["gclid"],
         raw=raw,
     )

@@ -45,6 +45,9 @@ FACT_COLUMNS = (
     "converted",
     "response_seconds",
     "load_lag_seconds",
+    "has_ym_client_id",
+    "has_yclid",
+    "has_gclid",
 )
 _ALL = ", ".join(("lead_id", *FACT_COLUMNS))
 
@@ -82,7 +85,10 @@ select l.lead_id,
               and a.created_at <= l.created_at + %(conversion_window)s
        ),
        l.response_seconds,
-       l.load_lag_seconds
+       l.load_lag_seconds,
+       l.ym_client_id is not null,
+       l.yclid is not null,
+       l.gclid is not null
   from integration.leads l
  {scope}
 """

@@ -11,7 +11,9 @@ Measures (spam leads count only in ``spam_leads``):
 * ``answered_in_5_min`` — taken within 300 s of creation (``response_seconds <= 300``);
 * medians and 90th percentiles — ``percentile_cont`` (interpolated), rounded to 0.1 s,
   over the leads that have the value (response: taken leads);
-* ``conversion_rate`` — converted / leads, rounded to 4 places; empty when no leads.
+* ``conversion_rate`` — converted / leads, rounded to 4 places; empty when no leads;
+* ``click_ids`` — per day and source, the leads (not spam) carrying Metrica's ClientID,
+  a yclid, a gclid, any of them, and ``any_share`` = with any / leads, rounded to 4 places.
 """
 
 from __future__ import annotations
@@ -68,6 +70,21 @@ select day, branch_id,
   from report_build.lead_facts f
  {days}
  group by day, branch_id
+"""
+
+
+def _click_ids(days: str) -> str:
+    return f"""
+insert into report.click_ids
+       (day, source, leads, with_ym_client_id, with_yclid, with_gclid, with_any, any_share)
+select day, source, count(*), count(*) filter (where has_ym_client_id),
+       count(*) filter (where has_yclid), count(*) filter (where has_gclid),
+       count(*) filter (where has_ym_client_id or has_yclid or has_gclid),
+       round(count(*) filter (where has_ym_client_id or has_yclid or has_gclid)::numeric
+             / count(*), 4)
+  from report_build.lead_facts f
+ {days} {"and" if days else "where"} not is_spam
+ group by day, source
 """
 
 
@@ -132,6 +149,7 @@ select (escalated_at at time zone %(zone)s)::date, coalesce(branch_id, ''), coun
 SQL_TEXTS = (
     _leads_daily(""),
     _response_time(""),
+    _click_ids(""),
     _campaigns(""),
     _DOCTOR_DEMAND,
     _TOUCHED_DAYS,
@@ -154,11 +172,12 @@ def rebuild_escalations(conn: psycopg.Connection, clinic_timezone: str) -> int:
 
 
 def rebuild_all(conn: psycopg.Connection) -> None:
-    """Replace the leads_daily, response_time and campaigns rows from every fact."""
-    for table in ("leads_daily", "response_time", "campaigns"):
+    """Replace the leads_daily, response_time, click_ids and campaigns rows from every fact."""
+    for table in ("leads_daily", "response_time", "click_ids", "campaigns"):
         conn.execute(f"delete from report.{table}")
     conn.execute(_leads_daily(""))
     conn.execute(_response_time(""))
+    conn.execute(_click_ids(""))
     conn.execute(_campaigns(""))
 
 
@@ -176,12 +195,13 @@ def rebuild_touched(conn: psycopg.Connection) -> tuple[list, int]:
         " select distinct utm_campaign, utm_source, utm_medium, channel"
         " from pg_temp.changed_facts where utm_campaign is not null"
     )
-    for table in ("leads_daily", "response_time"):
+    for table in ("leads_daily", "response_time", "click_ids"):
         conn.execute(
             f"delete from report.{table} where day in (select day from pg_temp.touched_days)"
         )
     conn.execute(_leads_daily(_TOUCHED_DAYS))
     conn.execute(_response_time(_TOUCHED_DAYS))
+    conn.execute(_click_ids(_TOUCHED_DAYS))
     conn.execute(
         "delete from report.campaigns c using pg_temp.touched_campaigns t where "
         + _CAMPAIGN_MATCH.format(a="c", b="t")

@@ -58,6 +58,9 @@ TABLES: dict[str, ReportTable] = {
     "escalations": ReportTable(
         "Заявки, эскалированные ресепшну, по дням и филиалам", ("day", "branch_id")
     ),
+    "click_ids": ReportTable(
+        "Заявки с ClientID Метрики, yclid и gclid по дням и источникам", ("day", "source")
+    ),
 }
 
 

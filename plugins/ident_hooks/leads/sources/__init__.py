@@ -35,6 +35,7 @@ from ident_hooks.auth import AuthStyle
 from ident_hooks.errors import PermanentFailure, TransientFailure
 from ident_hooks.http_client import ServiceClient, ServiceError
 from ident_hooks.leads.normalise import (
+    CLICK_ID_FIELDS,
     UTM_KEYS,
     DoctorMatcher,
     Lead,
@@ -216,6 +217,13 @@ def identifier(key: str) -> Reader:
 def utm_tags(reader: Callable[[str], Reader]) -> dict[str, Reader]:
     """A reader for each UTM tag (``reader("utm_source")`` …), for a field map."""
     return {key: reader(key) for key in UTM_KEYS}
+
+
+def click_ids(reader: Callable[[str], Reader]) -> dict[str, Reader]:
+    """A reader for Metrica's ClientID and each ad click id, for a field map whose record
+    names them ``ym_client_id``, ``yclid`` and ``gclid``. ``make_lead`` drops a ClientID
+    that is not a plausible one and fills an empty click id from the landing URL."""
+    return {key: reader(key) for key in CLICK_ID_FIELDS}
 
 
 # -- connectors -------------------------------------------------------------------------------

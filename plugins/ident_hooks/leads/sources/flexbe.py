@@ -33,6 +33,10 @@ Where each fact comes from:
 * ``data.leads`` is an object keyed by lead id or a list; the period filter
   ``date_from``/``date_to`` (Unix seconds) has uncertain names, so the period is also enforced
   on each lead's ``time`` (integrations.md "Flexbe", low confidence).
+* Click ids: ``utm.ym_client_id`` is Metrica's ClientID (integrations.md "Flexbe": the ``utm``
+  object; ``segakgd/flexbe_api_client`` ``src/Dto/Response/UtmDto.php``, ``ymClientId``,
+  a nullable string). Flexbe names no ``yclid``/``gclid`` field, so they come from the landing
+  URL's query (``utm.url``, else ``page.url``) like UTM tags the ``utm`` object leaves empty.
 """
 
 from __future__ import annotations
@@ -138,6 +142,7 @@ class FlexbeSource(PullSource):
         **utm_tags(lambda key: text(f"utm.{key}")),
         "landing_url": text("utm.url", "page.url"),
         "source_state": source_state,
+        "ym_client_id": text("utm.ym_client_id"),
     }
 
     @classmethod

@@ -24,6 +24,16 @@ Where each fact comes from:
   page's lower-cased query string (the ``tilda-forms`` script as served to public sites);
   public receivers split the decoded value on ``|||`` and ``=``. The pairs keep the query
   string's own percent-encoding, so each value is decoded once more.
+* **Metrica's ClientID**: the ``_ym_uid`` cookie inside ``COOKIES`` (marketing-apis.md D:
+  the first-party cookie a Metrica tag sets holds the ClientID). ``COOKIES`` is sent only when
+  the clinic switched on the webhook's "send cookies" option (help-ru.tilda.cc/forms/webhook;
+  integrations.md "Tilda": optional), and ``_ym_uid`` is in it only where a Metrica tag runs
+  on the page; otherwise the lead has no ClientID. The pairs are split on ``;`` and the first
+  ``=``, as public receivers do: the standard library's ``http.cookies.SimpleCookie`` returns
+  nothing at all for a string holding one value outside RFC 6265's characters (a space,
+  Cyrillic), which a page's other cookies may well hold.
+* ``yclid``/``gclid``: Tilda names no such field; a form's hidden fields of those names are
+  read, else they stay empty (Tilda posts no landing URL to read them from).
 * Tilda sends no creation time: the lead was created when it arrived.
 """
 
@@ -34,7 +44,7 @@ from datetime import tzinfo
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from ident_hooks.leads.normalise import UTM_KEYS
+from ident_hooks.leads.normalise import CLICK_ID_KEYS, UTM_KEYS
 from ident_hooks.leads.sources import (
     FORM_BODY,
     SECRET_IN_PATH,
@@ -51,7 +61,7 @@ EMAIL_FIELDS = ("email", "e-mail", "mail")
 COMMENT_FIELDS = ("comment", "comments", "message", "textarea", "комментарий")
 # Tilda's own fields: never the clinic's questions.
 SERVICE_FIELDS = frozenset(
-    ("tranid", "formid", "formname", "cookies", "test", *UTM_KEYS)
+    ("tranid", "formid", "formname", "cookies", "test", *UTM_KEYS, *CLICK_ID_KEYS)
     + NAME_FIELDS
     + PHONE_FIELDS
     + EMAIL_FIELDS
@@ -70,23 +80,35 @@ class Submission(dict):
             self.setdefault(key.lower(), value)
 
 
+def cookie(cookies: str | None, name: str) -> str | None:
+    """The value of cookie ``name`` in Tilda's ``COOKIES`` field (``name=value; …``)."""
+    if not cookies:
+        return None
+    for part in cookies.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
 def cookie_utm(cookies: str | None) -> dict[str, str]:
     """The UTM tags of the ``TILDAUTM`` cookie in Tilda's ``COOKIES`` field."""
-    if not cookies:
+    value = cookie(cookies, "TILDAUTM")
+    if value is None:
         return {}
-    for part in cookies.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name != "TILDAUTM":
-            continue
-        tags: dict[str, str] = {}
-        for pair in unquote(value).split("|||"):
-            key, _, tag = pair.partition("=")
-            key = key.strip().lower()
-            tag = unquote_plus(tag).strip()
-            if key in UTM_KEYS and tag and key not in tags:
-                tags[key] = tag
-        return tags
-    return {}
+    tags: dict[str, str] = {}
+    for pair in unquote(value).split("|||"):
+        key, _, tag = pair.partition("=")
+        key = key.strip().lower()
+        tag = unquote_plus(tag).strip()
+        if key in UTM_KEYS and tag and key not in tags:
+            tags[key] = tag
+    return tags
+
+
+def _metrica_client_id(submission: Submission, zone: tzinfo) -> str | None:
+    """The ``_ym_uid`` cookie, when Tilda sent the page's cookies."""
+    return cookie(submission.get("cookies"), "_ym_uid")
 
 
 def _utm_tag(key: str):
@@ -124,6 +146,8 @@ class TildaSource(PushSource):
         "comment": lines(text(*COMMENT_FIELDS, label="comment"), _questions),
         "form_name": text("formname", "formid", label="formid"),
         **{key: _utm_tag(key) for key in UTM_KEYS},
+        "ym_client_id": _metrica_client_id,
+        **{key: text(key) for key in CLICK_ID_KEYS},
     }
 
     @classmethod

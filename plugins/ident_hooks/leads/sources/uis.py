@@ -27,6 +27,9 @@ integrations.md "UIS" and "Corrections, December 2026 → UIS Data API"):
   text and form, the UTM tags ``utm_*`` (the landing URL's query fills any that are empty),
   the referrer (``referrer``, else ``referrer_domain``), the landing page (``entrance_page``,
   else ``communication_page_url``) and the visit's identifiers, all stored in ``raw``.
+  Both copies list ``ym_client_id`` (Metrica's ClientID), ``gclid`` and ``yclid`` in that
+  table, as strings (and in the reply's JSON example); they become the lead's click ids
+  (``yclid``/``gclid`` from the landing page's query when the report leaves them empty).
 * JSON-RPC errors come with HTTP 200 and are raised as ``SourceError`` named by mnemonic.
 * The lead: the contact, the text and form, ``date_time`` in account time; the referrer is
   ``referrer``, else ``referrer_domain``; the landing page ``entrance_page``, else
@@ -49,6 +52,7 @@ from ident_hooks.leads.sources import (
     SourceRefused,
     SourceSettings,
     SourceTemporarilyFailed,
+    click_ids,
     text,
     time,
     unique_by,
@@ -151,6 +155,7 @@ class UisSource(PullSource):
         **utm_tags(text),
         "referrer": text("referrer", "referrer_domain"),
         "landing_url": text("entrance_page", "communication_page_url"),
+        **click_ids(text),
     }
 
     @classmethod

@@ -11,6 +11,11 @@ Corrections). ``id`` is the sender's own id of the lead and the key that makes a
 request the same lead. Without ``created_at`` the lead was created when it arrived; a
 time without an offset is the clinic's. The site posts ``application/json`` to
 ``/webhook/<source>`` with ``Authorization: Bearer <secret>``.
+
+Click ids are optional fields of our own, with no IDENT name (an IDENT ticket has none):
+``ym_client_id`` (Metrica's ClientID, what the site's Metrica tag returns from
+``getClientID`` or holds in the ``_ym_uid`` cookie; marketing-apis.md D), ``yclid`` and
+``gclid``; the last two are also read from ``landing_url``'s query when absent.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from ident_hooks.leads.normalise import (
+    CLICK_ID_FIELDS,
     UTM_KEYS,
     RejectedRecord,
     clean_text,
@@ -33,6 +39,7 @@ from ident_hooks.leads.sources import (
     Reader,
     first,
     joined,
+    text,
 )
 
 # our name -> its IDENT ticket name
@@ -108,4 +115,5 @@ class WebhookSource(PushSource):
         **{key: _text(key) for key in UTM_KEYS},
         "referrer": _text("referrer"),
         "landing_url": _text("landing_url"),
+        **{key: text(key) for key in CLICK_ID_FIELDS},
     }
