@@ -244,3 +244,11 @@ def test_a_reimport_replaces_its_days_whole_and_twice_gives_the_same_rows(clinic
     with pytest.raises(CostReportRefused, match="2026-12-01"):
         replace_days(clinic_conn, "direct_test", date(2026, 12, 2), DEC_3, first, vat_included=True)
     assert len(_stored(clinic_conn)) == 3  # nothing changed
+
+
+def test_the_demo_advertiser_runs_the_demo_leads_yandex_campaigns_by_their_tags():
+    from ident_dev import demo
+    from ident_dev.simulators.yandex_direct import DEMO_CAMPAIGNS
+
+    tagged = {t.utm[2] for t in demo.TRAFFIC if t.utm[:2] == ("yandex", "cpc")}
+    assert set(DEMO_CAMPAIGNS) == tagged
