@@ -77,6 +77,22 @@ def test_intervals_and_first_pull_depth_are_per_entry():
             },
             "shared by integrations of different services",
         ),
+        ({"cost_sources": {"ads": {"kind": "google_ads"}}}, r"cost_sources\.ads: kind must be"),
+        (
+            {"cost_sources": {"ads": {"kind": "yandex_direct", "days_back": 0}}},
+            r"cost_sources\.ads: days_back must be a whole number from 1 to 90",
+        ),
+        (
+            {"cost_sources": {"ads": {"kind": "yandex_direct", "include_vat": "yes"}}},
+            r"cost_sources\.ads: include_vat must be true or false",
+        ),
+        (
+            {
+                "cost_sources": {"ads": {"kind": "yandex_direct", "connection": "x"}},
+                "lead_sources": {"uis": {"kind": "uis", "connection": "x", "interval_minutes": 2}},
+            },
+            "shared by integrations of different services",
+        ),
     ],
 )
 def test_mistakes_are_refused_with_a_reason(data, message):
@@ -142,3 +158,29 @@ def test_the_demand_report_follows_the_configured_instance_of_its_kind():
     )
     assert renamed.demand_aggregator == "pd_msk"
     assert parse_config({}).demand_aggregator is None
+
+
+def test_a_cost_source_reads_three_days_back_with_vat_unless_it_says_otherwise():
+    (shipped,) = load_config().cost_sources
+    assert (shipped.kind, shipped.days_back, shipped.include_vat) == ("yandex_direct", 3, True)
+    assert shipped.dag_id == f"import_ad_costs_{shipped.name}"
+    assert shipped.spec.connection.name == "yandex_direct"
+    config = parse_config(
+        {
+            "cost_sources": {
+                "direct_agency": {
+                    "kind": "yandex_direct",
+                    "title": "Директ (агентство)",
+                    "days_back": 7,
+                    "include_vat": False,
+                }
+            }
+        }
+    )
+    source = config.cost_source("direct_agency")
+    assert (source.connection, source.title, source.days_back, source.include_vat) == (
+        "direct_agency",
+        "Директ (агентство)",
+        7,
+        False,
+    )

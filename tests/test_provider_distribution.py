@@ -26,7 +26,12 @@ from pathlib import Path
 
 import pytest
 
-from ident_hooks.registry import AGGREGATOR_KINDS, CONNECTION_TYPES, LEAD_SOURCE_KINDS
+from ident_hooks.registry import (
+    AGGREGATOR_KINDS,
+    CONNECTION_TYPES,
+    COST_SOURCE_KINDS,
+    LEAD_SOURCE_KINDS,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DISTRIBUTION = "ident-booking-platform"
@@ -173,9 +178,11 @@ def test_the_pages_and_the_run_listener_come_with_the_package(installed):
 
 
 def test_every_service_has_its_connection_type_and_hook(installed):
-    used = {kind.connection.name for kind in AGGREGATOR_KINDS.values()} | {
-        kind.connection.name for kind in LEAD_SOURCE_KINDS.values()
-    }
+    used = (
+        {kind.connection.name for kind in AGGREGATOR_KINDS.values()}
+        | {kind.connection.name for kind in LEAD_SOURCE_KINDS.values()}
+        | {kind.connection.name for kind in COST_SOURCE_KINDS.values()}
+    )
     assert used <= set(installed["hooks"])
     assert set(installed["hooks"]) == set(CONNECTION_TYPES)
     assert {
@@ -188,6 +195,7 @@ def test_every_service_has_its_connection_type_and_hook(installed):
         "intake_webhook",
         "uis_notification",
         "intake_tickets",
+        "yandex_direct",
     } == set(installed["hooks"])
     for conn_type, connection in CONNECTION_TYPES.items():
         hook = installed["hooks"][conn_type]
@@ -223,12 +231,17 @@ def test_each_form_is_labelled_for_its_service(installed):
     assert tilda["password"]["title"] == "Webhook secret"
     assert forms["intake_webhook"]["standard_fields"]["password"]["title"] == "Bearer token"
     assert forms["intake_tickets"]["standard_fields"]["host"]["hidden"]
+    direct = forms["yandex_direct"]
+    assert direct["standard_fields"]["password"]["title"] == "OAuth token"
+    assert direct["standard_fields"]["host"]["placeholder"] == "https://api.direct.yandex.com"
+    assert direct["extra_fields"]["Client-Login"]["schema"]["title"].startswith("Client-Login")
 
     for conn_type, connection in CONNECTION_TYPES.items():
         extra = forms[conn_type]["extra_fields"] or {}
         if connection.outgoing:
-            # The one extra a service connection may hold (others become HTTP headers).
-            assert set(extra) == {"timeout"}, conn_type
+            # A service connection's extras: the timeout and the headers its service wants
+            # (HttpHook sends every other key as a header too).
+            assert set(extra) == {"timeout", *connection.header_fields}, conn_type
             assert extra["timeout"]["schema"]["title"] == "Timeout, seconds"
             assert "integer" in extra["timeout"]["schema"]["type"]
         else:
@@ -239,6 +252,7 @@ def test_the_provider_lists_its_operators(installed):
     assert installed["operators"] == {
         "ident_hooks.operators.pull_leads": ["AcknowledgeBookingsOperator", "PullLeadsOperator"],
         "ident_hooks.operators.publish_schedule": ["PublishScheduleOperator"],
+        "ident_hooks.operators.import_ad_costs": ["ImportAdCostsOperator"],
     }
 
 

@@ -1,9 +1,10 @@
 """Integration names are spelled only where the README says they may be.
 
 A *name* is a kind of ``ident_hooks.registry`` (``AGGREGATOR_KINDS``, ``LEAD_SOURCE_KINDS``)
-or an instance of ``include/integrations.yaml`` (its aggregators and lead sources, with the
-``site_<name>`` sources of its ``sites:`` shorthand). Only the registry, the YAML file and
-the kinds' connector modules (``leads/sources/<kind>.py``, ``schedule/aggregators/<kind>.py``:
+or an instance of ``include/integrations.yaml`` (its aggregators, lead sources with the
+``site_<name>`` sources of its ``sites:`` shorthand, and cost sources). Only the registry, the
+YAML file and the kinds' connector modules (``leads/sources/<kind>.py``,
+``schedule/aggregators/<kind>.py``, ``costs/<kind>.py``:
 a connector speaks for its vendor, whose routes and labels may share a word with another
 kind, as UIS's call notifications arrive at ``/uis``) may spell one; everything else asks
 the registry or the config.
@@ -35,7 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ident_hooks.config import load_config
-from ident_hooks.registry import AGGREGATOR_KINDS, LEAD_SOURCE_KINDS
+from ident_hooks.registry import AGGREGATOR_KINDS, COST_SOURCE_KINDS, LEAD_SOURCE_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "plugins" / "ident_hooks"
@@ -68,8 +69,10 @@ def integration_names() -> set[str]:
     return {
         *AGGREGATOR_KINDS,
         *LEAD_SOURCE_KINDS,
+        *COST_SOURCE_KINDS,
         *(aggregator.name for aggregator in config.aggregators),
         *(source.name for source in config.lead_sources),
+        *(source.name for source in config.cost_sources),
     }
 
 
@@ -88,8 +91,8 @@ def may_spell_names(relative: str) -> bool:
     """The registry and the kinds' connector modules."""
     if relative == "plugins/ident_hooks/registry.py":
         return True
-    kinds = {*AGGREGATOR_KINDS, *LEAD_SOURCE_KINDS}
-    for connectors in ("leads/sources", "schedule/aggregators"):
+    kinds = {*AGGREGATOR_KINDS, *LEAD_SOURCE_KINDS, *COST_SOURCE_KINDS}
+    for connectors in ("leads/sources", "schedule/aggregators", "costs"):
         folder = f"plugins/ident_hooks/{connectors}/"
         if relative.startswith(folder) and "/" not in relative[len(folder) :]:
             return Path(relative).stem in kinds

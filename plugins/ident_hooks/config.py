@@ -19,9 +19,11 @@ import yaml
 from ident_hooks.paths import INCLUDE_DIR
 from ident_hooks.registry import (
     AGGREGATOR_KINDS,
+    COST_SOURCE_KINDS,
     LEAD_SOURCE_KINDS,
     SITES_KIND,
     AggregatorKind,
+    CostSourceKind,
     LeadSourceKind,
 )
 from ident_hooks.reports.channel_codes import CHANNELS
@@ -95,10 +97,41 @@ class LeadSource:
 
 
 @dataclass(frozen=True)
+class CostSource:
+    """A configured cost source: an instance of a cost-source kind (registry.py)."""
+
+    name: str  # the `source` column of report.ad_costs
+    kind: str
+    title: str  # shown to staff
+    connection: str
+    # Each import reads this many days up to yesterday (clinic time): the platform revises
+    # the recent ones.
+    days_back: int
+    # Costs with VAT (what the advertiser pays, what a lead's cost is compared with) or
+    # without it (what the platform's invoices show before tax).
+    include_vat: bool = True
+
+    @property
+    def spec(self) -> CostSourceKind:
+        return COST_SOURCE_KINDS[self.kind]
+
+    @property
+    def dag_id(self) -> str:
+        return f"import_ad_costs_{self.name}"
+
+
+@dataclass(frozen=True)
 class IntegrationsConfig:
     clinic_timezone: str
     aggregators: tuple[Aggregator, ...]
     lead_sources: tuple[LeadSource, ...]
+    cost_sources: tuple[CostSource, ...] = ()
+
+    def cost_source(self, name: str) -> CostSource:
+        found = next((s for s in self.cost_sources if s.name == name), None)
+        if found is None:
+            raise KeyError(f"no cost source {name!r} in the integrations config")
+        return found
 
     def lead_source(self, name: str) -> LeadSource:
         found = next((s for s in self.lead_sources if s.name == name), None)
@@ -163,6 +196,13 @@ def _bytes(where: str, entry: dict[str, Any], key: str) -> int | None:
 def _initial_days(where: str, days: Any) -> int:
     if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 366:
         raise ConfigError(f"{where}: initial_days must be a whole number from 0 to 366")
+    return days
+
+
+def _days_back(where: str, entry: dict[str, Any], default: int) -> int:
+    days = entry.get("days_back", default)
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 90:
+        raise ConfigError(f"{where}: days_back must be a whole number from 1 to 90")
     return days
 
 
@@ -235,16 +275,31 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
                 _channel(where, entry, SITES_KIND.channel),
             )
         )
+    costs = []
+    for name, entry in (data.get("cost_sources") or {}).items():
+        name, where = _name("cost_sources", str(name)), f"cost_sources.{name}"
+        kind = _kind(where, entry, COST_SOURCE_KINDS)
+        costs.append(
+            CostSource(
+                name,
+                kind,
+                _title(where, entry, COST_SOURCE_KINDS[kind].title or name),
+                entry.get("connection", name),
+                _days_back(where, entry, COST_SOURCE_KINDS[kind].revisit_days),
+                _flag(where, entry, "include_vat", True),
+            )
+        )
     for role, names in (
         ("aggregators", [a.name for a in aggregators]),
         ("lead sources", [s.name for s in sources]),
+        ("cost sources", [c.name for c in costs]),
     ):
         if len(names) != len(set(names)):
             raise ConfigError(f"two {role} share a name")
     # A connection has one type, so the instances sharing it must speak one service's protocol
     # (НаПоправку's schedule and bookings, 32top's IDENT timetable and tickets).
     conn_types: dict[str, str] = {}
-    for instance in [*aggregators, *sources]:
+    for instance in [*aggregators, *sources, *costs]:
         conn_type = instance.spec.connection.name
         if conn_types.setdefault(instance.connection, conn_type) != conn_type:
             raise ConfigError(
@@ -255,6 +310,7 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
         clinic_timezone=data.get("clinic_timezone", "Europe/Moscow"),
         aggregators=tuple(aggregators),
         lead_sources=tuple(sources),
+        cost_sources=tuple(costs),
     )
 
 

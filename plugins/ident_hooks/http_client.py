@@ -381,8 +381,18 @@ class ServiceClient:
         if isinstance(body, dict):
             error = body.get("error")
             nested = error if isinstance(error, dict) else {}
+            # Yandex Direct: {"error": {"error_code", "error_string", "error_detail"}}.
+            coded = nested.get("error_string") and " ".join(
+                str(part)
+                for part in (
+                    f"error {nested.get('error_code')}:",
+                    nested["error_string"],
+                    nested.get("error_detail") or "",
+                )
+            )
             message = (
-                body.get("message")
+                coded
+                or body.get("message")
                 or body.get("detail")
                 or nested.get("message")
                 or nested.get("msg")

@@ -37,6 +37,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "ident_hooks.operators.pull_leads",
                     "ident_hooks.operators.publish_schedule",
+                    "ident_hooks.operators.import_ad_costs",
                 ],
             }
         ],

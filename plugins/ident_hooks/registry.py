@@ -36,6 +36,12 @@ NAPOPRAVKU_BEARER = AuthStyle(
 )
 IDENT_INTEGRATION_KEY = AuthStyle(header="IDENT-Integration-Key")
 FLEXBE_API_KEY = AuthStyle(form_param="api_key")
+YANDEX_DIRECT_BEARER = AuthStyle(
+    header="Authorization",
+    header_format="Bearer {secret}",
+    # Russian error texts would reach staff as they are; English ones reach the data team.
+    headers={"Accept-Language": "en"},
+)
 SECRET_IN_BODY = AuthStyle()
 
 
@@ -63,6 +69,9 @@ class ConnectionType:
     secret: str
     base_url: str | None = None
     secret_placeholder: str | None = None
+    # HTTP headers a connection of this type may carry in its extra, each with its form
+    # label: HttpHook sends every extra key as a header (Yandex Direct's Client-Login).
+    header_fields: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def outgoing(self) -> bool:
@@ -89,18 +98,28 @@ class ConnectionType:
     def conn_fields(self) -> dict[str, Any]:
         """Airflow's ``conn-fields``: the form's own fields, kept in the connection's extra.
 
-        Only ``timeout`` for the services we call: ``HttpHook`` sends every other extra key
-        as an HTTP header, so nothing else may live there.
+        ``timeout`` for the services we call, and the type's ``header_fields``:
+        ``HttpHook`` sends every other extra key as an HTTP header, so nothing but the
+        headers a service wants may live there.
         """
         if not self.outgoing:
             return {}
+        headers = {
+            name: {
+                "label": label,
+                "description": f"Sent as the HTTP header {name}",
+                "schema": {"type": ["string", "null"]},
+            }
+            for name, label in self.header_fields.items()
+        }
         return {
             "timeout": {
                 "label": "Timeout, seconds",
                 "description": "How long to wait for the service's answer "
                 "(empty: 5 s to connect, 30 s to read)",
                 "schema": {"type": ["integer", "null"], "minimum": 1},
-            }
+            },
+            **headers,
         }
 
 
@@ -145,6 +164,15 @@ UIS_NOTIFICATION_CONNECTION = ConnectionType(
     "UIS call notifications (to the intake service)",
     "Notification secret",
     secret_placeholder="the last part of the notification address given to UIS",
+)
+# Yandex Direct API v5: an OAuth token; an agency's token also needs the advertiser's login
+# in the Client-Login header (marketing-apis.md C).
+YANDEX_DIRECT_CONNECTION = ConnectionType(
+    "yandex_direct",
+    "Yandex Direct API (ad costs)",
+    "OAuth token",
+    base_url="https://api.direct.yandex.com",
+    header_fields={"Client-Login": "Client-Login (the advertiser's login, for agency tokens)"},
 )
 # Not a kind: the intake service's own GetTickets, which a clinic's IDENT pulls.
 INTAKE_TICKETS_CONNECTION = ConnectionType(
@@ -231,6 +259,28 @@ class LeadSourceKind:
     channel: str | None = None
     serves_sites: bool = False
     # Imported only when a task or the intake runs.
+    connector: str = field(kw_only=True)
+
+    def connector_class(self) -> type:
+        return _import_connector(self.connector)
+
+
+@dataclass(frozen=True)
+class CostSourceKind:
+    """An advertising platform we read daily ad costs from, per campaign.
+
+    ``connector`` is the dotted path of its class under ``ident_hooks.costs`` (endpoint,
+    auth, the report request, how its reply is read); ``revisit_days`` is how many days
+    back up to yesterday each import reads by default, because the platform still revises
+    them (an instance may set its own ``days_back``). ``title`` and ``connection`` as for
+    :class:`AggregatorKind`.
+    """
+
+    name: str
+    title: str | None
+    connection: ConnectionType
+    revisit_days: int = 3
+    # Imported only when a task runs.
     connector: str = field(kw_only=True)
 
     def connector_class(self) -> type:
@@ -364,6 +414,23 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
     }
 )
 
+COST_SOURCE_KINDS: Mapping[str, CostSourceKind] = MappingProxyType(
+    {
+        kind.name: kind
+        for kind in (
+            # Direct revises the last days' statistics (clicks found invalid are refunded),
+            # so the last 3 days are read again on every import.
+            CostSourceKind(
+                "yandex_direct",
+                "Яндекс Директ",
+                YANDEX_DIRECT_CONNECTION,
+                revisit_days=3,
+                connector="ident_hooks.costs.yandex_direct.YandexDirectReports",
+            ),
+        )
+    }
+)
+
 (SITES_KIND,) = [kind for kind in LEAD_SOURCE_KINDS.values() if kind.serves_sites]
 (DEMAND_RULES_KIND,) = [kind for kind in AGGREGATOR_KINDS.values() if kind.sets_demand_rules]
 
@@ -376,6 +443,7 @@ CONNECTION_TYPES: Mapping[str, ConnectionType] = MappingProxyType(
         for connection in [
             *(kind.connection for kind in AGGREGATOR_KINDS.values()),
             *(kind.connection for kind in LEAD_SOURCE_KINDS.values()),
+            *(kind.connection for kind in COST_SOURCE_KINDS.values()),
             INTAKE_TICKETS_CONNECTION,
         ]
     }

@@ -11,7 +11,16 @@ DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 # What a DAG may be tagged with, so that the UI's tag filter finds a whole family: its
 # function, and for an integration's DAG the registry's kind (never an instance's name,
 # which is open-ended).
-FUNCTION_TAGS = {"leads", "schedule", "health", "reports", "marketing", "clinic-db", "maintenance"}
+FUNCTION_TAGS = {
+    "leads",
+    "schedule",
+    "costs",
+    "health",
+    "reports",
+    "marketing",
+    "clinic-db",
+    "maintenance",
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +49,11 @@ def test_parsing_is_fast(dag_bag):
 
 
 def test_dag_tags_come_from_the_vocabulary(dag_bag):
-    from ident_hooks.registry import AGGREGATOR_KINDS, LEAD_SOURCE_KINDS
+    from ident_hooks.registry import AGGREGATOR_KINDS, COST_SOURCE_KINDS, LEAD_SOURCE_KINDS
 
-    vocabulary = FUNCTION_TAGS | set(AGGREGATOR_KINDS) | set(LEAD_SOURCE_KINDS)
+    vocabulary = (
+        FUNCTION_TAGS | set(AGGREGATOR_KINDS) | set(LEAD_SOURCE_KINDS) | set(COST_SOURCE_KINDS)
+    )
     for dag_id, dag in dag_bag.dags.items():
         assert set(dag.tags) <= vocabulary, f"{dag_id}: {set(dag.tags) - vocabulary}"
 
@@ -53,7 +64,10 @@ def test_integration_dags_are_named_by_their_instance(dag_bag):
     config = load_config()
     expected = {a.dag_id for a in config.aggregators}
     expected |= {s.dag_id for s in config.lead_sources if not s.spec.push}
-    integration_dags = {d for d in dag_bag.dags if d.startswith(("publish_", "pull_"))}
+    expected |= {c.dag_id for c in config.cost_sources}
+    integration_dags = {
+        d for d in dag_bag.dags if d.startswith(("publish_", "pull_", "import_ad_costs_"))
+    }
     assert integration_dags == expected
 
 
@@ -75,6 +89,7 @@ def test_every_dag_is_documented_and_safe_to_operate(dag_bag):
 
 def test_integration_dags_run_the_operators_of_their_configured_instance(dag_bag):
     from ident_hooks.config import load_config
+    from ident_hooks.operators.import_ad_costs import ImportAdCostsOperator
     from ident_hooks.operators.publish_schedule import PublishScheduleOperator
     from ident_hooks.operators.pull_leads import AcknowledgeBookingsOperator, PullLeadsOperator
 
@@ -96,3 +111,8 @@ def test_integration_dags_run_the_operators_of_their_configured_instance(dag_bag
         publish = dag_bag.dags[aggregator.dag_id].get_task("publish")
         assert isinstance(publish, PublishScheduleOperator)
         assert publish.aggregator == aggregator.name
+    assert config.cost_sources
+    for cost_source in config.cost_sources:
+        imports = dag_bag.dags[cost_source.dag_id].get_task("import_costs")
+        assert isinstance(imports, ImportAdCostsOperator)
+        assert imports.cost_source == cost_source.name

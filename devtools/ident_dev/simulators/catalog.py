@@ -3,8 +3,8 @@
 ``build_simulators`` makes one loopback server per connection of the integrations config,
 chosen by the kind of the instances that use it, and returns, for each connection id,
 the server and the Airflow connection (JSON) that points at it with the simulator's
-credentials. A new kind is one factory in :data:`LEAD_SIMULATORS` or
-:data:`AGGREGATOR_SIMULATORS`.
+credentials. A new kind is one factory in :data:`LEAD_SIMULATORS`,
+:data:`AGGREGATOR_SIMULATORS` or :data:`COST_SIMULATORS`.
 """
 
 from __future__ import annotations
@@ -109,6 +109,12 @@ def _ident_timetable(c: _Context) -> tuple[SimulatorServer, str]:
     return IdentTimetableSimulator(key=c.secret), ""
 
 
+def _yandex_direct(c: _Context) -> tuple[SimulatorServer, str]:
+    from ident_dev.simulators.yandex_direct import YandexDirectSimulator
+
+    return YandexDirectSimulator(token=c.secret, seed=c.seed), ""
+
+
 # kind (registry.py) -> (context -> (server, path under its base URL))
 Factory = Callable[[_Context], tuple[SimulatorServer, str]]
 LEAD_SIMULATORS: dict[str, Factory] = {
@@ -122,6 +128,7 @@ AGGREGATOR_SIMULATORS: dict[str, Factory] = {
     "napopravku": _napopravku,
     "ident_timetable": _ident_timetable,
 }
+COST_SIMULATORS: dict[str, Factory] = {"yandex_direct": _yandex_direct}
 
 
 def build_simulators(
@@ -146,14 +153,15 @@ def build_simulators(
     # Push sources call us (the intake service): nothing of theirs to simulate here.
     leads = {s.connection: s.kind for s in config.lead_sources if not s.spec.push}
     schedules = {aggregator.connection: aggregator.kind for aggregator in config.aggregators}
+    costs = {source.connection: source.kind for source in config.cost_sources}
     conn_types = {
         instance.connection: instance.spec.connection.name
-        for instance in [*config.aggregators, *config.lead_sources]
+        for instance in [*config.aggregators, *config.lead_sources, *config.cost_sources]
     }
     # An instance sends gzip only where its receiver inflates it: its simulator does.
     gzipped = {aggregator.connection for aggregator in config.aggregators if aggregator.gzip}
     services: dict[str, SimulatedService] = {}
-    for number, conn_id in enumerate(dict.fromkeys([*leads, *schedules])):
+    for number, conn_id in enumerate(dict.fromkeys([*leads, *schedules, *costs])):
         context = _Context(
             secret=demo_secret(conn_id),
             doctors=doctors,
@@ -165,6 +173,8 @@ def build_simulators(
         lead_kind, schedule_kind = leads.get(conn_id), schedules.get(conn_id)
         if lead_kind is not None:
             server, path = LEAD_SIMULATORS[lead_kind](context)
+        elif conn_id in costs:
+            server, path = COST_SIMULATORS[costs[conn_id]](context)
         else:
             server, path = AGGREGATOR_SIMULATORS[schedule_kind](context)
         timetable = None
