@@ -209,7 +209,7 @@ def test_the_period_is_the_last_days_up_to_yesterday_in_clinic_time():
 
 def _stored(conn, source="direct_test"):
     rows = conn.execute(
-        "select day, campaign_id, campaign_name, impressions, clicks, cost, vat_included"
+        "select day, campaign_id, campaign, impressions, clicks, cost, vat_included"
         " from report.ad_costs where source = %s order by day, campaign_id",
         (source,),
     ).fetchall()

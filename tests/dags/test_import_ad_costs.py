@@ -52,7 +52,7 @@ def _task_states(run) -> dict[str, str]:
 
 def _stored(conn, source: str) -> list[tuple]:
     rows = conn.execute(
-        "select day, campaign_id, campaign_name, impressions, clicks, cost, vat_included,"
+        "select day, campaign_id, campaign, impressions, clicks, cost, vat_included,"
         " imported_at from report.ad_costs where source = %s order by day, campaign_id",
         (source,),
     ).fetchall()

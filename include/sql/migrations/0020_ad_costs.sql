@@ -8,7 +8,7 @@ create table report.ad_costs (
     source        text not null,    -- the cost source's name in include/integrations.yaml
     day           date not null,    -- the platform's day (the account's time zone)
     campaign_id   bigint not null,
-    campaign_name text not null,
+    campaign      text not null,    -- its name on the platform
     impressions   bigint not null check (impressions >= 0),
     clicks        bigint not null check (clicks >= 0),
     cost          numeric(18, 2) not null check (cost >= 0),
@@ -23,7 +23,7 @@ comment on table report.ad_costs is
 comment on column report.ad_costs.source is 'Источник расходов (кабинет площадки).';
 comment on column report.ad_costs.day is 'День статистики площадки.';
 comment on column report.ad_costs.campaign_id is 'Номер кампании на площадке.';
-comment on column report.ad_costs.campaign_name is 'Название кампании на площадке.';
+comment on column report.ad_costs.campaign is 'Название кампании на площадке.';
 comment on column report.ad_costs.impressions is 'Показы.';
 comment on column report.ad_costs.clicks is 'Клики.';
 comment on column report.ad_costs.cost is 'Расход в валюте кабинета.';

@@ -22,7 +22,7 @@ class CampaignDay:
 
     day: date
     campaign_id: int
-    campaign_name: str
+    campaign: str
     impressions: int
     clicks: int
     cost: Decimal

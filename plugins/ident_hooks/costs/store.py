@@ -35,7 +35,7 @@ def replace_days(
         with conn.cursor() as cursor:
             cursor.executemany(
                 """
-                insert into report.ad_costs (source, day, campaign_id, campaign_name,
+                insert into report.ad_costs (source, day, campaign_id, campaign,
                     impressions, clicks, cost, currency, vat_included)
                 values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                 """,
@@ -44,7 +44,7 @@ def replace_days(
                         source,
                         row.day,
                         row.campaign_id,
-                        row.campaign_name,
+                        row.campaign,
                         row.impressions,
                         row.clicks,
                         row.cost,

@@ -172,7 +172,7 @@ class YandexDirectReports:
                     CampaignDay(
                         day=date.fromisoformat(values[column["Date"]]),
                         campaign_id=int(values[column["CampaignId"]]),
-                        campaign_name=values[column["CampaignName"]],
+                        campaign=values[column["CampaignName"]],
                         impressions=_count(values[column["Impressions"]]),
                         clicks=_count(values[column["Clicks"]]),
                         cost=_money(values[column["Cost"]]),
