@@ -142,3 +142,39 @@ def test_a_stale_clinic_heartbeat_turns_red_once_and_back(alert_channels, health
     texts = [m.plain for m in telegram.messages_to(DATA_CHAT) if "Синхронизация" in m.plain]
     assert len(texts) == 2
     assert "сбой" in texts[0] and "предел 30 мин" in texts[0] and "снова работает" in texts[1]
+
+
+def _cost_import_run(conn, dag_id, state, hours_ago, error=None):
+    finished = NOW - timedelta(hours=hours_ago)
+    conn.execute(
+        "insert into integration.dag_runs"
+        " (dag_id, run_id, state, started_at, finished_at, error, error_at)"
+        " values (%s, %s, %s, %s, %s, %s, %s)",
+        (dag_id, uuid.uuid4().hex, state, finished - timedelta(minutes=1), finished, error,
+         finished if error else None),
+    )  # fmt: skip
+
+
+def test_an_ad_cost_import_has_its_row_red_once_a_day_is_missed(health_conn):
+    (source,) = load_config().cost_sources
+    key = f"cost_source:{source.name}"
+    rows, _ = _report(health_conn)
+    assert (rows[key].state, rows[key].reasons) == ("yellow", ("ещё не запускалась",))
+
+    _cost_import_run(health_conn, source.dag_id, "success", 25)
+    health_conn.commit()
+    rows, report = _report(health_conn)
+    assert (rows[key].state, rows[key].role_label) == ("green", "Расходы на рекламу")
+    assert rows[key].limit_minutes == 26 * 60
+    # Not shown twice: the import is an integration row, not one of the other DAGs.
+    assert source.dag_id not in {row.dag_id for row in report.other_dags}
+
+    rows, _ = _report(health_conn, now=NOW + timedelta(hours=2))
+    assert rows[key].state == "red"  # yesterday's import is missing
+
+    _cost_import_run(health_conn, source.dag_id, "failed", 2, error="error 53: token=abc123")
+    _cost_import_run(health_conn, source.dag_id, "failed", 1, error="error 53: token=abc123")
+    health_conn.commit()
+    rows, _ = _report(health_conn)
+    assert (rows[key].state, rows[key].failures_in_a_row) == ("red", 2)
+    assert rows[key].last_error == "error 53: token=***"

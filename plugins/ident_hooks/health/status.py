@@ -8,10 +8,12 @@ Where each figure comes from (all in the clinic database, a handful of indexed q
   the integration off: :data:`PULL_DIAGNOSES`); publishing: ``integration.publish_log``
   (every run is a row), with the DAG's runs for failures that happen before anything is
   logged; pushed sources: the requests the intake service took in
-  (``integration.intake_requests``); the clinic sync: ``clinic.sync_heartbeat``.
+  (``integration.intake_requests``); ad cost imports: the runs of ``import_ad_costs_<name>``
+  in ``integration.dag_runs``; the clinic sync: ``clinic.sync_heartbeat``.
 * **limit** — the integration's own interval (``include/integrations.yaml``) times
   ``limits.pull_intervals`` (3) or ``limits.publish_intervals`` (2) of ``include/alerts.yaml``;
-  the heartbeat's ``limits.clinic_heartbeat_minutes``. Pushed sources have none: a quiet
+  the heartbeat's ``limits.clinic_heartbeat_minutes``; a cost import, daily, a day and
+  the time its retries take (:data:`COST_IMPORT_LIMIT`). Pushed sources have none: a quiet
   website is not an outage.
 * **today** — leads created and records rejected since 00:00 of the clinic's time zone;
   free slots in the last successful publish; НаПоправку bookings not yet acknowledged (the
@@ -35,7 +37,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.rows import dict_row
 
-from ident_hooks.config import IntegrationsConfig
+from ident_hooks.config import CostSource, IntegrationsConfig
 from ident_hooks.health.redact import redact
 from ident_hooks.health.settings import AlertsConfig
 
@@ -45,6 +47,9 @@ State = Literal["green", "yellow", "red"]
 ACKNOWLEDGE_WITHIN = timedelta(minutes=10)
 FAILURES_IN_A_ROW = 2  # a DAG failing this many runs in a row is red, whatever its age
 HEALTH_DAG_ID = "integration_health"
+# A cost import runs once a day (dags/import_ad_costs.py); two hours cover its retries and a
+# slow report build at the ad platform, so one missed day turns it red.
+COST_IMPORT_LIMIT = timedelta(hours=26)
 # What the diagnosis of a pull's last failure (integration.dag_runs.diagnosis, written by the
 # listener from the error) means for staff.
 PULL_DIAGNOSES = {
@@ -55,6 +60,7 @@ ROLE_LABELS = {
     "lead_source": "Источник заявок",
     "push_source": "Источник заявок (присылает сам)",
     "aggregator": "Агрегатор",
+    "cost_source": "Расходы на рекламу",
     "clinic_sync": "Данные клиники",
     "dag": "Процесс",
 }
@@ -327,16 +333,16 @@ def compute_health(
     source_names = [s.name for s in config.lead_sources]
     pull_dags = {s.dag_id: s for s in pulled}
     publish_dags = {a.dag_id: a for a in config.aggregators}
+    cost_dags = {s.dag_id: s for s in config.cost_sources}
+    integration_dags = [*pull_dags, *publish_dags, *cost_dags]
     known_dags = [
         row[0]
         for row in conn.execute(
             "select distinct dag_id from integration.dag_runs where dag_id <> all(%s)",
-            ([*pull_dags, *publish_dags],),
+            (integration_dags,),
         ).fetchall()
     ]
-    runs = _by_key(
-        _query(conn, _DAG_RUNS, {"dag_ids": [*pull_dags, *publish_dags, *known_dags]}), "dag_id"
-    )
+    runs = _by_key(_query(conn, _DAG_RUNS, {"dag_ids": [*integration_dags, *known_dags]}), "dag_id")
     day = {"midnight": midnight, "sources": source_names}
     leads_today = _counts(conn, _LEADS_TODAY, day)
     rejects_today = _counts(conn, _REJECTS_TODAY, day)
@@ -485,6 +491,7 @@ def compute_health(
             )
         )
 
+    rows.extend(_cost_rows(cost_dags, runs, now))
     rows.extend(_heartbeat_rows(conn, now, limits.clinic_heartbeat))
     other = [_dag_row(dag_id, runs.get(dag_id, {}), now) for dag_id in sorted(known_dags)]
     escalations, overdue = conn.execute(
@@ -505,6 +512,43 @@ def compute_health(
         open_leads_overdue=overdue,
         last_check=runs.get(HEALTH_DAG_ID, {}).get("last_success"),
     )
+
+
+def _cost_rows(
+    cost_dags: dict[str, CostSource], runs: dict[str, dict[str, Any]], now: datetime
+) -> list[HealthRow]:
+    """One row per ad cost import: red once a day's import is missed or fails twice."""
+    rows = []
+    for dag_id, source in cost_dags.items():
+        run = runs.get(dag_id, {})
+        verdict = judge(
+            now=now,
+            last_success=run.get("last_success"),
+            first_seen=run.get("first_seen"),
+            limit=COST_IMPORT_LIMIT,
+            last_failed=run.get("last_state") == "failed",
+            failures_in_a_row=run.get("failures") or 0,
+        )
+        rows.append(
+            HealthRow(
+                key=f"cost_source:{source.name}",
+                role="cost_source",
+                name=source.name,
+                title=source.title,
+                kind=source.kind,
+                dag_id=dag_id,
+                interval_minutes=24 * 60,
+                limit_minutes=_minutes(COST_IMPORT_LIMIT),
+                last_success=run.get("last_success"),
+                age_seconds=_age(now, run.get("last_success")),
+                last_error=redact(run.get("error")),
+                last_error_at=run.get("error_at"),
+                failures_in_a_row=run.get("failures") or 0,
+                state=verdict.state,
+                reasons=verdict.reasons,
+            )
+        )
+    return rows
 
 
 def _heartbeat_rows(conn: psycopg.Connection, now: datetime, limit: timedelta) -> list[HealthRow]:
