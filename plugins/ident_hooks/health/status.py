@@ -374,32 +374,18 @@ def compute_health(
                 warnings.append(f"записей без подтверждения, скоро отмена: {len(near)}")
             if lost:
                 warnings.append(f"записей не подтверждено вовремя сегодня: {lost}")
-        verdict = judge(
-            now=now,
-            last_success=run.get("last_success"),
-            first_seen=run.get("first_seen"),
-            limit=limit,
-            last_failed=run.get("last_state") == "failed",
-            failures_in_a_row=run.get("failures") or 0,
-            warnings=warnings,
-        )
         rows.append(
-            HealthRow(
-                key=f"lead_source:{source.name}",
+            _run_row(
+                dag_id,
+                run,
+                now,
                 role="lead_source",
                 name=source.name,
                 title=source.title,
                 kind=source.kind,
-                dag_id=dag_id,
-                interval_minutes=_minutes(source.interval),
-                limit_minutes=_minutes(limit),
-                last_success=run.get("last_success"),
-                age_seconds=_age(now, run.get("last_success")),
-                last_error=redact(run.get("error")),
-                last_error_at=run.get("error_at"),
-                failures_in_a_row=run.get("failures") or 0,
-                state=verdict.state,
-                reasons=verdict.reasons,
+                interval=source.interval,
+                limit=limit,
+                warnings=warnings,
                 leads_today=leads_today.get(source.name, 0),
                 rejects_today=rejected,
                 bookings_waiting=waiting,
@@ -518,37 +504,20 @@ def _cost_rows(
     cost_dags: dict[str, CostSource], runs: dict[str, dict[str, Any]], now: datetime
 ) -> list[HealthRow]:
     """One row per ad cost import: red once a day's import is missed or fails twice."""
-    rows = []
-    for dag_id, source in cost_dags.items():
-        run = runs.get(dag_id, {})
-        verdict = judge(
-            now=now,
-            last_success=run.get("last_success"),
-            first_seen=run.get("first_seen"),
+    return [
+        _run_row(
+            dag_id,
+            runs.get(dag_id, {}),
+            now,
+            role="cost_source",
+            name=source.name,
+            title=source.title,
+            kind=source.kind,
+            interval=timedelta(days=1),
             limit=COST_IMPORT_LIMIT,
-            last_failed=run.get("last_state") == "failed",
-            failures_in_a_row=run.get("failures") or 0,
         )
-        rows.append(
-            HealthRow(
-                key=f"cost_source:{source.name}",
-                role="cost_source",
-                name=source.name,
-                title=source.title,
-                kind=source.kind,
-                dag_id=dag_id,
-                interval_minutes=24 * 60,
-                limit_minutes=_minutes(COST_IMPORT_LIMIT),
-                last_success=run.get("last_success"),
-                age_seconds=_age(now, run.get("last_success")),
-                last_error=redact(run.get("error")),
-                last_error_at=run.get("error_at"),
-                failures_in_a_row=run.get("failures") or 0,
-                state=verdict.state,
-                reasons=verdict.reasons,
-            )
-        )
-    return rows
+        for dag_id, source in cost_dags.items()
+    ]
 
 
 def _heartbeat_rows(conn: psycopg.Connection, now: datetime, limit: timedelta) -> list[HealthRow]:
@@ -609,24 +578,54 @@ def _heartbeat_rows(conn: psycopg.Connection, now: datetime, limit: timedelta) -
 
 def _dag_row(dag_id: str, run: dict[str, Any], now: datetime) -> HealthRow:
     """A DAG that is no integration: red only when it failed twice in a row."""
+    return _run_row(
+        dag_id,
+        run,
+        now,
+        role="dag",
+        name=dag_id,
+        title=dag_id,
+        kind=None,
+        interval=None,
+        limit=None,
+    )
+
+
+def _run_row(
+    dag_id: str,
+    run: dict[str, Any],
+    now: datetime,
+    *,
+    role: str,
+    name: str,
+    title: str,
+    kind: str | None,
+    interval: timedelta | None,
+    limit: timedelta | None,
+    warnings: Iterable[str] = (),
+    **figures: Any,
+) -> HealthRow:
+    """The row of something judged by its DAG's runs (``integration.dag_runs``): its last
+    success, its last error and the failures since, against ``limit``."""
     failures = run.get("failures") or 0
     verdict = judge(
         now=now,
         last_success=run.get("last_success"),
         first_seen=run.get("first_seen"),
-        limit=None,
+        limit=limit,
         last_failed=run.get("last_state") == "failed",
         failures_in_a_row=failures,
+        warnings=warnings,
     )
     return HealthRow(
-        key=f"dag:{dag_id}",
-        role="dag",
-        name=dag_id,
-        title=dag_id,
-        kind=None,
+        key=f"{role}:{name}",
+        role=role,
+        name=name,
+        title=title,
+        kind=kind,
         dag_id=dag_id,
-        interval_minutes=None,
-        limit_minutes=None,
+        interval_minutes=_minutes(interval),
+        limit_minutes=_minutes(limit),
         last_success=run.get("last_success"),
         age_seconds=_age(now, run.get("last_success")),
         last_error=redact(run.get("error")),
@@ -634,4 +633,5 @@ def _dag_row(dag_id: str, run: dict[str, Any], now: datetime) -> HealthRow:
         failures_in_a_row=failures,
         state=verdict.state,
         reasons=verdict.reasons,
+        **figures,
     )
