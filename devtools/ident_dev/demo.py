@@ -166,6 +166,8 @@ DEFAULT_SEED = 20261126
 TARGET_FILL = 0.66  # of steps booked; cancellations and shift ends bring it to ~60 %
 CANCELLED_SHARE = 0.08
 LENGTHS = {specialty: choice for specialty, _, choice in SPECIALTIES}
+# What a visit costs the patient, by its length: a completed visit carries its amount.
+PRICE_PER_30_MINUTES = 2400
 
 # -- the past: leads, the front desk's answers and visits ------------------------------------
 HISTORY_WEEKS = 12
@@ -399,6 +401,9 @@ def _schedule(
                             "cancelled" if cancelled else ("completed" if past else "scheduled"),
                             _phone(rng),
                             booked,
+                            PRICE_PER_30_MINUTES * minutes // 30
+                            if past and not cancelled
+                            else None,
                         )
                     )
                 cursor = slot_end
@@ -690,7 +695,7 @@ class _History:
         booked = min(taken + timedelta(minutes=rng.uniform(1, 8)), self.now - timedelta(seconds=20))
         typed = rng.random() < 0.4
         phone = _typed(patient.phone, rng.choice(TYPED_PHONES)) if typed else patient.phone
-        rows[index] = (*rows[index][:6], phone, booked)
+        rows[index] = (*rows[index][:6], phone, booked, *rows[index][8:])
         return rows[index]
 
     def _handle(
@@ -926,7 +931,7 @@ def load(conn: psycopg.Connection, clinic: DemoClinic, *, replace: bool = False)
             conn,
             "clinic.appointments",
             "appointment_id, doctor_id, branch_id, starts_at, ends_at, status,"
-            " patient_phone, created_at",
+            " patient_phone, created_at, amount",
             clinic.past_appointments + clinic.appointments,
         )
         raw = LEAD_COLUMNS.index("raw")
