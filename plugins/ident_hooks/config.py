@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -19,10 +20,12 @@ import yaml
 from ident_hooks.paths import INCLUDE_DIR
 from ident_hooks.registry import (
     AGGREGATOR_KINDS,
+    CONVERSION_SINK_KINDS,
     COST_SOURCE_KINDS,
     LEAD_SOURCE_KINDS,
     SITES_KIND,
     AggregatorKind,
+    ConversionSinkKind,
     CostSourceKind,
     LeadSourceKind,
 )
@@ -120,12 +123,61 @@ class CostSource:
         return f"import_ad_costs_{self.name}"
 
 
+CONVERSION_EVENTS = ("lead", "first_visit")
+# A goal identifier as Metrica takes it: Latin letters, digits and _ . - (a Cyrillic
+# display name is refused; marketing-apis.md A).
+_GOAL = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+@dataclass(frozen=True)
+class ConversionSink:
+    """A configured conversion sink: an instance of a conversion-sink kind (registry.py).
+
+    Which events go is configuration: ``events`` from ``lead`` (the lead itself, at its
+    creation) and ``first_visit`` (the first visit of the lead's patient: an appointment
+    with status ``completed`` and the lead's phone, starting within ``visit_window_days``
+    after the lead, with its ``amount`` as revenue). ``goals`` maps each event to the
+    service's goal identifier. Nothing older than ``lookback_days`` goes (a new sink does
+    not replay the clinic's history). ``send_hashed_phones``: leads without a click id may
+    go by the md5 of their phone, where the kind can do that; off by default, because it
+    sends personal data (hashed, but still the patient's) out of the clinic
+    (docs/integrations.md says when a clinic may turn it on).
+    """
+
+    name: str
+    kind: str
+    title: str
+    connection: str
+    events: tuple[str, ...] = CONVERSION_EVENTS
+    goals: Mapping[str, str] = dataclass_field(default_factory=dict, hash=False)
+    visit_window_days: int = 30
+    lookback_days: int = 21
+    send_hashed_phones: bool = False
+    counter_id: str | None = None
+    currency: str = "RUB"
+
+    @property
+    def spec(self) -> ConversionSinkKind:
+        return CONVERSION_SINK_KINDS[self.kind]
+
+    @property
+    def dag_id(self) -> str:
+        return f"send_conversions_{self.name}"
+
+
 @dataclass(frozen=True)
 class IntegrationsConfig:
     clinic_timezone: str
     aggregators: tuple[Aggregator, ...]
     lead_sources: tuple[LeadSource, ...]
     cost_sources: tuple[CostSource, ...] = ()
+    conversion_sinks: tuple[ConversionSink, ...] = ()
+
+    def conversion_sink(self, name: str) -> ConversionSink:
+        found = next((s for s in self.conversion_sinks if s.name == name), None)
+        if found is None:
+            raise KeyError(f"no conversion sink {name!r} in the integrations config")
+        return found
 
     def cost_source(self, name: str) -> CostSource:
         found = next((s for s in self.cost_sources if s.name == name), None)
@@ -289,8 +341,13 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
                 _flag(where, entry, "include_vat", True),
             )
         )
+    sinks = [
+        _conversion_sink(_name("conversion_sinks", str(name)), entry)
+        for name, entry in (data.get("conversion_sinks") or {}).items()
+    ]
     for role, names in (
         ("aggregators", [a.name for a in aggregators]),
+        ("conversion sinks", [s.name for s in sinks]),
         ("lead sources", [s.name for s in sources]),
         ("cost sources", [c.name for c in costs]),
     ):
@@ -299,7 +356,7 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
     # A connection has one type, so the instances sharing it must speak one service's protocol
     # (НаПоправку's schedule and bookings, 32top's IDENT timetable and tickets).
     conn_types: dict[str, str] = {}
-    for instance in [*aggregators, *sources, *costs]:
+    for instance in [*aggregators, *sources, *costs, *sinks]:
         conn_type = instance.spec.connection.name
         if conn_types.setdefault(instance.connection, conn_type) != conn_type:
             raise ConfigError(
@@ -311,7 +368,63 @@ def parse_config(data: dict[str, Any]) -> IntegrationsConfig:
         aggregators=tuple(aggregators),
         lead_sources=tuple(sources),
         cost_sources=tuple(costs),
+        conversion_sinks=tuple(sinks),
     )
+
+
+def _conversion_sink(name: str, entry: dict[str, Any]) -> ConversionSink:
+    where = f"conversion_sinks.{name}"
+    kind = _kind(where, entry, CONVERSION_SINK_KINDS)
+    events = entry.get("events", list(CONVERSION_EVENTS))
+    if (
+        not isinstance(events, list)
+        or not events
+        or len(set(events)) != len(events)
+        or not set(events) <= set(CONVERSION_EVENTS)
+    ):
+        raise ConfigError(
+            f"{where}: events must be a list of {', '.join(CONVERSION_EVENTS)} (got {events!r})"
+        )
+    goals = entry.get("goals") or {}
+    if not isinstance(goals, dict) or not set(goals) <= set(events):
+        raise ConfigError(f"{where}: goals must map events of this sink to goal identifiers")
+    goals = {event: goals.get(event, event) for event in events}
+    for event, goal in goals.items():
+        if not isinstance(goal, str) or not _GOAL.match(goal):
+            raise ConfigError(
+                f"{where}: goal of {event} must be the goal's identifier in Latin letters, "
+                f"digits, _ . or - (got {goal!r}), not its display name"
+            )
+    counter = entry.get("counter_id")
+    if CONVERSION_SINK_KINDS[kind].needs_counter:
+        if not isinstance(counter, int | str) or not str(counter).isdigit():
+            raise ConfigError(f"{where}: counter_id must be the counter's number")
+        counter = str(counter)
+    elif counter is not None:
+        raise ConfigError(f"{where}: kind {kind} has no counter_id")
+    currency = entry.get("currency", "RUB")
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        raise ConfigError(f"{where}: currency must be an ISO 4217 code such as RUB")
+    return ConversionSink(
+        name,
+        kind,
+        _title(where, entry, CONVERSION_SINK_KINDS[kind].title or name),
+        entry.get("connection", name),
+        tuple(events),
+        goals,
+        _whole(where, entry, "visit_window_days", 30, 1, 90),
+        _whole(where, entry, "lookback_days", 21, 1, 90),
+        _flag(where, entry, "send_hashed_phones", False),
+        counter,
+        currency,
+    )
+
+
+def _whole(where: str, entry: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
+    value = entry.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{where}: {key} must be a whole number from {low} to {high}")
+    return value
 
 
 def config_path() -> Path:

@@ -42,6 +42,10 @@ YANDEX_DIRECT_BEARER = AuthStyle(
     # Russian error texts would reach staff as they are; English ones reach the data team.
     headers={"Accept-Language": "en"},
 )
+# Yandex Metrica's management API (marketing-apis.md A): "OAuth <token>".
+YANDEX_METRICA_OAUTH = AuthStyle(
+    header="Authorization", header_format="OAuth {secret}", headers={"Accept-Language": "en"}
+)
 SECRET_IN_BODY = AuthStyle()
 
 
@@ -174,6 +178,14 @@ YANDEX_DIRECT_CONNECTION = ConnectionType(
     base_url="https://api.direct.yandex.com",
     header_fields={"Client-Login": "Client-Login (the advertiser's login, for agency tokens)"},
 )
+# Yandex Metrica's management API: an OAuth token with the counter's edit rights
+# (marketing-apis.md A); the counter itself is named in include/integrations.yaml.
+YANDEX_METRICA_CONNECTION = ConnectionType(
+    "yandex_metrica",
+    "Yandex Metrica (offline conversions)",
+    "OAuth token",
+    base_url="https://api-metrika.yandex.net",
+)
 # Not a kind: the intake service's own GetTickets, which a clinic's IDENT pulls.
 INTAKE_TICKETS_CONNECTION = ConnectionType(
     "intake_tickets",
@@ -280,6 +292,28 @@ class CostSourceKind:
     title: str | None
     connection: ConnectionType
     revisit_days: int = 3
+    # Imported only when a task runs.
+    connector: str = field(kw_only=True)
+
+    def connector_class(self) -> type:
+        return _import_connector(self.connector)
+
+
+@dataclass(frozen=True)
+class ConversionSinkKind:
+    """An ad system or analytics service we tell which leads became what (issue 19).
+
+    ``connector`` is the dotted path of its class under ``ident_hooks.conversions``
+    (a :class:`ident_hooks.conversions.ConversionConnector`: which events it can carry,
+    how they are sent, how an upload's fate is followed). ``needs_counter``: an instance
+    must name the service's counter (``counter_id`` in the YAML). ``title`` and
+    ``connection`` as for :class:`AggregatorKind`.
+    """
+
+    name: str
+    title: str | None
+    connection: ConnectionType
+    needs_counter: bool = False
     # Imported only when a task runs.
     connector: str = field(kw_only=True)
 
@@ -431,6 +465,28 @@ COST_SOURCE_KINDS: Mapping[str, CostSourceKind] = MappingProxyType(
     }
 )
 
+CONVERSION_SINK_KINDS: Mapping[str, ConversionSinkKind] = MappingProxyType(
+    {
+        kind.name: kind
+        for kind in (
+            ConversionSinkKind(
+                "yandex_metrica",
+                "Яндекс Метрика",
+                YANDEX_METRICA_CONNECTION,
+                needs_counter=True,
+                connector="ident_hooks.conversions.yandex_metrica.YandexMetricaConversions",
+            ),
+            # Deals on the same Data API and token as the UIS lead pull.
+            ConversionSinkKind(
+                "uis_deals",
+                "UIS: сделки",
+                UIS_CONNECTION,
+                connector="ident_hooks.conversions.uis_deals.UisDeals",
+            ),
+        )
+    }
+)
+
 (SITES_KIND,) = [kind for kind in LEAD_SOURCE_KINDS.values() if kind.serves_sites]
 (DEMAND_RULES_KIND,) = [kind for kind in AGGREGATOR_KINDS.values() if kind.sets_demand_rules]
 
@@ -444,6 +500,7 @@ CONNECTION_TYPES: Mapping[str, ConnectionType] = MappingProxyType(
             *(kind.connection for kind in AGGREGATOR_KINDS.values()),
             *(kind.connection for kind in LEAD_SOURCE_KINDS.values()),
             *(kind.connection for kind in COST_SOURCE_KINDS.values()),
+            *(kind.connection for kind in CONVERSION_SINK_KINDS.values()),
             INTAKE_TICKETS_CONNECTION,
         ]
     }
