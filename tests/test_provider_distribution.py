@@ -29,6 +29,7 @@ import pytest
 from ident_hooks.registry import (
     AGGREGATOR_KINDS,
     CONNECTION_TYPES,
+    CONVERSION_SINK_KINDS,
     COST_SOURCE_KINDS,
     LEAD_SOURCE_KINDS,
 )
@@ -182,6 +183,7 @@ def test_every_service_has_its_connection_type_and_hook(installed):
         {kind.connection.name for kind in AGGREGATOR_KINDS.values()}
         | {kind.connection.name for kind in LEAD_SOURCE_KINDS.values()}
         | {kind.connection.name for kind in COST_SOURCE_KINDS.values()}
+        | {kind.connection.name for kind in CONVERSION_SINK_KINDS.values()}
     )
     assert used <= set(installed["hooks"])
     assert set(installed["hooks"]) == set(CONNECTION_TYPES)
@@ -196,6 +198,7 @@ def test_every_service_has_its_connection_type_and_hook(installed):
         "uis_notification",
         "intake_tickets",
         "yandex_direct",
+        "yandex_metrica",
     } == set(installed["hooks"])
     for conn_type, connection in CONNECTION_TYPES.items():
         hook = installed["hooks"][conn_type]
