@@ -1,4 +1,4 @@
-"""UIS (CoMagic) Data API simulator: JSON-RPC 2.0 ``get.offline_messages_report``.
+"""UIS (CoMagic) Data API simulator: JSON-RPC 2.0 ``get.offline_messages_report`` and deals.
 
 Follows the vendor's Data API documentation as its white-label copies publish it
 (``novofon/novofon.github.io`` and ``callgear/callgear.github.io``: ``data_api/index.html``
@@ -23,6 +23,7 @@ and ``data_api/report/get_offline_messages_report/index.html``) and integrations
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,59 @@ from ident_dev.simulators.base import SimRequest, SimResponse
 from ident_dev.simulators.fake_leads import FakeLead, LeadServingSimulator
 
 METHOD = "get.offline_messages_report"
+UPLOAD_DEALS = "upload.deals_history"
+GET_DEALS = "get.deals_history"
+MAX_DEALS = 1000
+DEAL_REQUIRED = (
+    "ext_id",
+    "name",
+    "created_date_time",
+    "modified_stage_date_time",
+    "sales_funnel_ext_id",
+    "stage_ext_id",
+)
+DEAL_FIELDS = frozenset(
+    (
+        *DEAL_REQUIRED,
+        "modified_date_time",
+        "closed_date_time",
+        "contact_ext_ids",
+        "main_contact_ext_id",
+        "employee_ext_id",
+        "lead_ext_id",
+        "company_ext_id",
+        "revenue",
+        "comments",
+        "source",
+        "communication_id",
+        "communication_type",
+        "user_fields",
+        "tags",
+        "child_customer_id",
+    )
+)
+COMMUNICATION_TYPES = frozenset(("chat", "offline_message", "call", "goal", "email"))
+# The reply fields of get.deals_history (its documented table).
+DEAL_HISTORY_FIELDS = (
+    "ext_id",
+    "name",
+    "created_date_time",
+    "closed_date_time",
+    "modified_stage_date_time",
+    "contact_ext_ids",
+    "tag_ext_ids",
+    "main_contact_ext_id",
+    "employee_ext_id",
+    "revenue",
+    "sales_funnel_ext_id",
+    "stage_ext_id",
+    "comments",
+    "source",
+    "is_generated",
+    "communication_id",
+    "communication_type",
+)
+LINK_WINDOW = timedelta(days=30)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The report's reply fields as the vendor documents them: the top-level names of the table
 # "Параметры ответа" / "Response parameters", in its order (names nested in a field, such as
@@ -222,10 +276,17 @@ class UisSimulator(LeadServingSimulator):
         minute_limit: int = 1000,
         day_limit: int = 100_000,
         max_offset: int = MAX_OFFSET,
+        sales_funnels: Mapping[str, Iterable[str]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.access_token = access_token
+        # The account's sales funnels: ext_id -> its stages' ext_ids.
+        self.sales_funnels = {
+            funnel: frozenset(stages) for funnel, stages in (sales_funnels or {}).items()
+        }
+        self._calls: dict[int, datetime] = {}
+        self._deals: dict[str, dict[str, Any]] = {}
         self.max_offset = max_offset
         self.minute_limit = minute_limit
         self.day_limit = day_limit
@@ -234,6 +295,30 @@ class UisSimulator(LeadServingSimulator):
         self._calls_by_day: dict[str, int] = {}
         self._limits: dict[str, int] = {}
         self.route("POST", "/v2.0", self._rpc)
+        self._methods = {
+            METHOD: self._report,
+            UPLOAD_DEALS: self._upload_deals,
+            GET_DEALS: self._deals_history,
+        }
+
+    def add_call(self, at: datetime | None = None) -> int:
+        """A call the account received at ``at`` (default: now); its communication id."""
+        with self._data_lock:
+            call_id = 300_000_000 + self.next_serial()
+            self._calls[call_id] = at or self.clock()
+            return call_id
+
+    @property
+    def deals(self) -> dict[str, dict[str, Any]]:
+        """The stored deals by ext_id, as last uploaded."""
+        with self._data_lock:
+            return {ext_id: dict(deal["fields"]) for ext_id, deal in self._deals.items()}
+
+    @property
+    def deal_links(self) -> dict[str, tuple[int, str] | None]:
+        """Each deal's linked communication (id, type), None when unlinked."""
+        with self._data_lock:
+            return {ext_id: deal["link"] for ext_id, deal in self._deals.items()}
 
     def inject_rpc_error(self, mnemonic: str, message: str = "", *, times: int = 1) -> None:
         """Answer the next ``times`` calls with this JSON-RPC error (HTTP 200)."""
@@ -250,6 +335,8 @@ class UisSimulator(LeadServingSimulator):
         tags = lead.utm if lead.tags_in_fields else {}
         return {
             "id": 5_000_000 + serial,
+            "communication_id": 5_000_000 + serial,
+            "communication_type": "offline_message",
             "date_time": lead.created_at.astimezone(self.tz).strftime(TIME_FORMAT),
             "text": lead.comment,
             "status": "not_processed",
@@ -295,7 +382,8 @@ class UisSimulator(LeadServingSimulator):
             if not isinstance(body, dict) or body.get("jsonrpc") != "2.0" or "id" not in body:
                 raise _RpcError("invalid_request", "Invalid Request")
             request_id = body["id"]
-            if body.get("method") != METHOD:
+            handler = self._methods.get(body.get("method"))
+            if handler is None:
                 raise _RpcError("method_not_found", f"Method {body.get('method')!r} not found")
             params = body.get("params")
             if not isinstance(params, dict):
@@ -303,7 +391,7 @@ class UisSimulator(LeadServingSimulator):
             if params.get("access_token") != self.access_token:
                 raise _RpcError("access_token_invalid", "Access token is invalid")
             self._count_call()
-            result = self._report(params)
+            result = handler(params)
         except _RpcError as error:
             data: dict[str, Any] = {"mnemonic": error.mnemonic}
             if error.field:
@@ -380,4 +468,138 @@ class UisSimulator(LeadServingSimulator):
             {name: row.get(name) for name in fields} if isinstance(row, dict) else row
             for row in rows[offset : offset + limit]
         ]
+        return {"data": page, "metadata": {"total_items": len(rows), "limits": self._limits}}
+
+    # -- deals -----------------------------------------------------------
+    def _deal_time(self, deal: dict[str, Any], name: str, index: int) -> datetime | None:
+        value = deal.get(name)
+        if value is None:
+            return None
+        try:
+            return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=self.tz)
+        except (TypeError, ValueError):
+            raise _RpcError(
+                "invalid_parameter_value",
+                f"deals[{index}].{name} must be YYYY-MM-DD hh:mm:ss",
+                name,
+                value,
+            ) from None
+
+    def _check_deal(self, deal: Any, index: int, now: datetime) -> dict[str, datetime | None]:
+        if not isinstance(deal, dict):
+            raise _RpcError("data_type_error", f"deals[{index}] must be an object", "deals")
+        unexpected = sorted(set(deal) - DEAL_FIELDS)
+        if unexpected:
+            raise _RpcError("unexpected_parameters", f"Unexpected {unexpected}", "deals")
+        for name in DEAL_REQUIRED:
+            if deal.get(name) in (None, ""):
+                raise _RpcError("required_parameter_missed", f"deals[{index}].{name}", name)
+        times = {
+            name: self._deal_time(deal, name, index)
+            for name in (
+                "created_date_time",
+                "modified_date_time",
+                "modified_stage_date_time",
+                "closed_date_time",
+            )
+        }
+        created = times["created_date_time"]
+        assert created is not None
+        if created > now:
+            raise _RpcError(
+                "invalid_parameter_value", "created_date_time is in the future", "created_date_time"
+            )
+        for name in ("modified_stage_date_time", "closed_date_time"):
+            moment = times[name]
+            if moment is not None and moment < created:
+                raise _RpcError("invalid_parameter_value", f"{name} before created_date_time", name)
+        stages = self.sales_funnels.get(deal["sales_funnel_ext_id"])
+        if stages is None:
+            raise _RpcError(
+                "invalid_parameter_value", "Unknown sales funnel", "sales_funnel_ext_id"
+            )
+        if deal["stage_ext_id"] not in stages:
+            raise _RpcError("invalid_parameter_value", "Unknown stage", "stage_ext_id")
+        has_id, has_type = "communication_id" in deal, "communication_type" in deal
+        if has_id != has_type:
+            missing = "communication_type" if has_id else "communication_id"
+            raise _RpcError("required_parameter_missed", f"deals[{index}].{missing}", missing)
+        if has_id:
+            if type(deal["communication_id"]) is not int:
+                raise _RpcError("data_type_error", "communication_id must be a number")
+            if deal["communication_type"] not in COMMUNICATION_TYPES:
+                raise _RpcError(
+                    "invalid_parameter_value",
+                    "Unknown communication_type",
+                    "communication_type",
+                    deal["communication_type"],
+                )
+        revenue = deal.get("revenue")
+        if revenue is not None and (type(revenue) not in (int, float) or revenue < 0):
+            raise _RpcError("data_type_error", "revenue must be a number", "revenue", revenue)
+        if deal.get("contact_ext_ids") or deal.get("main_contact_ext_id"):
+            # This simulator's account has no deal contacts (create.deal_contacts).
+            raise _RpcError("invalid_parameter_value", "Unknown contact", "contact_ext_ids")
+        return times
+
+    def _communication_time(self, communication_id: int, kind: str) -> datetime | None:
+        if kind == "call":
+            return self._calls.get(communication_id)
+        if kind == "offline_message":
+            for at, _, record in self._records:
+                if isinstance(record, dict) and record.get("communication_id") == communication_id:
+                    return at
+        return None
+
+    def _link(self, deal: dict[str, Any], created: datetime) -> tuple[int, str] | None:
+        if "communication_id" not in deal:
+            return None
+        communication = (deal["communication_id"], deal["communication_type"])
+        at = self._communication_time(*communication)
+        if at is None or not created - LINK_WINDOW <= at <= created:
+            return None
+        return communication
+
+    def _upload_deals(self, params: dict[str, Any]) -> dict[str, Any]:
+        unexpected = set(params) - {"access_token", "user_id", "deals"}
+        if unexpected:
+            raise _RpcError("unexpected_parameters", f"Unexpected {sorted(unexpected)}")
+        deals = params.get("deals")
+        if deals is None:
+            raise _RpcError("required_parameter_missed", "deals is required", "deals")
+        if not isinstance(deals, list) or not 0 < len(deals) <= MAX_DEALS:
+            raise _RpcError("invalid_parameter_value", f"deals: 1..{MAX_DEALS} deals", "deals")
+        now = self.clock()
+        with self._data_lock:
+            # Every deal is checked before any is stored: one invalid deal refuses them all.
+            checked = [(deal, self._check_deal(deal, i, now)) for i, deal in enumerate(deals)]
+            for deal, times in checked:
+                modified = times["modified_date_time"] or now.astimezone(self.tz)
+                stage_moved = times["modified_stage_date_time"]
+                previous = self._deals.get(deal["ext_id"])
+                link = self._link(deal, times["created_date_time"])  # type: ignore[arg-type]
+                if previous is not None and not (
+                    modified > previous["modified"] or stage_moved > previous["stage_moved"]
+                ):
+                    link = previous["link"]  # links change only when the deal moves on
+                self._deals[deal["ext_id"]] = {
+                    "fields": dict(deal),
+                    "modified": modified,
+                    "stage_moved": stage_moved,
+                    "link": link,
+                }
+        return {"data": {}, "metadata": {"limits": self._limits}}
+
+    def _deals_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        limit, offset = params.get("limit", 1000), params.get("offset", 0)
+        with self._data_lock:
+            stored = list(self._deals.values())
+        rows = []
+        for deal in stored:
+            fields, link = deal["fields"], deal["link"]
+            row = {name: fields.get(name) for name in DEAL_HISTORY_FIELDS}
+            row["communication_id"], row["communication_type"] = link or (None, None)
+            row["is_generated"] = False
+            rows.append(row)
+        page = rows[offset : offset + limit]
         return {"data": page, "metadata": {"total_items": len(rows), "limits": self._limits}}

@@ -228,11 +228,24 @@ class UisSource(PullSource):
 
     @classmethod
     def page(cls, client: ServiceClient, params: dict[str, Any]) -> Page:
-        """One JSON-RPC call: its page of ``[date_from, date_till]`` and ``total_items``."""
+        """One report call: its page of ``[date_from, date_till]`` and ``total_items``."""
+        return cls.read_page(client, cls.call(client, cls.rpc_method, params))
+
+    @classmethod
+    def call(
+        cls,
+        client: ServiceClient,
+        rpc_method: str,
+        params: dict[str, Any],
+        *,
+        request_id: int | str | None = None,
+    ) -> Any:
+        """One JSON-RPC call of any Data API method: the decoded reply, not yet judged
+        (:meth:`raise_for_error`). ``request_id`` defaults to the next number."""
         payload = {
             "jsonrpc": "2.0",
-            "id": next(_request_ids),
-            "method": cls.rpc_method,
+            "id": next(_request_ids) if request_id is None else request_id,
+            "method": rpc_method,
             "params": params,
         }
         response = client.request(
@@ -241,10 +254,13 @@ class UisSource(PullSource):
             data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
             headers={"Content-Type": JSON_CONTENT_TYPE},
         )
-        return cls.read_page(client, cls.read_json(client, response))
+        return cls.read_json(client, response)
 
     @classmethod
-    def read_page(cls, client: ServiceClient, body: Any) -> Page:
+    def raise_for_error(cls, client: ServiceClient, body: Any) -> dict[str, Any]:
+        """The reply, if it is one; a JSON-RPC error (HTTP 200) raised by its mnemonic: a
+        limit or an internal error is retryable, anything else (a wrong token, a refused
+        parameter) is refused."""
         if not isinstance(body, dict):
             raise cls.failure(client, SourceRefused, f"unexpected reply {str(body)[:200]!r}")
         error = body.get("error")
@@ -259,7 +275,11 @@ class UisSource(PullSource):
             if mnemonic in TEMPORARY_MNEMONICS:
                 raise cls.failure(client, SourceTemporarilyFailed, detail, code=mnemonic)
             raise cls.failure(client, SourceRefused, detail, code=mnemonic)
-        result = body.get("result")
+        return body
+
+    @classmethod
+    def read_page(cls, client: ServiceClient, body: Any) -> Page:
+        result = cls.raise_for_error(client, body).get("result")
         if not isinstance(result, dict) or not isinstance(result.get("data"), list):
             raise cls.failure(
                 client, SourceRefused, f"reply without result.data: {str(body)[:200]!r}"
