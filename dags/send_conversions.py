@@ -24,14 +24,16 @@ Hourly at minute 20, clinic time ({tz}), tells **{name}** which leads became wha
 
 {events}
 
-Only what has not gone to this sink before goes (the ledger `integration.conversions_sent`,
-one row per sink, event and lead), nothing with a time in the future, nothing older than
-{lookback} days (`lookback_days`) or than the service still links. Each run first asks the
-service about its uploads still being processed and keeps what it says in
-`integration.conversion_uploads`: the status page shows, per sink, how many rows it could
-not link.
+The service takes what it can link (a lead with a click id, a UIS call...); the rest is
+offered again next run. Only what has not gone to this sink before goes (the ledger
+`integration.conversions_sent`, one row per sink, event and lead), nothing with a time in
+the future, nothing older than {lookback} days (`lookback_days`) or than the service
+still links. Each run first asks the service about its uploads still being processed and
+keeps what it says in `integration.conversion_uploads`: the status page shows, per sink,
+how many rows it could not link.
 
-**Connection:** `{conn}` (docs/integrations.md, "Conversions").
+**Connection:** `{conn}` (docs/integrations.md, the section of its service: token
+rights, goals, how to check an upload).
 
 A wrong token or an upload the service refuses fails the run at once, without retries: fix
 the connection or the goals and re-run (Clear). Other failures are retried. What the
@@ -42,8 +44,9 @@ those conversions again, as far as they are still within the windows above:
 
 ```sql
 delete from integration.conversions_sent
- where sink = '{name}' and event = 'first_visit'   -- or 'lead'; drop the line for both
-   and occurred_at >= '2026-12-01';
+ where sink = '{name}'
+   and event = 'first_visit'         -- or 'lead'; leave this line out for both
+   and occurred_at >= '2026-12-01';  -- the conversions since that day
 ```
 """
 
