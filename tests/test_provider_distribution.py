@@ -256,6 +256,7 @@ def test_the_provider_lists_its_operators(installed):
         "ident_hooks.operators.pull_leads": ["AcknowledgeBookingsOperator", "PullLeadsOperator"],
         "ident_hooks.operators.publish_schedule": ["PublishScheduleOperator"],
         "ident_hooks.operators.import_ad_costs": ["ImportAdCostsOperator"],
+        "ident_hooks.operators.send_conversions": ["SendConversionsOperator"],
     }
 
 

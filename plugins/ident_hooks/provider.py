@@ -38,6 +38,7 @@ def get_provider_info() -> dict[str, Any]:
                     "ident_hooks.operators.pull_leads",
                     "ident_hooks.operators.publish_schedule",
                     "ident_hooks.operators.import_ad_costs",
+                    "ident_hooks.operators.send_conversions",
                 ],
             }
         ],

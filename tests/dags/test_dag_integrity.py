@@ -15,6 +15,7 @@ FUNCTION_TAGS = {
     "leads",
     "schedule",
     "costs",
+    "conversions",
     "health",
     "reports",
     "marketing",
@@ -49,10 +50,19 @@ def test_parsing_is_fast(dag_bag):
 
 
 def test_dag_tags_come_from_the_vocabulary(dag_bag):
-    from ident_hooks.registry import AGGREGATOR_KINDS, COST_SOURCE_KINDS, LEAD_SOURCE_KINDS
+    from ident_hooks.registry import (
+        AGGREGATOR_KINDS,
+        CONVERSION_SINK_KINDS,
+        COST_SOURCE_KINDS,
+        LEAD_SOURCE_KINDS,
+    )
 
     vocabulary = (
-        FUNCTION_TAGS | set(AGGREGATOR_KINDS) | set(LEAD_SOURCE_KINDS) | set(COST_SOURCE_KINDS)
+        FUNCTION_TAGS
+        | set(AGGREGATOR_KINDS)
+        | set(LEAD_SOURCE_KINDS)
+        | set(COST_SOURCE_KINDS)
+        | set(CONVERSION_SINK_KINDS)
     )
     for dag_id, dag in dag_bag.dags.items():
         assert set(dag.tags) <= vocabulary, f"{dag_id}: {set(dag.tags) - vocabulary}"
@@ -65,8 +75,11 @@ def test_integration_dags_are_named_by_their_instance(dag_bag):
     expected = {a.dag_id for a in config.aggregators}
     expected |= {s.dag_id for s in config.lead_sources if not s.spec.push}
     expected |= {c.dag_id for c in config.cost_sources}
+    expected |= {s.dag_id for s in config.conversion_sinks}
     integration_dags = {
-        d for d in dag_bag.dags if d.startswith(("publish_", "pull_", "import_ad_costs_"))
+        d
+        for d in dag_bag.dags
+        if d.startswith(("publish_", "pull_", "import_ad_costs_", "send_conversions_"))
     }
     assert integration_dags == expected
 
@@ -92,6 +105,7 @@ def test_integration_dags_run_the_operators_of_their_configured_instance(dag_bag
     from ident_hooks.operators.import_ad_costs import ImportAdCostsOperator
     from ident_hooks.operators.publish_schedule import PublishScheduleOperator
     from ident_hooks.operators.pull_leads import AcknowledgeBookingsOperator, PullLeadsOperator
+    from ident_hooks.operators.send_conversions import SendConversionsOperator
 
     config = load_config()
     for source in config.lead_sources:
@@ -116,3 +130,14 @@ def test_integration_dags_run_the_operators_of_their_configured_instance(dag_bag
         imports = dag_bag.dags[cost_source.dag_id].get_task("import_costs")
         assert isinstance(imports, ImportAdCostsOperator)
         assert imports.cost_source == cost_source.name
+    assert config.conversion_sinks
+    for sink in config.conversion_sinks:
+        dag = dag_bag.dags[sink.dag_id]
+        send = dag.get_task("send_conversions")
+        assert isinstance(send, SendConversionsOperator) and send.sink == sink.name
+        assert set(dag.tags) == {"conversions", sink.kind} and dag.max_active_runs == 1
+        assert (dag.timetable.expression, str(dag.timetable.timezone)) == (
+            "20 * * * *",
+            config.clinic_timezone,
+        )
+        assert f"sink = '{sink.name}'" in dag.doc_md  # how to resend

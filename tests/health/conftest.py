@@ -118,7 +118,8 @@ def health_conn(clinic_conn: psycopg.Connection) -> psycopg.Connection:
     clinic_conn.execute(
         "truncate integration.leads, integration.lead_rejects, integration.publish_log,"
         " integration.intake_requests, integration.dag_runs, integration.alert_state,"
-        " integration.alerts_sent, integration.lead_escalations, clinic.sync_heartbeat cascade"
+        " integration.alerts_sent, integration.lead_escalations, clinic.sync_heartbeat,"
+        " integration.conversion_uploads cascade"
     )
     clinic_conn.execute(
         "insert into clinic.branches (branch_id, name) values"

@@ -178,3 +178,55 @@ def test_an_ad_cost_import_has_its_row_red_once_a_day_is_missed(health_conn):
     rows, _ = _report(health_conn)
     assert (rows[key].state, rows[key].failures_in_a_row) == ("red", 2)
     assert rows[key].last_error == "error 53: token=***"
+
+
+def _upload(conn, sink, upload_id, hours_ago, rows_sent, finished=True, **counts):
+    conn.execute(
+        "insert into integration.conversion_uploads (sink, upload_id, channel, uploaded_at,"
+        " rows_sent, finished, linked_quantity, user_not_found_quantity,"
+        " goal_not_found_quantity) values (%s, %s, 'offline_conversions', %s, %s, %s, %s, %s,"
+        " %s)",
+        (sink, upload_id, NOW - timedelta(hours=hours_ago), rows_sent, finished,
+         counts.get("linked"), counts.get("user_not_found"), counts.get("goal_not_found")),
+    )  # fmt: skip
+
+
+def test_a_conversion_sink_has_its_row_with_the_rows_the_service_could_not_link(health_conn):
+    sink = load_config().conversion_sink("yandex_metrica")
+    key = f"conversion_sink:{sink.name}"
+    rows, _ = _report(health_conn)
+    assert (rows[key].state, rows[key].reasons) == ("yellow", ("ещё не запускалась",))
+    assert rows[key].detail == "за 7 дней ничего не отправлено"
+    assert rows["conversion_sink:uis_deals"].role_label == "Конверсии в рекламные системы"
+
+    _cost_import_run(health_conn, sink.dag_id, "success", 1)
+    _upload(health_conn, sink.name, "1", 9 * 24, 100, linked=100, user_not_found=0)  # too old
+    _upload(health_conn, sink.name, "2", 3 * 24, 30, linked=24, user_not_found=6, goal_not_found=0)
+    _upload(health_conn, sink.name, "3", 26, 1, linked=0, user_not_found=3)
+    _upload(health_conn, sink.name, "4", 2, 9, finished=False)  # still being processed
+    _upload(health_conn, "uis_deals", "5", 2, 4)  # another sink's, the service counts none
+    health_conn.commit()
+    rows, report = _report(health_conn)
+    metrica = rows[key]
+    assert (metrica.state, metrica.reasons) == ("green", ())
+    assert metrica.detail == (
+        "за 7 дней: отправлено 40, связано 24, посетитель не найден 9, цель не найдена 0;"
+        " загрузок в обработке: 1"
+    )
+    assert (metrica.interval_minutes, metrica.limit_minutes) == (60, 6 * 60)
+    assert rows["conversion_sink:uis_deals"].detail == "за 7 дней: отправлено 4"
+    assert sink.dag_id not in {row.dag_id for row in report.other_dags}
+
+    # A goal the counter does not have, an upload processed for more than a day.
+    _upload(health_conn, sink.name, "6", 1, 5, linked=0, user_not_found=0, goal_not_found=5)
+    _upload(health_conn, sink.name, "7", 25, 2, finished=False)
+    health_conn.commit()
+    rows, _ = _report(health_conn)
+    assert rows[key].state == "yellow"
+    assert rows[key].reasons == (
+        "цель не найдена в счётчике: 5 строк за 7 дней — проверьте идентификаторы целей",
+        "загрузок в обработке дольше суток: 1",
+    )
+
+    rows, _ = _report(health_conn, now=NOW + timedelta(hours=6))
+    assert rows[key].state == "red"  # no run for more than 6 hours

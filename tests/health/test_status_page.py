@@ -66,6 +66,13 @@ def _seed(conn) -> None:
         (now - timedelta(minutes=3), now - timedelta(minutes=3), ["Петров Геннадий Андреевич"]),
     )
     conn.execute("insert into clinic.sync_heartbeat values ('ident', %s)", (now,))
+    conn.execute(
+        "insert into integration.conversion_uploads (sink, upload_id, channel, uploaded_at,"
+        " rows_sent, finished, linked_quantity, user_not_found_quantity,"
+        " goal_not_found_quantity) values ('yandex_metrica', '17', 'offline_conversions', %s,"
+        " 40, true, 31, 9, 0)",
+        (now - timedelta(hours=3),),
+    )
     conn.commit()
 
 
@@ -94,6 +101,10 @@ def test_the_page_and_its_json_need_the_airflow_login(airflow_web, health_conn):
     assert html.status_code == 200 and "Состояние интеграций" in html.text
     assert 'data-key="lead_source:flexbe" data-state="red"' in html.text
     assert "ошибка 2 запуска подряд" in html.text
+    # What the ad system could not link is there for the data team to see.
+    conversions = "за 7 дней: отправлено 40, связано 31, посетитель не найден 9, цель не найдена 0"
+    assert rows["conversion_sink:yandex_metrica"]["detail"] == conversions
+    assert conversions in html.text
 
 
 def test_a_browser_shows_the_status_page(airflow_web, health_conn, browser_page):

@@ -41,7 +41,7 @@ class ConversionEvent:
     occurred_at: datetime
     lead_created_at: datetime
     source: str
-    source_kind: str
+    source_kind: str | None  # None: the lead's source is no longer configured
     external_id: str
     phone_e164: str | None = None
     ym_client_id: str | None = None

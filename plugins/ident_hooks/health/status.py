@@ -8,17 +8,22 @@ Where each figure comes from (all in the clinic database, a handful of indexed q
   the integration off: :data:`PULL_DIAGNOSES`); publishing: ``integration.publish_log``
   (every run is a row), with the DAG's runs for failures that happen before anything is
   logged; pushed sources: the requests the intake service took in
-  (``integration.intake_requests``); ad cost imports: the runs of ``import_ad_costs_<name>``
-  in ``integration.dag_runs``; the clinic sync: ``clinic.sync_heartbeat``.
+  (``integration.intake_requests``); ad cost imports and conversion sinks: the runs of
+  ``import_ad_costs_<name>`` and ``send_conversions_<name>`` in ``integration.dag_runs``;
+  the clinic sync: ``clinic.sync_heartbeat``.
 * **limit** — the integration's own interval (``include/integrations.yaml``) times
   ``limits.pull_intervals`` (3) or ``limits.publish_intervals`` (2) of ``include/alerts.yaml``;
   the heartbeat's ``limits.clinic_heartbeat_minutes``; a cost import, daily, a day and
-  the time its retries take (:data:`COST_IMPORT_LIMIT`). Pushed sources have none: a quiet
-  website is not an outage.
+  the time its retries take (:data:`COST_IMPORT_LIMIT`); a conversion sink, hourly, a few
+  hours (:data:`CONVERSION_SEND_LIMIT`). Pushed sources have none: a quiet website is not
+  an outage.
 * **today** — leads created and records rejected since 00:00 of the clinic's time zone;
   free slots in the last successful publish; НаПоправку bookings not yet acknowledged (the
   service cancels them 10 minutes after creation, ``napopravku/rta-api-service-client``
   README); doctors the aggregator could not match (``publish_log.not_matched_doctors``).
+* **detail** — a conversion sink's uploads of the last 7 days
+  (``integration.conversion_uploads``): rows sent, linked and not linked as the service
+  counted them, uploads still being processed.
 
 The verdict (:func:`judge`) is pure: **red** when the last success is older than the limit
 (or, never having succeeded, the first run is), or the DAG failed twice in a row;
@@ -37,7 +42,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.rows import dict_row
 
-from ident_hooks.config import CostSource, IntegrationsConfig
+from ident_hooks.config import ConversionSink, CostSource, IntegrationsConfig
 from ident_hooks.health.redact import redact
 from ident_hooks.health.settings import AlertsConfig
 
@@ -50,6 +55,13 @@ HEALTH_DAG_ID = "integration_health"
 # A cost import runs once a day (dags/import_ad_costs.py); two hours cover its retries and a
 # slow report build at the ad platform, so one missed day turns it red.
 COST_IMPORT_LIMIT = timedelta(hours=26)
+# Conversions go hourly (dags/send_conversions.py) and the services link them for weeks: a
+# few missed runs lose nothing, a morning without one is worth a look.
+CONVERSION_SEND_LIMIT = timedelta(hours=6)
+# What a conversion sink's row counts of its uploads, and when an upload the service is
+# still processing is overdue (Metrica processes an upload within hours).
+CONVERSION_UPLOADS_PERIOD = timedelta(days=7)
+UPLOAD_PROCESSING_OVERDUE = timedelta(days=1)
 # What the diagnosis of a pull's last failure (integration.dag_runs.diagnosis, written by the
 # listener from the error) means for staff.
 PULL_DIAGNOSES = {
@@ -61,6 +73,7 @@ ROLE_LABELS = {
     "push_source": "Источник заявок (присылает сам)",
     "aggregator": "Агрегатор",
     "cost_source": "Расходы на рекламу",
+    "conversion_sink": "Конверсии в рекламные системы",
     "clinic_sync": "Данные клиники",
     "dag": "Процесс",
 }
@@ -152,6 +165,7 @@ class HealthRow:
     bookings_near_expiry: tuple[int, ...] = ()  # lead ids past the warning, not yet cancelled
     bookings_lost_today: int | None = None  # unacknowledged past the 10 minutes
     not_matched_doctors: tuple[str, ...] = ()
+    detail: str | None = None  # a sentence of figures, e.g. a conversion sink's uploads
 
     @property
     def role_label(self) -> str:
@@ -334,7 +348,8 @@ def compute_health(
     pull_dags = {s.dag_id: s for s in pulled}
     publish_dags = {a.dag_id: a for a in config.aggregators}
     cost_dags = {s.dag_id: s for s in config.cost_sources}
-    integration_dags = [*pull_dags, *publish_dags, *cost_dags]
+    sink_dags = {s.dag_id: s for s in config.conversion_sinks}
+    integration_dags = [*pull_dags, *publish_dags, *cost_dags, *sink_dags]
     known_dags = [
         row[0]
         for row in conn.execute(
@@ -478,6 +493,7 @@ def compute_health(
         )
 
     rows.extend(_cost_rows(cost_dags, runs, now))
+    rows.extend(_conversion_rows(conn, sink_dags, runs, now))
     rows.extend(_heartbeat_rows(conn, now, limits.clinic_heartbeat))
     other = [_dag_row(dag_id, runs.get(dag_id, {}), now) for dag_id in sorted(known_dags)]
     escalations, overdue = conn.execute(
@@ -518,6 +534,87 @@ def _cost_rows(
         )
         for dag_id, source in cost_dags.items()
     ]
+
+
+_CONVERSION_UPLOADS = """
+select sink, sum(rows_sent) as rows_sent, sum(linked_quantity) as linked,
+       sum(user_not_found_quantity) as user_not_found,
+       sum(goal_not_found_quantity) as goal_not_found,
+       count(*) filter (where not finished) as processing,
+       count(*) filter (where not finished and uploaded_at < %(overdue)s) as overdue
+  from integration.conversion_uploads
+ where sink = any(%(sinks)s) and uploaded_at >= %(since)s
+ group by sink
+"""
+
+
+def _conversion_rows(
+    conn: psycopg.Connection,
+    sink_dags: dict[str, ConversionSink],
+    runs: dict[str, dict[str, Any]],
+    now: datetime,
+) -> list[HealthRow]:
+    """One row per conversion sink, judged by its DAG's runs, with what the service said
+    of the last 7 days' uploads: rows it could not link are shown, a goal the counter does
+    not have is a warning."""
+    uploads = _by_key(
+        _query(
+            conn,
+            _CONVERSION_UPLOADS,
+            {
+                "sinks": [sink.name for sink in sink_dags.values()],
+                "since": now - CONVERSION_UPLOADS_PERIOD,
+                "overdue": now - UPLOAD_PROCESSING_OVERDUE,
+            },
+        ),
+        "sink",
+    )
+    rows = []
+    for dag_id, sink in sink_dags.items():
+        figures = uploads.get(sink.name, {})
+        warnings = []
+        if figures.get("goal_not_found"):
+            warnings.append(
+                f"цель не найдена в счётчике: {figures['goal_not_found']} строк за 7 дней —"
+                " проверьте идентификаторы целей"
+            )
+        if figures.get("overdue"):
+            warnings.append(f"загрузок в обработке дольше суток: {figures['overdue']}")
+        rows.append(
+            _run_row(
+                dag_id,
+                runs.get(dag_id, {}),
+                now,
+                role="conversion_sink",
+                name=sink.name,
+                title=sink.title,
+                kind=sink.kind,
+                interval=timedelta(hours=1),
+                limit=CONVERSION_SEND_LIMIT,
+                warnings=warnings,
+                detail=_uploads_text(figures),
+            )
+        )
+    return rows
+
+
+def _uploads_text(figures: dict[str, Any]) -> str:
+    """«за 7 дней: отправлено 40, связано 31, посетитель не найден 9; загрузок в
+    обработке: 1» — the service's own counts, those it gives."""
+    if not figures.get("rows_sent"):
+        return "за 7 дней ничего не отправлено"
+    counts = [f"отправлено {figures['rows_sent']}"]
+    for key, label in (
+        ("linked", "связано"),
+        ("user_not_found", "посетитель не найден"),
+        ("goal_not_found", "цель не найдена"),
+    ):
+        if figures.get(key) is not None:
+            counts.append(f"{label} {figures[key]}")
+    text = "за 7 дней: " + ", ".join(counts)
+    if figures.get("processing"):
+        text += f"; загрузок в обработке: {figures['processing']}"
+    return text
 
 
 def _heartbeat_rows(conn: psycopg.Connection, now: datetime, limit: timedelta) -> list[HealthRow]:
