@@ -15,7 +15,9 @@ identifier, a ``DateTime`` that is not Unix seconds or still in the future by th
 simulator's own clock, a ``Price`` that is not a dot decimal, a ``Currency`` that is not
 ISO 4217. Accepted otherwise: a goal the counter does not have, or a visitor it never saw,
 is counted in ``goal_not_found_quantity`` / ``user_not_found_quantity``; a row links when
-its visitor (ClientId or yclid) has a visit at most 21 days before the conversion. The
+its visitor (ClientId or yclid) has a visit at most 21 days before the conversion (the
+visits given by ``visits``/:meth:`add_visit`, else by ``visits_of``, the run command's
+look-up of the demo's leads). The
 uploading is UPLOADED, then PROCESSED (LINKAGE_FAILURE when no row linked) after
 ``processing_polls`` status requests (``GET .../uploading/{id}``, ``GET .../uploadings``).
 ``GET .../visit_join_threshold`` answers ``{"date": "YYYY-MM-DD"}``.
@@ -74,6 +76,7 @@ class YandexMetricaSimulator(SimulatorServer):
         counter_id: str = DEMO_COUNTER,
         goals: Iterable[str] = DEMO_GOALS,
         visits: Mapping[str, Iterable[datetime]] | None = None,
+        visits_of: Callable[[str], Iterable[datetime]] | None = None,
         join_threshold: date | None = None,
         processing_polls: int = 1,
         clock: Clock | None = None,
@@ -85,6 +88,7 @@ class YandexMetricaSimulator(SimulatorServer):
         self.goals = set(goals)
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.join_threshold = join_threshold
+        self.visits_of = visits_of
         self.processing_polls = processing_polls
         self._data_lock = threading.Lock()
         self._visits: dict[str, list[datetime]] = {}
@@ -113,6 +117,8 @@ class YandexMetricaSimulator(SimulatorServer):
         """None: a visitor never seen; else whether a visit is within 21 days before ``at``."""
         with self._data_lock:
             visits = self._visits.get(visitor)
+        if visits is None and self.visits_of is not None:
+            visits = list(self.visits_of(visitor)) or None
         if visits is None:
             return None
         return any(at - LINK_WINDOW <= visit <= at for visit in visits)
