@@ -3,8 +3,9 @@
 Where each fact comes from (Yandex's documentation — yandex.com/dev/metrika/en/management/
 offline-conv, the OpenAPI pages offline_conversions upload_1 / findById_1 / findAll_1 and
 schema/uploadSimpleOrders, intro/errors, intro/quick-start — and the public clients
-GitHub pikhovkin/yametrikapy (``yametrikapy/core.py``) and rym (``R/rym_offline_conversion.R``),
-as summarised in shared/reference/marketing-apis.md, sections A and D):
+GitHub pikhovkin/yametrikapy (``yametrikapy/core.py``, its issue #6) and selesnow/rym
+(``R/rym_upload_offline_conversion.R``, ``R/rym_switch_offline_conversion.R``), as
+summarised in shared/reference/marketing-apis.md, sections A and D):
 
 * Base URL ``https://api-metrika.yandex.net`` (the connection's host), header
   ``Authorization: OAuth <token>`` (:data:`ident_hooks.registry.YANDEX_METRICA_OAUTH`).
@@ -30,9 +31,9 @@ as summarised in shared/reference/marketing-apis.md, sections A and D):
 * A conversion links only to a visit at most 21 days before it (``link_window``); after
   offline conversions are enabled on a counter the window grows gradually, and ``GET
   .../offline_conversions/visit_join_threshold`` tells from when data can be linked. Its
-  reply is read as ``{"date": ...}`` (rym returns ``response$date``; the exact format is
-  not public): a date (midnight in the counter's time zone), a date-time (naive: the
-  counter's zone) or Unix seconds are all taken.
+  reply is read as ``{"date": ...}`` (rym's ``rym_allow_offline_conversion`` returns its
+  ``date``; the exact format is not public): a date (midnight in the counter's time zone),
+  a date-time (naive: the counter's zone) or Unix seconds are all taken.
 * **CRM orders** ("simple_orders"), for leads without a ClientId or yclid, only when the
   sink's ``send_hashed_phones`` is on: ``POST cdp/api/v1/counter/{counter}/data/
   simple_orders?merge_mode=SAVE&delimiter_type=COMMA`` (SAVE: "use it when unsure"),
@@ -65,7 +66,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from urllib3 import encode_multipart_formdata
@@ -80,6 +81,10 @@ from ident_hooks.conversions import (
 from ident_hooks.errors import PermanentFailure, TransientFailure
 from ident_hooks.http_client import ServiceRejected
 from ident_hooks.registry import YANDEX_METRICA_OAUTH
+
+if TYPE_CHECKING:
+    from ident_hooks.config import ConversionSink
+    from ident_hooks.http_client import ServiceClient
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +112,9 @@ class YandexMetricaConversions(ConversionConnector):
         ("yclid", "Yclid", "YCLID"),
     )
 
-    def __init__(self, client: Any, sink: Any, *, clinic_timezone: str | None = None) -> None:
+    def __init__(
+        self, client: ServiceClient, sink: ConversionSink, *, clinic_timezone: str | None = None
+    ) -> None:
         super().__init__(client, sink)
         if not sink.counter_id:
             raise ConversionRefused(f"conversion sink {sink.name!r} names no counter_id")
