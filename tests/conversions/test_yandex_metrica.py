@@ -397,3 +397,30 @@ def test_the_configured_metrica_sink_gets_a_simulator_with_its_counter_and_goals
     assert not isinstance(services["uis"].server, YandexMetricaSimulator)
     for service in services.values():
         service.server.stop()
+
+
+def test_the_run_commands_simulator_links_the_demo_leads_click_ids(
+    metrica, clinic_conn, clinic_db_url, point_ident_db
+):
+    from ident_dev import demo, devstack
+
+    clinic_conn.execute("truncate integration.leads, report_build.lead_changes")
+    clinic_conn.commit()
+    demo.load(clinic_conn, demo.generate(5, 3, start=NOW.date(), now=NOW), replace=True)
+    client_id, created_at = clinic_conn.execute(
+        "select ym_client_id, created_at from integration.leads"
+        " where ym_client_id is not null order by created_at desc limit 1"
+    ).fetchone()
+    clinic_conn.commit()
+    point_ident_db(clinic_db_url)
+    metrica.visits_of = devstack._lead_visits
+    events = [
+        _event(1, ym_client_id=client_id, occurred_at=created_at),
+        _event(2, ym_client_id="1765000000555555555"),  # no lead of the clinic has it
+    ]
+
+    connector = _connector()
+    (delivery,) = connector.deliver(events, NOW)
+    followed = connector.follow(connector.follow(delivery.upload))
+
+    assert (followed.linked_quantity, followed.user_not_found_quantity) == (1, 1)
