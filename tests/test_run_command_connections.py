@@ -39,7 +39,12 @@ def _expected_connections() -> dict[str, str]:
     alerts = load_alerts_config(DEFAULT_ALERTS_PATH)
     expected = {
         instance.connection: instance.spec.connection.name
-        for instance in [*config.aggregators, *config.lead_sources, *config.cost_sources]
+        for instance in [
+            *config.aggregators,
+            *config.lead_sources,
+            *config.cost_sources,
+            *config.conversion_sinks,
+        ]
     }
     expected.update(
         {

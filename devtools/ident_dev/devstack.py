@@ -216,6 +216,7 @@ def _start_simulators(connections: RunConnections) -> list:
     and give ``connections`` the connection that points at it."""
     from ident_dev.simulators.catalog import DemoLeadFeeder, build_simulators
     from ident_dev.simulators.fake_leads import LeadServingSimulator
+    from ident_dev.simulators.yandex_metrica import YandexMetricaSimulator
     from ident_hooks import db
 
     with db.connect() as conn:
@@ -227,6 +228,8 @@ def _start_simulators(connections: RunConnections) -> list:
     )
     running = []
     for service in services.values():
+        if isinstance(service.server, YandexMetricaSimulator):
+            service.server.visits_of = _lead_visits
         if connections.users(service.conn_id, service.secret):
             continue  # the user pointed this connection at the real service
         service.server.start()
@@ -241,6 +244,19 @@ def _start_simulators(connections: RunConnections) -> list:
     )
     running.append(feeder.start())
     return running
+
+
+def _lead_visits(visitor: str) -> list:
+    """The site visits Metrica saw of a visitor (a ClientId or a yclid), for its simulator:
+    one at the creation of each of the clinic's leads that carries it."""
+    from ident_hooks import db
+
+    with db.connect() as conn:
+        rows = conn.execute(
+            "select created_at from integration.leads where ym_client_id = %s or yclid = %s",
+            (visitor, visitor),
+        ).fetchall()
+    return [created_at for (created_at,) in rows]
 
 
 # The demo's alert destinations: chats of the Telegram simulator, addresses at the sink.

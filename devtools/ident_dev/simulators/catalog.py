@@ -4,7 +4,7 @@
 chosen by the kind of the instances that use it, and returns, for each connection id,
 the server and the Airflow connection (JSON) that points at it with the simulator's
 credentials. A new kind is one factory in :data:`LEAD_SIMULATORS`,
-:data:`AGGREGATOR_SIMULATORS` or :data:`COST_SIMULATORS`.
+:data:`AGGREGATOR_SIMULATORS`, :data:`COST_SIMULATORS` or :data:`CONVERSION_SIMULATORS`.
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ class _Context:
     # The connection also takes a schedule: the partner is an aggregator (32top), whose
     # tickets name only the doctor's surname and the start time.
     also_aggregator: bool
+    # The config's instance the simulator serves, where its settings shape the service (a
+    # conversion sink's counter and goals).
+    instance: Any = None
 
 
 def _uis(c: _Context) -> tuple[SimulatorServer, str]:
@@ -115,6 +118,16 @@ def _yandex_direct(c: _Context) -> tuple[SimulatorServer, str]:
     return YandexDirectSimulator(token=c.secret, seed=c.seed), ""
 
 
+def _yandex_metrica(c: _Context) -> tuple[SimulatorServer, str]:
+    from ident_dev.simulators.yandex_metrica import YandexMetricaSimulator
+
+    sink = c.instance
+    simulator = YandexMetricaSimulator(
+        token=c.secret, counter_id=sink.counter_id, goals=set(sink.goals.values())
+    )
+    return simulator, ""
+
+
 # kind (registry.py) -> (context -> (server, path under its base URL))
 Factory = Callable[[_Context], tuple[SimulatorServer, str]]
 LEAD_SIMULATORS: dict[str, Factory] = {
@@ -129,6 +142,8 @@ AGGREGATOR_SIMULATORS: dict[str, Factory] = {
     "ident_timetable": _ident_timetable,
 }
 COST_SIMULATORS: dict[str, Factory] = {"yandex_direct": _yandex_direct}
+# A uis_deals sink shares the UIS connection, which its lead simulator serves.
+CONVERSION_SIMULATORS: dict[str, Factory] = {"yandex_metrica": _yandex_metrica}
 
 
 def build_simulators(
@@ -154,14 +169,24 @@ def build_simulators(
     leads = {s.connection: s.kind for s in config.lead_sources if not s.spec.push}
     schedules = {aggregator.connection: aggregator.kind for aggregator in config.aggregators}
     costs = {source.connection: source.kind for source in config.cost_sources}
+    conversions = {
+        sink.connection: sink
+        for sink in config.conversion_sinks
+        if sink.kind in CONVERSION_SIMULATORS
+    }
     conn_types = {
         instance.connection: instance.spec.connection.name
-        for instance in [*config.aggregators, *config.lead_sources, *config.cost_sources]
+        for instance in [
+            *config.aggregators,
+            *config.lead_sources,
+            *config.cost_sources,
+            *config.conversion_sinks,
+        ]
     }
     # An instance sends gzip only where its receiver inflates it: its simulator does.
     gzipped = {aggregator.connection for aggregator in config.aggregators if aggregator.gzip}
     services: dict[str, SimulatedService] = {}
-    for number, conn_id in enumerate(dict.fromkeys([*leads, *schedules, *costs])):
+    for number, conn_id in enumerate(dict.fromkeys([*leads, *schedules, *costs, *conversions])):
         context = _Context(
             secret=demo_secret(conn_id),
             doctors=doctors,
@@ -169,12 +194,15 @@ def build_simulators(
             seed=seed + number + 1,
             common=common,
             also_aggregator=conn_id in schedules,
+            instance=conversions.get(conn_id),
         )
         lead_kind, schedule_kind = leads.get(conn_id), schedules.get(conn_id)
         if lead_kind is not None:
             server, path = LEAD_SIMULATORS[lead_kind](context)
         elif conn_id in costs:
             server, path = COST_SIMULATORS[costs[conn_id]](context)
+        elif conn_id in conversions:
+            server, path = CONVERSION_SIMULATORS[conversions[conn_id].kind](context)
         else:
             server, path = AGGREGATOR_SIMULATORS[schedule_kind](context)
         timetable = None
