@@ -52,7 +52,7 @@ def connector_for(monkeypatch: pytest.MonkeyPatch) -> Callable[..., UisDeals]:
         sink = load_config().conversion_sink("uis_deals")
         connector = sink.spec.connector_class()
         client = connector.client("uis_deals_test", backoff_seconds=0, sleep=lambda _: None)
-        return connector(client, sink)
+        return connector(client, sink, clinic_timezone="Europe/Moscow")
 
     return make
 

@@ -71,8 +71,15 @@ class _Context:
 
 def _uis(c: _Context) -> tuple[SimulatorServer, str]:
     from ident_dev.simulators.uis import UisSimulator
+    from ident_hooks.conversions.uis_deals import SALES_FUNNEL_EXT_ID, VISIT_STAGE_EXT_ID
 
-    return UisSimulator(access_token=c.secret, seed=c.seed, doctors=c.doctors, **c.common), ""
+    # The account has the sales funnel docs/integrations.md has a clinic create once for
+    # the visits sent as deals.
+    funnels = {SALES_FUNNEL_EXT_ID: ["new", VISIT_STAGE_EXT_ID, "lost"]}
+    simulator = UisSimulator(
+        access_token=c.secret, seed=c.seed, doctors=c.doctors, sales_funnels=funnels, **c.common
+    )
+    return simulator, ""
 
 
 def _flexbe(c: _Context) -> tuple[SimulatorServer, str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from ident_hooks.errors import PermanentFailure
 
@@ -107,9 +108,13 @@ class ConversionConnector:
 
         return ServiceClient(conn_id, auth=cls.auth, **options)
 
-    def __init__(self, client: ServiceClient, sink: ConversionSink) -> None:
+    def __init__(
+        self, client: ServiceClient, sink: ConversionSink, *, clinic_timezone: str
+    ) -> None:
         self.client = client
         self.sink = sink
+        # Services that take local times take the clinic's: its counter, its UIS account.
+        self.timezone = ZoneInfo(clinic_timezone)
 
     def earliest_linkable(self, now: datetime) -> datetime | None:
         """The oldest conversion time the service can link now (None: only

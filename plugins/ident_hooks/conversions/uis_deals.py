@@ -60,12 +60,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
-from ident_hooks.config import ConversionSink, load_config
 from ident_hooks.conversions import (
     ConversionConnector,
     ConversionEvent,
@@ -74,7 +72,6 @@ from ident_hooks.conversions import (
     Upload,
 )
 from ident_hooks.errors import PermanentFailure, TransientFailure
-from ident_hooks.http_client import ServiceClient
 from ident_hooks.leads.sources import SourceRefused
 from ident_hooks.leads.sources.uis import UisSource
 from ident_hooks.leads.sources.uis_notification import UisNotificationSource
@@ -122,12 +119,6 @@ class UisDeals(ConversionConnector):
     link_window = timedelta(days=30)
     auth = SECRET_IN_BODY  # params.access_token, as for the lead pull
     channel: ClassVar[str] = "deals_history"
-
-    def __init__(
-        self, client: ServiceClient, sink: ConversionSink, *, timezone: tzinfo | None = None
-    ) -> None:
-        super().__init__(client, sink)
-        self.timezone = timezone or ZoneInfo(load_config().clinic_timezone)
 
     def link(self, event: ConversionEvent, now: datetime) -> Communication | None:
         """The communication a first visit of a UIS lead links to, if UIS can take the

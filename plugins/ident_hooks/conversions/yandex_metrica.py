@@ -67,7 +67,6 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
-from zoneinfo import ZoneInfo
 
 from urllib3 import encode_multipart_formdata
 
@@ -113,17 +112,12 @@ class YandexMetricaConversions(ConversionConnector):
     )
 
     def __init__(
-        self, client: ServiceClient, sink: ConversionSink, *, clinic_timezone: str | None = None
+        self, client: ServiceClient, sink: ConversionSink, *, clinic_timezone: str
     ) -> None:
-        super().__init__(client, sink)
+        # The counter's time zone is set in Metrica; the clinic's counter has the clinic's.
+        super().__init__(client, sink, clinic_timezone=clinic_timezone)
         if not sink.counter_id:
             raise ConversionRefused(f"conversion sink {sink.name!r} names no counter_id")
-        if clinic_timezone is None:
-            from ident_hooks.config import load_config
-
-            clinic_timezone = load_config().clinic_timezone
-        # The counter's time zone is set in Metrica; the clinic's counter has the clinic's.
-        self.timezone = ZoneInfo(clinic_timezone)
 
     @property
     def _management(self) -> str:

@@ -55,7 +55,7 @@ class SendConversionsOperator(BaseOperator):
         client = connector_class.client(
             sink.connection, hook_class=HOOKS[sink.spec.connection.name]
         )
-        connector = connector_class(client, sink)
+        connector = connector_class(client, sink, clinic_timezone=config.clinic_timezone)
         source_kinds = {source.name: source.kind for source in config.lead_sources}
         with airflow_error_policy(), connect() as conn:
             followed = unfinished_uploads(conn, sink.name)
