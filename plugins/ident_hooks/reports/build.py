@@ -66,6 +66,7 @@ class BuildSummary:
     days: list[str] = field(default_factory=list)  # days rebuilt (incremental)
     campaigns: int = 0  # campaigns rebuilt (incremental)
     weeks: list[str] = field(default_factory=list)  # doctor_demand weeks rebuilt
+    campaign_roi_rows: int = 0  # report.campaign_roi, rebuilt whole every time
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -170,6 +171,7 @@ def build_reports(
             _incremental(conn, summary, clinic_timezone, now)
         tables.rebuild_schedule_collisions(conn, clinic_timezone)
         tables.rebuild_escalations(conn, clinic_timezone)
+        summary.campaign_roi_rows = tables.rebuild_campaign_roi(conn)
         conn.execute(
             """
             insert into report.build_state
