@@ -28,7 +28,14 @@ comment on column report_build.lead_facts.visit_is_new is
     'Визит — первый состоявшийся приём этого телефона: пришёл новый пациент.';
 comment on column report_build.lead_facts.visit_amount is 'Сумма визита; пусто — неизвестна.';
 
--- Rebuilt whole by every build: it has one row per week and campaign, few enough.
+-- Rebuilt whole when a lead's facts or the ad costs changed: it has one row per week and
+-- campaign, few enough; a re-import leaves no trace of what it replaced, so the build
+-- compares a digest of the costs.
+alter table report.build_state add column ad_costs_digest text;
+comment on column report.build_state.ad_costs_digest is
+    'Отпечаток report.ad_costs при последней сборке: изменились расходы — '
+    'report.campaign_roi пересчитывается.';
+
 create table report.campaign_roi (
     week                  date not null,
     cost_source           text,

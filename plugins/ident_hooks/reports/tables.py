@@ -220,6 +220,13 @@ select j.week, j.cost_source, j.campaign_id, coalesce(n.campaign, j.utm_campaign
   left join latest_name n on n.source = j.cost_source and n.campaign_id = j.campaign_id
 """
 
+_AD_COSTS_DIGEST = """
+select md5(coalesce(string_agg(
+           concat_ws(',', source, day, campaign_id, campaign, impressions, clicks, cost),
+           ';' order by source, day, campaign_id), ''))
+  from report.ad_costs
+"""
+
 SQL_TEXTS = (
     _leads_daily(""),
     _response_time(""),
@@ -231,6 +238,7 @@ SQL_TEXTS = (
     _SCHEDULE_COLLISIONS,
     _ESCALATIONS,
     _CAMPAIGN_ROI,
+    _AD_COSTS_DIGEST,
 )
 
 
@@ -244,6 +252,12 @@ def rebuild_escalations(conn: psycopg.Connection, clinic_timezone: str) -> int:
     """Replace ``report.escalations``; returns its number of rows."""
     conn.execute("delete from report.escalations")
     return conn.execute(_ESCALATIONS, {"zone": clinic_timezone}).rowcount
+
+
+def ad_costs_digest(conn: psycopg.Connection) -> str:
+    """A fingerprint of what ``report.campaign_roi`` reads from ``report.ad_costs``: a
+    re-import of the same numbers (only ``imported_at`` new) leaves it as it was."""
+    return conn.execute(_AD_COSTS_DIGEST).fetchone()[0]
 
 
 def rebuild_campaign_roi(conn: psycopg.Connection) -> int:
