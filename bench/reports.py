@@ -2,11 +2,13 @@
 
     scripts/bootstrap.sh && python bench/reports.py --leads 1000000
 
-The leads (two years of them, a realistic channel mix, 60 % of phones seen more than once)
-and the appointments that convert a quarter of them are generated inside PostgreSQL —
-no simulators, no normaliser. Then: a full build, 1,000 new leads COPYed in the way
-ingestion stores them plus 100 new appointments, an incremental build, and a build with
-nothing new. Target: the incremental build under 5 s.
+The leads (two years of them, a realistic channel mix, 60 % of phones seen more than once),
+the appointments that convert a quarter of them (those already past are completed visits,
+most with an amount) and a daily cost for every paid campaign are generated inside
+PostgreSQL — no simulators, no normaliser. Then: a full build, 1,000 new leads COPYed in
+the way ingestion stores them plus 100 new appointments, an incremental build, and a
+build with nothing new. Target: the incremental build under 5 s. ``report.campaign_roi``
+is rebuilt whole by every build; its share is timed on its own.
 """
 
 from __future__ import annotations
@@ -74,15 +76,18 @@ select source, 'bench-' || n, created_at,
 APPOINTMENTS_SQL = """
 insert into clinic.appointments
        (appointment_id, doctor_id, branch_id, starts_at, ends_at, status, patient_phone,
-        created_at)
+        created_at, amount)
 select 'conv-' || lead_id, doctor_id, branch_id, booked + interval '3 days',
        booked + interval '3 days 30 minutes',
-       case when random() < 0.1 then 'cancelled' else 'scheduled' end,
+       case when random() < 0.1 then 'cancelled'
+            when booked + interval '3 days' < %(now)s then 'completed'
+            else 'scheduled' end,
        case when random() < 0.2
             then '8 (' || substr(phone_e164, 3, 3) || ') ' || substr(phone_e164, 6, 3) || '-'
                  || substr(phone_e164, 9, 2) || '-' || substr(phone_e164, 11, 2)
             else phone_e164 end,
-       booked
+       booked,
+       case when random() < 0.8 then round((1000 + random() * 9000)::numeric, -2) end
   from (
     select l.lead_id, l.phone_e164,
            least(%(now)s, l.created_at + random() * interval '40 days') as booked,
@@ -93,6 +98,28 @@ select 'conv-' || lead_id, doctor_id, branch_id, booked + interval '3 days',
       from integration.leads l
      where random() < 0.25
   ) booked
+"""
+
+
+# Every paid campaign of the leads costs something each day it brought leads; the Direct
+# campaigns (`implant_*`) are half tagged by their number.
+COSTS_SQL = """
+insert into report.ad_costs
+       (source, day, campaign_id, campaign, impressions, clicks, cost, vat_included)
+select 'direct', day::date, campaign_id, campaign,
+       (2000 * random())::int, (100 * random())::int, round((5000 * random())::numeric, 2), true
+  from (select utm_campaign as campaign, 100000 + row_number() over () as campaign_id,
+               min(created_at) as first, max(created_at) as last
+          from integration.leads
+         where utm_medium = 'cpc'
+         group by utm_campaign) c,
+       generate_series(c.first, c.last, interval '1 day') day
+"""
+RETAG_SQL = """
+update integration.leads l
+   set utm_campaign = c.campaign_id::text
+  from (select distinct campaign, campaign_id from report.ad_costs) c
+ where l.utm_campaign = c.campaign and c.campaign like 'implant%' and l.lead_id % 2 = 0
 """
 
 
@@ -116,6 +143,7 @@ def main() -> None:
 
     import psycopg
 
+    from ident_hooks.reports import tables
     from ident_hooks.reports.build import build_reports
 
     url, drop = bench_database()
@@ -141,9 +169,15 @@ def main() -> None:
             conn.execute("select setseed(0.5)")
             conn.execute(LEADS_SQL, params)
             conn.execute(APPOINTMENTS_SQL, params)
+            conn.execute(COSTS_SQL)
+            conn.execute(RETAG_SQL)
             conn.commit()
             generated = time.perf_counter() - started
-            appointments = conn.execute("select count(*) from clinic.appointments").fetchone()[0]
+            appointments, visits = conn.execute(
+                "select count(*), count(*) filter (where status = 'completed')"
+                " from clinic.appointments"
+            ).fetchone()
+            costs = conn.execute("select count(*) from report.ad_costs").fetchone()[0]
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("vacuum analyze")
 
@@ -151,7 +185,13 @@ def main() -> None:
             full = build_reports(conn, clinic_timezone="Europe/Moscow", now=now)
             counts = {
                 table: conn.execute(f"select count(*) from report.{table}").fetchone()[0]
-                for table in ("leads_daily", "campaigns", "response_time", "doctor_demand")
+                for table in (
+                    "leads_daily",
+                    "campaigns",
+                    "response_time",
+                    "doctor_demand",
+                    "campaign_roi",
+                )
             }
             conn.commit()
 
@@ -182,11 +222,16 @@ def main() -> None:
             stored = time.perf_counter() - started
             incremental = build_reports(conn, clinic_timezone="Europe/Moscow", now=now)
             idle = build_reports(conn, clinic_timezone="Europe/Moscow", now=now)
+            with conn.transaction(force_rollback=True):
+                started = time.perf_counter()
+                tables.rebuild_campaign_roi(conn)
+                campaign_roi = time.perf_counter() - started
     finally:
         drop()
 
     print(f"leads                           {args.leads:>10,} over 730 days")
-    print(f"appointments                    {appointments:>10,}")
+    print(f"appointments                    {appointments:>10,} ({visits:,} completed)")
+    print(f"ad cost rows                    {costs:>10,}")
     print(f"generate leads + appointments   {generated:>10.1f} s (not part of the figures)")
     print(
         "report rows                     "
@@ -205,6 +250,7 @@ def main() -> None:
         f" {incremental.campaigns} campaigns, {len(incremental.weeks)} doctor weeks"
     )
     print(f"incremental with nothing new    {idle.seconds:>10.2f} s")
+    print(f"of a build: campaign_roi whole  {campaign_roi:>10.2f} s")
     print(f"peak memory                     {peak_memory_mb():>10.0f} MB")
 
 

@@ -13,7 +13,8 @@ def reset_reports(conn: psycopg.Connection) -> None:
     conn.execute(
         "truncate integration.leads, report_build.lead_changes, report_build.lead_facts,"
         " report_build.appointment_phones, report.build_state, report.leads_daily,"
-        " report.campaigns, report.response_time, report.doctor_demand restart identity"
+        " report.campaigns, report.response_time, report.doctor_demand, report.ad_costs,"
+        " report.campaign_roi restart identity"
     )
     conn.commit()
 

@@ -122,11 +122,13 @@ APPOINTMENTS = [
 
 
 def insert_appointment(conn: psycopg.Connection, row: tuple) -> None:
-    appointment_id, doctor, branch, starts, status, phone, created = row
+    """``row`` as in APPOINTMENTS, optionally followed by the visit's amount."""
+    appointment_id, doctor, branch, starts, status, phone, created, *amount = row
     begins = msk(starts)
     conn.execute(
         "insert into clinic.appointments (appointment_id, doctor_id, branch_id, starts_at,"
-        " ends_at, status, patient_phone, created_at) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+        " ends_at, status, patient_phone, created_at, amount)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (appointment_id, doctor, branch, begins, begins + timedelta(minutes=30), status, phone,
-         created),
+         created, amount[0] if amount else None),
     )  # fmt: skip

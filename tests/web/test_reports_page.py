@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -28,12 +29,14 @@ import requests
 from playwright.sync_api import expect
 from test_inbox_browser import browser_page  # noqa: F401  (a fixture)
 
+from ident_hooks.costs import CampaignDay
+from ident_hooks.costs.store import replace_days
 from ident_hooks.reports.build import build_reports
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = "/reports"
 MSK = ZoneInfo("Europe/Moscow")
-CSV_TABLES = ("leads_daily", "campaigns", "response_time", "doctor_demand")
+CSV_TABLES = ("leads_daily", "campaigns", "response_time", "doctor_demand", "campaign_roi")
 P1, P2, P3, P4 = "+79160000001", "+79160000002", "+79160000003", "+79160000004"
 
 
@@ -102,6 +105,23 @@ def insert_appointment(conn: psycopg.Connection, appointment_id: str, phone, cre
     conn.commit()
 
 
+def import_known_costs(conn: psycopg.Connection, monday: date) -> None:
+    """Direct spent 500 on "brand" (A's campaign) two weeks ago, 2000 on "implant" (C and
+    E) last week."""
+    w2, w1 = monday - timedelta(weeks=2), monday - timedelta(weeks=1)
+    replace_days(
+        conn,
+        "direct",
+        w2,
+        monday,
+        [
+            CampaignDay(w2 + timedelta(1), 11, "brand", 400, 20, Decimal("500.00")),
+            CampaignDay(w1 + timedelta(2), 12, "implant", 900, 60, Decimal("2000.00")),
+        ],
+        vat_included=True,
+    )
+
+
 def build(conn: psycopg.Connection) -> None:
     build_reports(conn, clinic_timezone="Europe/Moscow", now=datetime.now(UTC), full=True)
 
@@ -110,8 +130,8 @@ def empty_everything(conn: psycopg.Connection) -> None:
     conn.execute(
         "truncate integration.leads, report_build.lead_changes, report_build.lead_facts,"
         " report_build.appointment_phones, report.build_state, report.leads_daily,"
-        " report.campaigns, report.response_time, report.doctor_demand,"
-        " clinic.appointments, clinic.work_intervals, clinic.export_rules,"
+        " report.campaigns, report.response_time, report.doctor_demand, report.ad_costs,"
+        " report.campaign_roi, clinic.appointments, clinic.work_intervals, clinic.export_rules,"
         " clinic.export_settings, clinic.doctors, clinic.branches restart identity cascade"
     )
     conn.commit()
@@ -131,6 +151,12 @@ def reports_db(clinic_db_url) -> Iterator[psycopg.Connection]:
         insert_leads(conn, leads, "known-")
         # C's phone books an hour after C: C converts. Nobody else does.
         insert_appointment(conn, "A-C", P1, leads[2].created + timedelta(hours=1))
+        # ... and comes two days later, a new patient who pays 6000.
+        conn.execute(
+            "update clinic.appointments set status = 'completed', amount = 6000"
+            " where appointment_id = 'A-C'"
+        )
+        import_known_costs(conn, this_monday())
         build(conn)
         yield conn
         empty_everything(conn)
@@ -228,6 +254,29 @@ def test_the_page_opens_with_its_charts_and_downloads(airflow_web, reports_db):
     assert script.status_code == 200 and "createElementNS" in script.text
 
 
+def test_cost_per_new_patient_and_romi_are_drawn_on_the_page(airflow_web, reports_db):
+    session = airflow_web.cookie_session("anna")
+    page = session.get(airflow_web.url(f"{REPORTS}/?weeks=4"), timeout=30)
+    assert page.status_code == 200
+    assert "Окупаемость рекламных кампаний" in page.text and 'id="chart-returns"' in page.text
+    rows = page.text.split('id="chart-returns"')[1].split("</table>")[0].split("<tr")[2:]
+    nbsp = "\u00a0"
+    # implant: 2000 spent, C became a new patient paying 6000: 2000 per new patient,
+    # ROMI (6000 - 2000) / 2000 = +200 %, the longest bars. brand: 500 spent, A never
+    # came: no new patient, ROMI (0 - 500) / 500 = -100 %, a red bar half as long, left of
+    # zero (at 50).
+    implant, brand = rows
+    assert '<th scope="row">implant</th>' in implant
+    for text in (f"2{nbsp}000{nbsp}₽", f"6{nbsp}000{nbsp}₽", f"+200{nbsp}%", "визитов: 1 из 2"):
+        assert text in implant
+    assert '<rect class="cost" x="0" y="0" width="100.0"' in implant
+    assert '<rect class="gain" x="50.0" y="0" width="50.0"' in implant
+    assert '<th scope="row">brand</th>' in brand
+    for text in (f"500{nbsp}₽", f"-100{nbsp}%", ">—<", "визитов: 0 из 1"):
+        assert text in brand
+    assert '<rect class="loss" x="25.0" y="0" width="25.0"' in brand
+
+
 def test_the_weekly_series_of_the_known_dataset(airflow_web, reports_db):
     monday = this_monday()
     response = airflow_web.bearer_session().get(
@@ -284,6 +333,16 @@ def test_each_table_downloads_as_csv(airflow_web, reports_db):
         assert header.split(";") == _columns(reports_db, table)
         assert "+7916" not in response.text and "Пациент" not in response.text
         files[table] = _rows(response)
+
+    # Week, campaign, costs and returns as set up in import_known_costs.
+    assert [
+        (r["week"], r["campaign"], r["cost"], r["leads"], r["new_patients"], r["revenue"])
+        + (r["cost_per_new_patient"], r["romi"])
+        for r in files["campaign_roi"]
+    ] == [
+        (str(w2), "brand", "500,00", "1", "0", "0,00", "", "-1,0000"),
+        (str(w1), "implant", "2000,00", "2", "1", "6000,00", "2000,00", "2,0000"),
+    ]
 
     daily = files["leads_daily"]
     assert [(r["day"], r["source"], r["channel"]) for r in daily] == [

@@ -66,6 +66,8 @@ class BuildSummary:
     days: list[str] = field(default_factory=list)  # days rebuilt (incremental)
     campaigns: int = 0  # campaigns rebuilt (incremental)
     weeks: list[str] = field(default_factory=list)  # doctor_demand weeks rebuilt
+    # report.campaign_roi's rows when rebuilt (whole: facts or ad costs changed), else None
+    campaign_roi_rows: int | None = None
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -170,18 +172,24 @@ def build_reports(
             _incremental(conn, summary, clinic_timezone, now)
         tables.rebuild_schedule_collisions(conn, clinic_timezone)
         tables.rebuild_escalations(conn, clinic_timezone)
+        costs = tables.ad_costs_digest(conn)
+        state = conn.execute("select ad_costs_digest from report.build_state").fetchone()
+        if summary.mode == "full" or summary.leads_changed or state != (costs,):
+            summary.campaign_roi_rows = tables.rebuild_campaign_roi(conn)
         conn.execute(
             """
             insert into report.build_state
-                   (id, built_at, mode, clinic_timezone, definitions_hash, full_rebuild_needed)
-            values (true, %s, %s, %s, %s, false)
+                   (id, built_at, mode, clinic_timezone, definitions_hash, full_rebuild_needed,
+                    ad_costs_digest)
+            values (true, %s, %s, %s, %s, false, %s)
             on conflict (id) do update
                set built_at = excluded.built_at, mode = excluded.mode,
                    clinic_timezone = excluded.clinic_timezone,
                    definitions_hash = excluded.definitions_hash,
-                   full_rebuild_needed = false
+                   full_rebuild_needed = false,
+                   ad_costs_digest = excluded.ad_costs_digest
             """,
-            (now, summary.mode, clinic_timezone, definitions_hash()),
+            (now, summary.mode, clinic_timezone, definitions_hash(), costs),
         )
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary

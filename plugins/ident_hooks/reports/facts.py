@@ -7,7 +7,15 @@ A lead's facts depend on the lead itself and on two neighbourhoods:
   30 days after it (old and new creation time);
 * *converted*: an appointment (not cancelled) for the same phone created within 30 days
   after it — so an appointment that appeared, changed or went away can change the leads
-  of its phone in the 30 days before it.
+  of its phone in the 30 days before it;
+* *visit*: the first completed appointment of the same phone that started within 30 days
+  after the lead, when the lead is the latest lead (not spam) of its phone before it — a
+  visit that several leads precede counts once, for the latest (unlike *converted*, which
+  every lead of the window gets). It is a *new* patient's when no completed appointment
+  of the phone started before it. So a change to a lead can change the leads of its
+  phone in the 30 days before it (the latest lead before a visit), and a completed
+  appointment that appeared, changed or went away the leads of its phone from 30 days
+  before its start on (their visit, or whether their visit is a new patient's).
 
 An incremental build recomputes the facts of the changed leads and of those
 neighbourhoods, compares them with the stored ones, and keeps only the real differences;
@@ -48,6 +56,9 @@ FACT_COLUMNS = (
     "has_ym_client_id",
     "has_yclid",
     "has_gclid",
+    "visit_id",
+    "visit_is_new",
+    "visit_amount",
 )
 _ALL = ", ".join(("lead_id", *FACT_COLUMNS))
 
@@ -88,8 +99,37 @@ select l.lead_id,
        l.load_lag_seconds,
        l.ym_client_id is not null,
        l.yclid is not null,
-       l.gclid is not null
+       l.gclid is not null,
+       visit.appointment_id,
+       coalesce(visit.is_new, false),
+       visit.amount
   from integration.leads l
+  left join lateral (
+      select a.appointment_id, a.amount,
+             not exists (
+                 select 1
+                   from report_build.appointment_phones b
+                  where b.phone_e164 = a.phone_e164
+                    and b.is_completed
+                    and (b.starts_at, b.appointment_id) < (a.starts_at, a.appointment_id)
+             ) as is_new
+        from report_build.appointment_phones a
+       where l.status <> 'spam'
+         and a.phone_e164 = l.phone_e164
+         and a.is_completed
+         and a.starts_at > l.created_at
+         and a.starts_at <= l.created_at + %(conversion_window)s
+         and not exists (
+             select 1
+               from integration.leads later
+              where later.phone_e164 = l.phone_e164
+                and later.status <> 'spam'
+                and (later.created_at, later.lead_id) > (l.created_at, l.lead_id)
+                and later.created_at < a.starts_at
+         )
+       order by a.starts_at, a.appointment_id
+       limit 1
+  ) visit on true
  {scope}
 """
 
@@ -98,22 +138,28 @@ _AFFECTED_SQL = """
 insert into pg_temp.affected_leads (lead_id)
 select lead_id from pg_temp.changed_leads
 union
-select later.lead_id
+select neighbour.lead_id
   from (select f.phone_e164, f.created_at
           from report_build.lead_facts f join pg_temp.changed_leads c using (lead_id)
         union
         select l.phone_e164, l.created_at
           from integration.leads l join pg_temp.changed_leads c using (lead_id)) changed
-  join integration.leads later
-    on later.phone_e164 = changed.phone_e164
-   and later.created_at between changed.created_at
-                            and changed.created_at + %(repeat_window)s
+  join integration.leads neighbour
+    on neighbour.phone_e164 = changed.phone_e164
+   and neighbour.created_at between changed.created_at - %(conversion_window)s
+                               and changed.created_at + %(repeat_window)s
 union
 select earlier.lead_id
   from pg_temp.appointment_events e
   join integration.leads earlier
     on earlier.phone_e164 = e.phone_e164
    and earlier.created_at between e.created_at - %(conversion_window)s and e.created_at
+union
+select since.lead_id
+  from pg_temp.visit_events v
+  join integration.leads since
+    on since.phone_e164 = v.phone_e164
+   and since.created_at >= v.starts_at - %(conversion_window)s
 """
 
 _DIFFERENT = " or ".join(f"n.{c} is distinct from o.{c}" for c in FACT_COLUMNS)
@@ -168,7 +214,8 @@ def rebuild_all_facts(conn: psycopg.Connection, clinic_timezone: str) -> int:
 def update_facts(conn: psycopg.Connection, clinic_timezone: str) -> tuple[int, int]:
     """Recompute the facts a change can affect; keep only the real differences.
 
-    Needs ``pg_temp.changed_leads (lead_id)`` and ``pg_temp.appointment_events``; leaves
+    Needs ``pg_temp.changed_leads (lead_id)``, ``pg_temp.appointment_events`` and
+    ``pg_temp.visit_events``; leaves
     ``pg_temp.changed_facts``: the old and new versions (``version``) of every lead whose
     facts changed. Returns (leads recomputed, leads whose facts changed).
     """

@@ -13,7 +13,11 @@ Measures (spam leads count only in ``spam_leads``):
   over the leads that have the value (response: taken leads);
 * ``conversion_rate`` — converted / leads, rounded to 4 places; empty when no leads;
 * ``click_ids`` — per day and source, the leads (not spam) carrying Metrica's ClientID,
-  a yclid, a gclid, any of them, and ``any_share`` = with any / leads, rounded to 4 places.
+  a yclid, a gclid, any of them, and ``any_share`` = with any / leads, rounded to 4 places;
+* ``campaign_roi`` — per week and campaign, ``report.ad_costs`` beside the leads (not
+  spam) whose ``utm_campaign`` is the campaign's id or one of its names, their visits,
+  new patients and revenue (see :mod:`ident_hooks.reports.facts`); costs per lead, visit
+  and new patient rounded to 2 places, ROMI to 4. Rebuilt whole by every build.
 """
 
 from __future__ import annotations
@@ -146,6 +150,83 @@ select (escalated_at at time zone %(zone)s)::date, coalesce(branch_id, ''), coun
  group by 1, 2
 """
 
+# Which campaign a utm_campaign value means: the id as text wins over a name; a name that
+# several campaigns had goes to the one that had it last.
+_CAMPAIGN_ROI = """
+with tags as (
+    select source, campaign_id, campaign_id::text as tag, 0 as by_name, max(day) as last_day
+      from report.ad_costs group by source, campaign_id
+    union all
+    select source, campaign_id, campaign, 1, max(day)
+      from report.ad_costs group by source, campaign_id, campaign
+),
+tag_campaign as (
+    select distinct on (tag) tag, source, campaign_id
+      from tags
+     order by tag, by_name, last_day desc, source, campaign_id
+),
+latest_name as (
+    select distinct on (source, campaign_id) source, campaign_id, campaign
+      from report.ad_costs
+     order by source, campaign_id, day desc
+),
+costs as (
+    select date_trunc('week', day)::date as week, source, campaign_id,
+           sum(impressions) as impressions, sum(clicks) as clicks, sum(cost) as cost
+      from report.ad_costs
+     group by 1, 2, 3
+),
+leads as (
+    select f.week, t.source, t.campaign_id,
+           case when t.tag is null then f.utm_campaign end as utm_campaign,
+           mode() within group (order by f.utm_source) as utm_source,
+           mode() within group (order by f.channel) as channel,
+           count(*) as leads,
+           count(f.visit_id) as visits,
+           count(*) filter (where f.visit_is_new) as new_patients,
+           coalesce(sum(f.visit_amount), 0) as revenue,
+           count(f.visit_id) filter (where f.visit_amount is null) as visits_without_amount
+      from report_build.lead_facts f
+      left join tag_campaign t on t.tag = f.utm_campaign
+     where f.utm_campaign is not null and not f.is_spam
+     group by 1, 2, 3, 4
+),
+joined as (
+    select coalesce(c.week, l.week) as week,
+           coalesce(c.source, l.source) as cost_source,
+           coalesce(c.campaign_id, l.campaign_id) as campaign_id,
+           l.utm_campaign, l.utm_source, l.channel,
+           coalesce(c.impressions, 0) as impressions, coalesce(c.clicks, 0) as clicks,
+           coalesce(c.cost, 0) as cost,
+           coalesce(l.leads, 0) as leads, coalesce(l.visits, 0) as visits,
+           coalesce(l.new_patients, 0) as new_patients, coalesce(l.revenue, 0) as revenue,
+           coalesce(l.visits_without_amount, 0) as visits_without_amount
+      from costs c
+      full join leads l
+        on l.week = c.week and l.source = c.source and l.campaign_id = c.campaign_id
+)
+insert into report.campaign_roi
+       (week, cost_source, campaign_id, campaign, utm_source, channel, impressions, clicks,
+        cost, leads, visits, new_patients, revenue, visits_without_amount, cost_per_lead,
+        cost_per_visit, cost_per_new_patient, romi)
+select j.week, j.cost_source, j.campaign_id, coalesce(n.campaign, j.utm_campaign),
+       j.utm_source, j.channel, j.impressions, j.clicks, j.cost, j.leads, j.visits,
+       j.new_patients, j.revenue, j.visits_without_amount,
+       case when j.cost_source is not null then round(j.cost / nullif(j.leads, 0), 2) end,
+       case when j.cost_source is not null then round(j.cost / nullif(j.visits, 0), 2) end,
+       case when j.cost_source is not null then round(j.cost / nullif(j.new_patients, 0), 2) end,
+       round((j.revenue - j.cost) / nullif(j.cost, 0), 4)
+  from joined j
+  left join latest_name n on n.source = j.cost_source and n.campaign_id = j.campaign_id
+"""
+
+_AD_COSTS_DIGEST = """
+select md5(coalesce(string_agg(
+           concat_ws(',', source, day, campaign_id, campaign, impressions, clicks, cost),
+           ';' order by source, day, campaign_id), ''))
+  from report.ad_costs
+"""
+
 SQL_TEXTS = (
     _leads_daily(""),
     _response_time(""),
@@ -156,6 +237,8 @@ SQL_TEXTS = (
     _TOUCHED_CAMPAIGNS,
     _SCHEDULE_COLLISIONS,
     _ESCALATIONS,
+    _CAMPAIGN_ROI,
+    _AD_COSTS_DIGEST,
 )
 
 
@@ -169,6 +252,22 @@ def rebuild_escalations(conn: psycopg.Connection, clinic_timezone: str) -> int:
     """Replace ``report.escalations``; returns its number of rows."""
     conn.execute("delete from report.escalations")
     return conn.execute(_ESCALATIONS, {"zone": clinic_timezone}).rowcount
+
+
+def ad_costs_digest(conn: psycopg.Connection) -> str:
+    """A fingerprint of what ``report.campaign_roi`` reads from ``report.ad_costs``: a
+    re-import of the same numbers (only ``imported_at`` new) leaves it as it was."""
+    return conn.execute(_AD_COSTS_DIGEST).fetchone()[0]
+
+
+def rebuild_campaign_roi(conn: psycopg.Connection) -> int:
+    """Replace ``report.campaign_roi`` from the facts and the ad costs; returns its rows.
+
+    Whole, not by touched weeks: re-imported costs leave no trace of what they replaced,
+    and the table is small (weeks times campaigns).
+    """
+    conn.execute("delete from report.campaign_roi")
+    return conn.execute(_CAMPAIGN_ROI).rowcount
 
 
 def rebuild_all(conn: psycopg.Connection) -> None:

@@ -6,7 +6,9 @@ into series aligned on the same weeks (Mondays, oldest first), so the page only 
 * leads by channel per week (``report.leads_daily``), one series per channel that had leads;
 * the share of leads answered within 5 minutes per week (``report.response_time``);
 * conversion by campaign over the whole period (``report.leads_daily``), the campaigns
-  with the most leads first.
+  with the most leads first;
+* cost per new patient and ROMI by campaign over the whole period
+  (``report.campaign_roi``, :func:`read_campaign_returns`), the costliest campaigns first.
 """
 
 from __future__ import annotations
@@ -32,6 +34,23 @@ class CampaignConversion:
     leads: int
     converted_leads: int
     conversion_rate: float | None  # converted / leads, 4 places; None without leads
+
+
+@dataclass(frozen=True)
+class CampaignReturn:
+    """One campaign's costs and returns summed over a period; ratios from the sums."""
+
+    cost_source: str
+    campaign_id: int
+    campaign: str
+    cost: Decimal
+    leads: int
+    visits: int
+    new_patients: int
+    revenue: Decimal
+    visits_without_amount: int
+    cost_per_new_patient: Decimal | None  # 2 places; None without new patients
+    romi: Decimal | None  # (revenue - cost) / cost, 4 places; None without cost
 
 
 @dataclass(frozen=True)
@@ -109,6 +128,66 @@ def conversion_by_campaign(
     ]
     campaigns.sort(key=lambda c: (-c.leads, c.utm_campaign, c.utm_source or "", c.utm_medium or ""))
     return campaigns[:limit]
+
+
+def campaign_returns(rows: Iterable[tuple], limit: int = DEFAULT_CAMPAIGNS) -> list[CampaignReturn]:
+    """``(cost_source, campaign_id, campaign, cost, leads, visits, new_patients, revenue,
+    visits_without_amount)`` rows (one per week) -> the ``limit`` campaigns that cost the
+    most (ties by name), each summed over its rows."""
+    totals: dict[tuple, list] = {}
+    names: dict[tuple, str] = {}
+    for source, campaign_id, campaign, *measures in rows:
+        key = (source, campaign_id)
+        names[key] = campaign
+        total = totals.setdefault(key, [Decimal(0), 0, 0, 0, Decimal(0), 0])
+        for index, value in enumerate(measures):
+            total[index] += value
+    cent, basis_point = Decimal("0.01"), Decimal("0.0001")
+    campaigns = [
+        CampaignReturn(
+            source,
+            campaign_id,
+            names[source, campaign_id],
+            cost,
+            leads,
+            visits,
+            new_patients,
+            revenue,
+            without_amount,
+            (cost / new_patients).quantize(cent, ROUND_HALF_UP) if new_patients else None,
+            ((revenue - cost) / cost).quantize(basis_point, ROUND_HALF_UP) if cost else None,
+        )
+        for (source, campaign_id), (
+            cost,
+            leads,
+            visits,
+            new_patients,
+            revenue,
+            without_amount,
+        ) in totals.items()
+    ]
+    campaigns.sort(key=lambda c: (-c.cost, c.campaign, c.cost_source, c.campaign_id))
+    return campaigns[:limit]
+
+
+def read_campaign_returns(
+    conn: psycopg.Connection,
+    *,
+    today: date,
+    weeks: int = DEFAULT_WEEKS,
+    campaigns: int = DEFAULT_CAMPAIGNS,
+) -> list[CampaignReturn]:
+    """Cost per new patient and ROMI of the campaigns with known costs, over the ``weeks``
+    weeks up to ``today``'s (clinic-local date)."""
+    first = week_axis(today, weeks)[0]
+    rows = conn.execute(
+        "select cost_source, campaign_id, campaign, cost, leads, visits, new_patients,"
+        "       revenue, visits_without_amount"
+        "  from report.campaign_roi"
+        " where week >= %s and cost_source is not null",
+        (first,),
+    ).fetchall()
+    return campaign_returns(rows, campaigns)
 
 
 def read_weekly_charts(

@@ -2,7 +2,8 @@
 
 Routes (relative to the mount point):
 
-* ``GET /?weeks=12`` — the page (anonymous visitors are sent to Airflow's login page);
+* ``GET /?weeks=12`` — the page (anonymous visitors are sent to Airflow's login page),
+  with the campaigns' cost per new patient and ROMI drawn on the server;
 * ``GET /api/weekly?weeks=12`` — the three charts' series for the last ``weeks`` weeks;
 * ``GET /csv/{table}`` — ``report.<table>`` as a CSV download (see ``csv_export``);
 * ``GET /static/...`` — the page's script, styles and icon (no data in them).
@@ -14,7 +15,9 @@ Everything but the static files needs an authenticated Airflow user, as on every
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -26,7 +29,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from ident_hooks import db
 from ident_hooks.config import load_config
 from ident_hooks.reports.channel_codes import CHANNELS
-from ident_hooks.reports.weekly import DEFAULT_WEEKS, read_weekly_charts, week_axis
+from ident_hooks.reports.weekly import (
+    DEFAULT_WEEKS,
+    CampaignReturn,
+    read_campaign_returns,
+    read_weekly_charts,
+    week_axis,
+)
 from ident_hooks.reports_web.csv_export import TABLES, csv_chunks
 from ident_hooks.web.pages import page_app, render_page
 from ident_hooks.web.security import CurrentUser
@@ -49,6 +58,58 @@ CHANNEL_LABELS = {
 Weeks = Annotated[int, Query(ge=1, le=MAX_WEEKS)]
 
 
+@dataclass(frozen=True)
+class ReturnBar:
+    """One campaign's line of the returns chart: text to show and bars in 0..100 units."""
+
+    campaign: str
+    cost: str
+    new_patients: int
+    cost_per_new_patient: str
+    cost_bar: float  # width; the dearest new patient of the chart is 100
+    revenue: str
+    visits_note: str
+    romi: str
+    romi_x: float  # where the ROMI bar starts; 0 (no return) is at 50
+    romi_width: float
+    romi_positive: bool
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:,.0f}".replace(",", "\u00a0") + "\u00a0₽"
+
+
+def return_bars(returns: list[CampaignReturn]) -> list[ReturnBar]:
+    """The chart's lines: cost per new patient against the dearest, ROMI around zero."""
+    dearest = max((r.cost_per_new_patient or 0 for r in returns), default=0) or 1
+    widest = max((abs(r.romi or 0) for r in returns), default=0) or 1
+    bars = []
+    for r in returns:
+        romi_width = float(50 * abs(r.romi or 0) / widest)
+        positive = (r.romi or 0) >= 0
+        note = f"визитов: {r.visits} из {r.leads} заявок"
+        if r.visits_without_amount:
+            note += f", без суммы: {r.visits_without_amount}"
+        bars.append(
+            ReturnBar(
+                campaign=r.campaign,
+                cost=_money(r.cost),
+                new_patients=r.new_patients,
+                cost_per_new_patient=(
+                    _money(r.cost_per_new_patient) if r.cost_per_new_patient is not None else "—"
+                ),
+                cost_bar=float(100 * (r.cost_per_new_patient or 0) / dearest),
+                revenue=_money(r.revenue),
+                visits_note=note,
+                romi=(f"{r.romi * 100:+.0f}\u00a0%" if r.romi is not None else "—"),
+                romi_x=50.0 if positive else 50 - romi_width,
+                romi_width=romi_width,
+                romi_positive=positive,
+            )
+        )
+    return bars
+
+
 def clinic_today() -> date:
     """Today in the clinic's time zone: the report tables' days are the clinic's."""
     return datetime.now(ZoneInfo(load_config().clinic_timezone)).date()
@@ -59,8 +120,10 @@ router = APIRouter()
 
 @router.get("/", response_class=HTMLResponse)
 def reports_page(request: Request, user: CurrentUser, weeks: Weeks = DEFAULT_WEEKS):
-    first_week = week_axis(clinic_today(), weeks)[0]
+    today = clinic_today()
+    first_week = week_axis(today, weeks)[0]
     with db.connect() as conn:
+        returns = read_campaign_returns(conn, today=today, weeks=weeks)
         collisions = conn.execute(
             "select week, title, leads_with_time, collisions, known_to_aggregator,"
             " median_taken_minutes from report.schedule_collisions"
@@ -75,6 +138,7 @@ def reports_page(request: Request, user: CurrentUser, weeks: Weeks = DEFAULT_WEE
         week_choices=sorted({*WEEK_CHOICES, weeks}),
         tables=TABLES,
         collisions=collisions,
+        returns=return_bars(returns),
     )
 
 

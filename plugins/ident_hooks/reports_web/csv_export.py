@@ -61,6 +61,10 @@ TABLES: dict[str, ReportTable] = {
     "click_ids": ReportTable(
         "Заявки с ClientID Метрики, yclid и gclid по дням и источникам", ("day", "source")
     ),
+    "campaign_roi": ReportTable(
+        "Окупаемость рекламы по неделям и кампаниям: расход, визиты, новые пациенты, ROMI",
+        ("week", "cost_source", "campaign_id", "campaign"),
+    ),
 }
 
 
