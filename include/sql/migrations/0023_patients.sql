@@ -34,7 +34,7 @@ comment on column clinic.appointments.patient_id is 'Пациент записи
 --   probable — the phone is the phone of exactly one card (the name does not confirm it);
 --   possible — the phone is shared by several cards (a family), or only a close name.
 create table integration.lead_patient_matches (
-    lead_id    bigint not null references integration.leads (lead_id) on delete cascade,
+    lead_id    bigint not null,     -- integration.leads.lead_id
     patient_id text not null,
     grade      text not null constraint lead_patient_match_grade_known
                check (grade in ('certain', 'probable', 'possible')),
@@ -49,7 +49,7 @@ comment on table integration.lead_patient_matches is
 -- The front desk's choice for a lead, kept whatever matching finds later: a card, or
 -- none of them (patient_id null: "a new patient").
 create table integration.lead_patient_choices (
-    lead_id    bigint primary key references integration.leads (lead_id) on delete cascade,
+    lead_id    bigint primary key,  -- integration.leads.lead_id
     patient_id text,
     chosen_by  text not null,
     chosen_at  timestamptz not null default now()
@@ -61,7 +61,7 @@ comment on table integration.lead_patient_choices is
 -- lead that asked for that doctor (or that specialty) on nearby days gets a row here, and
 -- the inbox shows the slot on the lead.
 create table integration.lead_freed_slots (
-    lead_id        bigint not null references integration.leads (lead_id) on delete cascade,
+    lead_id        bigint not null,     -- integration.leads.lead_id
     appointment_id text not null,       -- the cancelled appointment whose time was freed
     doctor_id      text not null,
     branch_id      text,
@@ -72,3 +72,32 @@ create table integration.lead_freed_slots (
 );
 comment on table integration.lead_freed_slots is
     'Освободившееся после отмены время, предложенное ожидающим заявкам (тот же врач или специальность).';
+
+-- What is kept per lead goes with the lead. Not foreign keys: those would make every
+-- `truncate integration.leads` (a reset the docs and tools use) fail unless it names these
+-- tables too; statement-level triggers follow deletes and truncates instead.
+create function integration.forget_deleted_leads() returns trigger
+language plpgsql as $$
+begin
+    delete from integration.lead_patient_matches m using deleted_leads d where m.lead_id = d.lead_id;
+    delete from integration.lead_patient_choices c using deleted_leads d where c.lead_id = d.lead_id;
+    delete from integration.lead_freed_slots f using deleted_leads d where f.lead_id = d.lead_id;
+    return null;
+end;
+$$;
+create trigger leads_deleted_forget_patient_rows
+    after delete on integration.leads
+    referencing old table as deleted_leads
+    for each statement execute function integration.forget_deleted_leads();
+
+create function integration.forget_all_leads() returns trigger
+language plpgsql as $$
+begin
+    truncate integration.lead_patient_matches, integration.lead_patient_choices,
+             integration.lead_freed_slots;
+    return null;
+end;
+$$;
+create trigger leads_truncated_forget_patient_rows
+    after truncate on integration.leads
+    for each statement execute function integration.forget_all_leads();
