@@ -17,7 +17,7 @@ def clinic_with_leads(clinic_conn, airflow_db):
     conn.execute(
         "truncate integration.leads, report_build.lead_changes, report_build.lead_facts,"
         " report_build.appointment_phones, report.build_state, report.leads_daily,"
-        " report.campaigns, report.response_time, report.doctor_demand"
+        " report.campaigns, report.response_time, report.doctor_demand cascade"
     )
     now = datetime.now(UTC)
     doctor = clinic.doctors[0][0]

@@ -14,7 +14,8 @@ def reset_reports(conn: psycopg.Connection) -> None:
         "truncate integration.leads, report_build.lead_changes, report_build.lead_facts,"
         " report_build.appointment_phones, report.build_state, report.leads_daily,"
         " report.campaigns, report.response_time, report.doctor_demand, report.ad_costs,"
-        " report.campaign_roi restart identity"
+        " report.campaign_roi, report.patients_by_channel, report.calls_daily,"
+        " integration.lead_patient_choices, clinic.patients restart identity cascade"
     )
     conn.commit()
 

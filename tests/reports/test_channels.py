@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import psycopg
 import pytest
@@ -82,13 +83,61 @@ def test_sql_and_python_agree(clinic_db_url):
     with psycopg.connect(clinic_db_url) as conn:
         conn.execute(
             "create temp table samples (n int, source text, utm_source text,"
-            " utm_medium text, referrer_host text)"
+            " utm_medium text, referrer_host text, raw jsonb default '{}')"
         )
-        with conn.cursor().copy("copy samples from stdin") as copy:
+        with conn.cursor().copy(
+            "copy samples (n, source, utm_source, utm_medium, referrer_host) from stdin"
+        ) as copy:
             for n, row in enumerate(rows):
                 copy.write_row((n, *row))
         from_sql = conn.execute(f"select n, {channel_sql('s')} from samples s order by n")
         assert [channel for _, channel in from_sql] == [classify(*row) for row in rows]
+
+
+def test_sql_and_python_agree_on_dialled_numbers(clinic_db_url, tmp_path, monkeypatch):
+    """A call's number in any spelling; only a call (call_session_id) of a call source."""
+    from ident_hooks.reports import channels
+
+    path = tmp_path / "marketing_channels.yaml"
+    path.write_text(
+        channels.RULES_PATH.read_text(encoding="utf-8").replace("numbers: []\n", "") + "numbers:\n"
+        '  - {number: "+7 495 120-00-01", channel: aggregator, label: "ПроДокторов"}\n'
+        '  - {number: "+44 20 7946 0000", channel: referral, label: "London"}\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv(channels.RULES_PATH_VARIABLE, str(path))
+    channels._numbers.cache_clear()
+    try:
+        dialled = [None, "74951200001", "84951200001", "4951200001", "+7 (495) 120-00-01",
+                   "74951200009", "442079460000", "+44 20 7946 0000"]  # fmt: skip
+        rows = [
+            (source, utm_source, number, mark)
+            for source in ("uis_calls", "uis", "site_main")
+            for utm_source in (None, "vk")
+            for number in dialled
+            for mark in ("call_session_id", "communication_id")
+        ]
+        with psycopg.connect(clinic_db_url) as conn:
+            conn.execute(
+                "create temp table samples (n int, source text, utm_source text,"
+                " utm_medium text, referrer_host text, raw jsonb)"
+            )
+            with conn.cursor().copy("copy samples from stdin") as copy:
+                for n, (source, utm_source, number, mark) in enumerate(rows):
+                    raw = {mark: n} | ({} if number is None else {"virtual_phone_number": number})
+                    copy.write_row((n, source, utm_source, None, None, json.dumps(raw)))
+            from_sql = [
+                c
+                for _, c in conn.execute(f"select n, {channel_sql('s')} from samples s order by n")
+            ]
+        expected = [
+            classify(source, utm_source, None, None, number if mark == "call_session_id" else None)
+            for source, utm_source, number, mark in rows
+        ]
+        assert from_sql == expected
+        assert expected.count("aggregator") == 2 * 4  # uis_calls, ± vk, four spellings
+    finally:
+        channels._numbers.cache_clear()
 
 
 @pytest.mark.parametrize(

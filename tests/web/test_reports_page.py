@@ -13,6 +13,7 @@ import io
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -36,7 +37,15 @@ from ident_hooks.reports.build import build_reports
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = "/reports"
 MSK = ZoneInfo("Europe/Moscow")
-CSV_TABLES = ("leads_daily", "campaigns", "response_time", "doctor_demand", "campaign_roi")
+CSV_TABLES = (
+    "leads_daily",
+    "campaigns",
+    "response_time",
+    "doctor_demand",
+    "campaign_roi",
+    "patients_by_channel",
+    "calls_daily",
+)
 P1, P2, P3, P4 = "+79160000001", "+79160000002", "+79160000003", "+79160000004"
 
 
@@ -254,6 +263,24 @@ def test_the_page_opens_with_its_charts_and_downloads(airflow_web, reports_db):
     assert script.status_code == 200 and "createElementNS" in script.text
 
 
+def test_new_and_returning_patients_and_calls_per_channel_are_on_the_page(airflow_web, reports_db):
+    session = airflow_web.cookie_session("anna")
+    page = session.get(airflow_web.url(f"{REPORTS}/?weeks=4"), timeout=30)
+    assert page.status_code == 200
+    table = page.text.split('id="chart-people"')[1].split("</table>")[0]
+    cells = [
+        re.findall(r"<t[hd][^>]*>([^<]*)</t[hd]>", row)
+        for row in table.split("<tbody>")[1].split("</tr>")[:-1]
+    ]
+    # channel, leads, people, leads per person, new, returning, (bar), calls, callers
+    assert cells == [
+        ["Реклама", "3", "3", "1,00", "3", "0", "0", "0"],
+        ["Агрегаторы", "1", "1", "1,00", "1", "0", "0", "0"],
+        ["Поиск", "1", "1", "1,00", "1", "0", "0", "0"],
+    ]
+    assert "Новые и вернувшиеся пациенты, звонки по каналам" in page.text
+
+
 def test_cost_per_new_patient_and_romi_are_drawn_on_the_page(airflow_web, reports_db):
     session = airflow_web.cookie_session("anna")
     page = session.get(airflow_web.url(f"{REPORTS}/?weeks=4"), timeout=30)
@@ -343,6 +370,19 @@ def test_each_table_downloads_as_csv(airflow_web, reports_db):
         (str(w2), "brand", "500,00", "1", "0", "0,00", "", "-1,0000"),
         (str(w1), "implant", "2000,00", "2", "1", "6000,00", "2000,00", "2,0000"),
     ]
+
+    # Everyone is a new patient (C's visit came after C); D has no phone: a person alone.
+    assert [
+        (r["week"], r["channel"], r["utm_campaign"], r["leads"], r["people"])
+        + (r["leads_per_person"], r["new_patients"], r["returning_patients"])
+        for r in files["patients_by_channel"]
+    ] == [
+        (str(w2), "aggregator", "", "1", "1", "1,00", "1", "0"),
+        (str(w2), "paid", "brand", "1", "1", "1,00", "1", "0"),
+        (str(w1), "organic", "", "1", "1", "1,00", "1", "0"),
+        (str(w1), "paid", "implant", "2", "2", "1,00", "2", "0"),
+    ]
+    assert files["calls_daily"] == []  # no UIS call notifications in this dataset
 
     daily = files["leads_daily"]
     assert [(r["day"], r["source"], r["channel"]) for r in daily] == [

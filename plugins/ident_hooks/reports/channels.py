@@ -8,6 +8,9 @@ expression that the report build runs over the leads table. A test checks both a
 
 Order of decision, first match wins:
 
+0. A call (a UIS call notification, :data:`CALL_SOURCE_KINDS`) to a number of the file's
+   ``numbers`` map: that number's channel — a call forwarded from an aggregator's profile
+   is the aggregator's, whatever tags call tracking gave it (:func:`dialled_number`).
 1. The lead's source fixes its channel (:meth:`IntegrationsConfig.source_channels`, e.g.
    ``aggregator`` for an aggregator's own booking system, whatever tags the lead carries —
    the booking was made on the aggregator; its tags say how the patient reached it).
@@ -34,6 +37,7 @@ from typing import Any
 import yaml
 
 from ident_hooks.config import load_config
+from ident_hooks.leads.normalise import normalise_phone
 from ident_hooks.paths import INCLUDE_DIR
 from ident_hooks.reports.channel_codes import CHANNELS
 
@@ -41,6 +45,12 @@ RULES_PATH = INCLUDE_DIR / "marketing_channels.yaml"
 # A deployment keeps its own file elsewhere (an installed provider's include/ is not edited).
 RULES_PATH_VARIABLE = "IDENT_MARKETING_CHANNELS_CONFIG"
 _TAGS = ("utm_medium", "utm_source")
+# Lead sources whose leads can be calls, and how a call lead keeps the number dialled: the
+# UIS notification's ``virtual_phone_number`` in the record as received (``raw``). The UIS
+# Data API pull reads site requests only (ident_hooks.leads.sources.uis), so no calls.
+CALL_SOURCE_KINDS = ("uis_notification",)
+CALL_MARK = "call_session_id"
+DIALLED_FIELD = "virtual_phone_number"
 
 
 class ChannelRulesError(ValueError):
@@ -58,6 +68,15 @@ class UtmRule:
 class ReferrerRule:
     channel: str
     domains: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DialledNumber:
+    """One of the clinic's numbers: where it stands (``label``, for staff) and its channel."""
+
+    number: str  # E.164
+    channel: str
+    label: str
 
 
 UTM_FALLBACK = "other"
@@ -108,6 +127,51 @@ def load_rules(
     return tuple(utm_rules), tuple(referrer_rules)
 
 
+def load_numbers(path: Path | None = None) -> dict[str, DialledNumber]:
+    """The ``numbers`` map of the rules file (as :func:`load_rules` finds it), keyed by the
+    number in E.164; errors name the file and the entry."""
+    path = path or Path(os.environ.get(RULES_PATH_VARIABLE) or RULES_PATH)
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    numbers: dict[str, DialledNumber] = {}
+    for n, entry in enumerate(data.get("numbers") or [], 1):
+        where = f"{path.name}: number {n}"
+        channel = _rule_channel(where, entry)
+        if set(entry) != {"number", "channel", "label"}:
+            raise ChannelRulesError(f"{where}: a number has a number, a channel and a label")
+        number = normalise_phone(entry["number"])
+        if number is None:
+            raise ChannelRulesError(f"{where}: {entry['number']!r} is not a phone number")
+        label = entry["label"]
+        if not isinstance(label, str) or not label.strip():
+            raise ChannelRulesError(f"{where}: the label says where the number stands")
+        if number in numbers:
+            first = list(numbers).index(number) + 1
+            raise ChannelRulesError(f"{where}: {number} is already number {first}")
+        numbers[number] = DialledNumber(number, channel, label.strip())
+    return numbers
+
+
+@cache
+def _numbers() -> dict[str, DialledNumber]:
+    return load_numbers()
+
+
+def dialled_number(number: str | int | None) -> DialledNumber | None:
+    """The clinic's number a call was made to, in any spelling: its channel and label, or
+    None when the map does not have it. Call tracking writes numbers as bare digits with the
+    country code (UIS: ``74951234567``), so digits that are no phone as they stand are
+    read as international."""
+    found = normalise_phone(number)
+    if found is None and number is not None:
+        digits = re.sub(r"\D", "", str(number))
+        found = normalise_phone("+" + digits) if digits else None
+    return _numbers().get(found or "")
+
+
+def _call_sources() -> tuple[str, ...]:
+    return tuple(sorted(s.name for s in load_config().lead_sources if s.kind in CALL_SOURCE_KINDS))
+
+
 @cache
 def _rules() -> tuple[tuple[UtmRule, ...], tuple[ReferrerRule, ...]]:
     # Read on first use, not at import: the config imports this module at DAG parse time,
@@ -144,8 +208,14 @@ def classify(
     utm_source: str | None,
     utm_medium: str | None,
     referrer_host: str | None,
+    dialled: str | None = None,
 ) -> str:
-    """The channel of one lead (see the module docstring for the order of decision)."""
+    """The channel of one lead (see the module docstring for the order of decision);
+    ``dialled``: the number a call lead was made to."""
+    if _clean(source) in _call_sources() and dialled is not None:
+        known = dialled_number(dialled)
+        if known is not None:
+            return known.channel
     fixed = _source_channels().get(_clean(source))
     if fixed is not None:
         return fixed
@@ -172,9 +242,26 @@ def _in_list(expression: str, values: tuple[str, ...]) -> str:
     return f"{expression} in ({', '.join(_quoted(v) for v in values)})"
 
 
+def _digit_spellings(number: str) -> tuple[str, ...]:
+    """The digits of an E.164 number as call tracking may send them: a Russian number
+    also with 8 or without the country code."""
+    digits = number.removeprefix("+")
+    if number.startswith("+7") and len(digits) == 11:
+        return (digits, "8" + digits[1:], digits[1:])
+    return (digits,)
+
+
+def is_call_sql(alias: str = "l") -> str:
+    """SQL: the lead of ``alias`` (with ``source`` and ``raw``) is a call."""
+    sources = _call_sources()
+    if not sources:
+        return "false"
+    return f"({_in_list(f'{alias}.source', sources)} and {alias}.raw ? {_quoted(CALL_MARK)})"
+
+
 def channel_sql(alias: str = "l") -> str:
     """The rules as one SQL ``CASE`` over the columns ``source, utm_source, utm_medium,
-    referrer_host`` of the table aliased ``alias``."""
+    referrer_host, raw`` of the table aliased ``alias``."""
 
     def clean(column: str) -> str:
         return f"lower(btrim(coalesce({alias}.{column}, '')))"
@@ -196,7 +283,15 @@ def channel_sql(alias: str = "l") -> str:
         f"\n        when {_in_list(clean('source'), tuple(sources))} then {_quoted(channel)}"
         for channel, sources in by_channel.items()
     )
-    return f"""case{source_cases}
+    dialled = (
+        f"regexp_replace(coalesce({alias}.raw ->> {_quoted(DIALLED_FIELD)}, ''), '\\D', '', 'g')"
+    )
+    number_cases = "".join(
+        f"\n        when {is_call_sql(alias)} and "
+        f"{_in_list(dialled, _digit_spellings(n.number))} then {_quoted(n.channel)}"
+        for n in _numbers().values()
+    )
+    return f"""case{number_cases}{source_cases}
         when {clean("utm_source")} <> '' or {clean("utm_medium")} <> '' then case
 {utm_cases}
             else {_quoted(UTM_FALLBACK)} end

@@ -17,6 +17,18 @@ A lead's facts depend on the lead itself and on two neighbourhoods:
   appointment that appeared, changed or went away the leads of its phone from 30 days
   before its start on (their visit, or whether their visit is a new patient's).
 
+* *person*: the card the front desk confirmed for the lead
+  (``integration.lead_patient_choices``); without a choice, the card confirmed for the
+  leads of its phone when exactly one card was; else its phone; without a phone, the lead
+  itself. A family's shared phone with two confirmed cards is two people (and its
+  unconfirmed leads a third: the phone). So a change of a lead or its choice can change
+  the person of every lead of its phone, at any time.
+* *returning*: the person had a completed appointment that started before the lead — for
+  a card, an appointment naming that card or naming no patient on the lead's phone; for a
+  phone, any on that phone. A lead the front desk marked as a new patient (a choice
+  without a card) is new. So a completed appointment can change the leads of its phone
+  and of its card after its start.
+
 An incremental build recomputes the facts of the changed leads and of those
 neighbourhoods, compares them with the stored ones, and keeps only the real differences;
 the old and new versions of the leads that really changed say which days, campaigns and
@@ -29,7 +41,7 @@ from datetime import timedelta
 
 import psycopg
 
-from ident_hooks.reports.channels import channel_sql
+from ident_hooks.reports.channels import channel_sql, is_call_sql
 
 REPEAT_WINDOW = timedelta(days=30)
 CONVERSION_WINDOW = timedelta(days=30)
@@ -59,6 +71,9 @@ FACT_COLUMNS = (
     "visit_id",
     "visit_is_new",
     "visit_amount",
+    "person_key",
+    "is_call",
+    "is_returning",
 )
 _ALL = ", ".join(("lead_id", *FACT_COLUMNS))
 
@@ -102,8 +117,28 @@ select l.lead_id,
        l.gclid is not null,
        visit.appointment_id,
        coalesce(visit.is_new, false),
-       visit.amount
+       visit.amount,
+       case when person.card is not null then 'card:' || person.card
+            when l.phone_e164 is not null then 'phone:' || l.phone_e164
+            else 'lead:' || l.lead_id end,
+       {is_call_sql("l")},
+       (choice.lead_id is null or choice.patient_id is not null) and exists (
+           select 1
+             from report_build.appointment_phones a
+            where a.is_completed
+              and a.starts_at < l.created_at
+              and (a.phone_e164 = l.phone_e164 and (person.card is null or a.patient_id is null)
+                   or a.patient_id = person.card)
+       )
   from integration.leads l
+  left join integration.lead_patient_choices choice on choice.lead_id = l.lead_id
+  left join lateral (
+      select case when choice.lead_id is not null then choice.patient_id
+                  when count(distinct c.patient_id) = 1 then min(c.patient_id) end as card
+        from integration.leads p
+        join integration.lead_patient_choices c on c.lead_id = p.lead_id
+       where p.phone_e164 = l.phone_e164 and c.patient_id is not null
+  ) person on true
   left join lateral (
       select a.appointment_id, a.amount,
              not exists (
@@ -160,6 +195,22 @@ select since.lead_id
   join integration.leads since
     on since.phone_e164 = v.phone_e164
    and since.created_at >= v.starts_at - %(conversion_window)s
+union
+select same_phone.lead_id
+  from (select f.phone_e164
+          from report_build.lead_facts f join pg_temp.changed_leads c using (lead_id)
+        union
+        select l.phone_e164
+          from integration.leads l join pg_temp.changed_leads c using (lead_id)) changed
+  join integration.leads same_phone on same_phone.phone_e164 = changed.phone_e164
+union
+select card_lead.lead_id
+  from pg_temp.visit_events v
+  join integration.lead_patient_choices chosen on chosen.patient_id = v.patient_id
+  join integration.leads chosen_lead on chosen_lead.lead_id = chosen.lead_id
+  join integration.leads card_lead
+    on (card_lead.lead_id = chosen_lead.lead_id or card_lead.phone_e164 = chosen_lead.phone_e164)
+   and card_lead.created_at > v.starts_at
 """
 
 _DIFFERENT = " or ".join(f"n.{c} is distinct from o.{c}" for c in FACT_COLUMNS)

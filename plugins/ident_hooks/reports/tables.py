@@ -18,6 +18,10 @@ Measures (spam leads count only in ``spam_leads``):
   spam) whose ``utm_campaign`` is the campaign's id or one of its names, their visits,
   new patients and revenue (see :mod:`ident_hooks.reports.facts`); costs per lead, visit
   and new patient rounded to 2 places, ROMI to 4. Rebuilt whole by every build.
+* ``patients_by_channel`` — per week, channel and ``utm_campaign``: leads, people (distinct
+  persons, :mod:`ident_hooks.reports.facts`), leads per person (2 places), and the people
+  among them that are new and returning patients;
+* ``calls_daily`` — per day and channel: calls and the people who called.
 """
 
 from __future__ import annotations
@@ -102,6 +106,33 @@ select utm_campaign, utm_source, utm_medium, channel, min(day), max(day),{_MEASU
  group by utm_campaign, utm_source, utm_medium, channel
 """
 
+
+def _patients_by_channel(weeks: str) -> str:
+    return f"""
+insert into report.patients_by_channel
+       (week, channel, utm_campaign, leads, people, leads_per_person, new_patients,
+        returning_patients)
+select week, channel, utm_campaign, count(*), count(distinct person_key),
+       round(count(*)::numeric / count(distinct person_key), 2),
+       count(distinct person_key) filter (where not is_returning),
+       count(distinct person_key) filter (where is_returning)
+  from report_build.lead_facts f
+ where not is_spam {weeks}
+ group by week, channel, utm_campaign
+"""
+
+
+def _calls_daily(days: str) -> str:
+    return f"""
+insert into report.calls_daily (day, channel, calls, callers)
+select day, channel, count(*), count(distinct person_key)
+  from report_build.lead_facts f
+ {days} {"and" if days else "where"} is_call and not is_spam
+ group by day, channel
+"""
+
+
+_TOUCHED_WEEKS = "and f.week in (select week from pg_temp.touched_weeks)"
 
 _DOCTOR_DEMAND = """
 insert into report.doctor_demand (week, doctor_id, leads, free_slots, leads_per_free_slot)
@@ -232,6 +263,9 @@ SQL_TEXTS = (
     _response_time(""),
     _click_ids(""),
     _campaigns(""),
+    _patients_by_channel(""),
+    _calls_daily(""),
+    _TOUCHED_WEEKS,
     _DOCTOR_DEMAND,
     _TOUCHED_DAYS,
     _TOUCHED_CAMPAIGNS,
@@ -271,17 +305,26 @@ def rebuild_campaign_roi(conn: psycopg.Connection) -> int:
 
 
 def rebuild_all(conn: psycopg.Connection) -> None:
-    """Replace the leads_daily, response_time, click_ids and campaigns rows from every fact."""
-    for table in ("leads_daily", "response_time", "click_ids", "campaigns"):
+    """Replace the rows of the tables built from the facts by day, week or campaign."""
+    for table in (
+        "leads_daily",
+        "response_time",
+        "click_ids",
+        "campaigns",
+        "patients_by_channel",
+        "calls_daily",
+    ):
         conn.execute(f"delete from report.{table}")
     conn.execute(_leads_daily(""))
     conn.execute(_response_time(""))
     conn.execute(_click_ids(""))
     conn.execute(_campaigns(""))
+    conn.execute(_patients_by_channel(""))
+    conn.execute(_calls_daily(""))
 
 
 def rebuild_touched(conn: psycopg.Connection) -> tuple[list, int]:
-    """Rebuild the days and campaigns of ``pg_temp.changed_facts``' versions.
+    """Rebuild the days, weeks and campaigns of ``pg_temp.changed_facts``' versions.
 
     Returns (the days rebuilt, sorted; the number of campaigns rebuilt).
     """
@@ -294,13 +337,23 @@ def rebuild_touched(conn: psycopg.Connection) -> tuple[list, int]:
         " select distinct utm_campaign, utm_source, utm_medium, channel"
         " from pg_temp.changed_facts where utm_campaign is not null"
     )
-    for table in ("leads_daily", "response_time", "click_ids"):
+    conn.execute(
+        "create temp table touched_weeks on commit drop as"
+        " select distinct week from pg_temp.changed_facts"
+    )
+    for table in ("leads_daily", "response_time", "click_ids", "calls_daily"):
         conn.execute(
             f"delete from report.{table} where day in (select day from pg_temp.touched_days)"
         )
     conn.execute(_leads_daily(_TOUCHED_DAYS))
     conn.execute(_response_time(_TOUCHED_DAYS))
     conn.execute(_click_ids(_TOUCHED_DAYS))
+    conn.execute(_calls_daily(_TOUCHED_DAYS))
+    conn.execute(
+        "delete from report.patients_by_channel"
+        " where week in (select week from pg_temp.touched_weeks)"
+    )
+    conn.execute(_patients_by_channel(_TOUCHED_WEEKS))
     conn.execute(
         "delete from report.campaigns c using pg_temp.touched_campaigns t where "
         + _CAMPAIGN_MATCH.format(a="c", b="t")

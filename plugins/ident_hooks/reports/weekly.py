@@ -8,7 +8,9 @@ into series aligned on the same weeks (Mondays, oldest first), so the page only 
 * conversion by campaign over the whole period (``report.leads_daily``), the campaigns
   with the most leads first;
 * cost per new patient and ROMI by campaign over the whole period
-  (``report.campaign_roi``, :func:`read_campaign_returns`), the costliest campaigns first.
+  (``report.campaign_roi``, :func:`read_campaign_returns`), the costliest campaigns first;
+* new and returning patients and calls by channel over the whole period
+  (``report.patients_by_channel``, ``report.calls_daily``, :func:`read_channel_people`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,24 @@ class CampaignReturn:
     visits_without_amount: int
     cost_per_new_patient: Decimal | None  # 2 places; None without new patients
     romi: Decimal | None  # (revenue - cost) / cost, 4 places; None without cost
+
+
+@dataclass(frozen=True)
+class ChannelPeople:
+    """One channel over a period: its leads and people, new and returning, and its calls.
+
+    People are counted per week (``report.patients_by_channel``) and calls' callers per day
+    (``report.calls_daily``), then summed: one person with leads in two weeks counts twice.
+    """
+
+    channel: str
+    leads: int
+    people: int
+    new_patients: int
+    returning_patients: int
+    leads_per_person: Decimal | None  # 2 places; None without people
+    calls: int
+    callers: int
 
 
 @dataclass(frozen=True)
@@ -188,6 +208,36 @@ def read_campaign_returns(
         (first,),
     ).fetchall()
     return campaign_returns(rows, campaigns)
+
+
+def read_channel_people(
+    conn: psycopg.Connection, *, today: date, weeks: int = DEFAULT_WEEKS
+) -> list[ChannelPeople]:
+    """New and returning patients, leads per person and calls per channel over the
+    ``weeks`` weeks up to ``today``'s, the channels with the most leads first."""
+    axis = week_axis(today, weeks)
+    rows = conn.execute(
+        """
+        with people as (
+            select channel, sum(leads) as leads, sum(people) as people,
+                   sum(new_patients) as new_patients,
+                   sum(returning_patients) as returning_patients
+              from report.patients_by_channel where week >= %(first)s group by channel
+        ),
+        calls as (
+            select channel, sum(calls) as calls, sum(callers) as callers
+              from report.calls_daily where day >= %(first)s group by channel
+        )
+        select channel, coalesce(p.leads, 0), coalesce(p.people, 0),
+               coalesce(p.new_patients, 0), coalesce(p.returning_patients, 0),
+               round(p.leads::numeric / nullif(p.people, 0), 2),
+               coalesce(c.calls, 0), coalesce(c.callers, 0)
+          from people p full join calls c using (channel)
+         order by 2 desc, 7 desc, channel
+        """,
+        {"first": axis[0]},
+    ).fetchall()
+    return [ChannelPeople(*row) for row in rows]
 
 
 def read_weekly_charts(

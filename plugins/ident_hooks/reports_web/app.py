@@ -3,7 +3,8 @@
 Routes (relative to the mount point):
 
 * ``GET /?weeks=12`` — the page (anonymous visitors are sent to Airflow's login page),
-  with the campaigns' cost per new patient and ROMI drawn on the server;
+  with the campaigns' cost per new patient and ROMI, and new versus returning patients
+  and calls per channel, drawn on the server;
 * ``GET /api/weekly?weeks=12`` — the three charts' series for the last ``weeks`` weeks;
 * ``GET /csv/{table}`` — ``report.<table>`` as a CSV download (see ``csv_export``);
 * ``GET /static/...`` — the page's script, styles and icon (no data in them).
@@ -33,6 +34,7 @@ from ident_hooks.reports.weekly import (
     DEFAULT_WEEKS,
     CampaignReturn,
     read_campaign_returns,
+    read_channel_people,
     read_weekly_charts,
     week_axis,
 )
@@ -124,6 +126,7 @@ def reports_page(request: Request, user: CurrentUser, weeks: Weeks = DEFAULT_WEE
     first_week = week_axis(today, weeks)[0]
     with db.connect() as conn:
         returns = read_campaign_returns(conn, today=today, weeks=weeks)
+        channel_people = read_channel_people(conn, today=today, weeks=weeks)
         collisions = conn.execute(
             "select week, title, leads_with_time, collisions, known_to_aggregator,"
             " median_taken_minutes from report.schedule_collisions"
@@ -139,6 +142,8 @@ def reports_page(request: Request, user: CurrentUser, weeks: Weeks = DEFAULT_WEE
         tables=TABLES,
         collisions=collisions,
         returns=return_bars(returns),
+        channel_people=channel_people,
+        channel_labels=CHANNEL_LABELS,
     )
 
 

@@ -65,6 +65,11 @@ TABLES: dict[str, ReportTable] = {
         "Окупаемость рекламы по неделям и кампаниям: расход, визиты, новые пациенты, ROMI",
         ("week", "cost_source", "campaign_id", "campaign"),
     ),
+    "patients_by_channel": ReportTable(
+        "Новые и вернувшиеся пациенты по неделям, каналам и кампаниям; заявок на человека",
+        ("week", "channel", "utm_campaign"),
+    ),
+    "calls_daily": ReportTable("Звонки по дням и каналам", ("day", "channel")),
 }
 
 
