@@ -58,7 +58,13 @@ def _leads_sent(pgdata: Path) -> bool:
     except psycopg.OperationalError:  # still starting
         return False
     for name in (n for n in names if n.startswith("ident_bench_")):
-        with psycopg.connect(embedded_pg.socket_url(pgdata, name)) as conn:
+        try:
+            conn = psycopg.connect(embedded_pg.socket_url(pgdata, name))
+        except psycopg.OperationalError:
+            # An earlier interrupted run's database, dropped halfway (PostgreSQL marks it
+            # invalid and refuses connections): not this run's.
+            continue
+        with conn:
             if conn.execute("select to_regclass('integration.leads')").fetchone()[0] is None:
                 continue  # not migrated yet
             if conn.execute("select exists (select from integration.leads)").fetchone()[0]:
