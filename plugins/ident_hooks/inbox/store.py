@@ -420,7 +420,7 @@ def choose_patient(
     if (
         patient_id is not None
         and not conn.execute(
-            "select from clinic.patients where patient_id = %s", (patient_id,)
+            "select 1 from clinic.patients where patient_id = %s", (patient_id,)
         ).fetchone()
     ):
         raise UnknownPatient(patient_id)
