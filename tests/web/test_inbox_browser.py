@@ -414,6 +414,7 @@ def test_a_persons_leads_are_one_row_with_the_card_and_a_one_click_confirmation(
     expect(row.locator(".source-item")).to_have_count(2)
     expect(page.locator("#leads tr")).to_have_count(1)
     assert row.locator(".source-item").all_inner_texts()[1].startswith("UIS")
+    expect(page.locator("#announcer")).to_contain_text("Новая заявка: UIS")
 
     row.get_by_role("button", name="Это Соколова Ирина Павловна").click()
     expect(row.locator(".patient-state")).to_contain_text(

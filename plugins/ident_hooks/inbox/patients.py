@@ -28,68 +28,83 @@ select lead_id, patient_id, grade
  where lead_id = any(%s)
 """
 
-# Each card with its last completed and next booked visit.
+# Each card with its last completed and next booked visit. The appointments are fetched
+# first by index (the cards' own, then those of their phones naming no patient), so the
+# planner never walks the whole schedule looking for them.
 _CARDS = """
-with cards as (
-    select * from clinic.patients where patient_id = any(%(cards)s)
-), visits as (
-    select c.patient_id as card_id, a.appointment_id, a.starts_at, a.status, a.doctor_id,
-           a.branch_id
-      from cards c
-      join clinic.appointments a on a.patient_id = c.patient_id
-    union
-    select c.patient_id, a.appointment_id, a.starts_at, a.status, a.doctor_id, a.branch_id
-      from cards c
-      join clinic.patient_phones p on p.patient_id = c.patient_id
-      join clinic.appointments a
-        on integration.phone_key(a.patient_phone) = integration.phone_key(p.phone)
+with card_phones as materialized (
+    select patient_id, integration.phone_key(phone) as phone_key
+      from clinic.patient_phones
+     where patient_id = any(%(cards)s)
+), phone_appointments as materialized (
+    select integration.phone_key(a.patient_phone) as phone_key, a.appointment_id,
+           a.starts_at, a.status, a.doctor_id, a.branch_id
+      from clinic.appointments a
+     where integration.phone_key(a.patient_phone) = any(array(select phone_key from card_phones))
        and a.patient_phone is not null
        and a.patient_id is null
+), visits as materialized (
+    select a.patient_id as card_id, a.appointment_id, a.starts_at, a.status, a.doctor_id,
+           a.branch_id
+      from clinic.appointments a
+     where a.patient_id = any(%(cards)s)
+    union
+    select p.patient_id, a.appointment_id, a.starts_at, a.status, a.doctor_id, a.branch_id
+      from phone_appointments a
+      join card_phones p on p.phone_key = a.phone_key
+), last as (
+    select distinct on (v.card_id) v.card_id, v.starts_at, d.full_name as doctor_name
+      from visits v left join clinic.doctors d on d.doctor_id = v.doctor_id
+     where v.status = 'completed'
+     order by v.card_id, v.starts_at desc
+), next as (
+    select distinct on (v.card_id) v.card_id, v.starts_at, d.full_name as doctor_name,
+           coalesce(b.name, v.branch_id) as branch_name
+      from visits v
+      left join clinic.doctors d on d.doctor_id = v.doctor_id
+      left join clinic.branches b on b.branch_id = v.branch_id
+     where v.status = 'scheduled' and v.starts_at > now()
+     order by v.card_id, v.starts_at
 )
 select c.patient_id, c.full_name, c.birth_date,
        last.starts_at as last_visit_at, last.doctor_name as last_visit_doctor,
        next.starts_at as next_at, next.doctor_name as next_doctor,
        next.branch_name as next_branch
-  from cards c
-  left join lateral (
-      select v.starts_at, d.full_name as doctor_name
-        from visits v left join clinic.doctors d on d.doctor_id = v.doctor_id
-       where v.card_id = c.patient_id and v.status = 'completed'
-       order by v.starts_at desc limit 1
-  ) last on true
-  left join lateral (
-      select v.starts_at, d.full_name as doctor_name, coalesce(b.name, v.branch_id) as branch_name
-        from visits v
-        left join clinic.doctors d on d.doctor_id = v.doctor_id
-        left join clinic.branches b on b.branch_id = v.branch_id
-       where v.card_id = c.patient_id and v.status = 'scheduled' and v.starts_at > now()
-       order by v.starts_at limit 1
-  ) next on true
+  from clinic.patients c
+  left join last on last.card_id = c.patient_id
+  left join next on next.card_id = c.patient_id
+ where c.patient_id = any(%(cards)s)
 """
 
 # The last completed and next booked visit of each phone, whoever's card it is.
 _PHONE_VISITS = """
+with visits as materialized (
+    select integration.phone_key(a.patient_phone) as phone_key, a.starts_at, a.status,
+           a.doctor_id, a.branch_id
+      from clinic.appointments a
+     where integration.phone_key(a.patient_phone) = any(%(keys)s)
+       and a.patient_phone is not null
+), last as (
+    select distinct on (v.phone_key) v.phone_key, v.starts_at, d.full_name as doctor_name
+      from visits v left join clinic.doctors d on d.doctor_id = v.doctor_id
+     where v.status = 'completed'
+     order by v.phone_key, v.starts_at desc
+), next as (
+    select distinct on (v.phone_key) v.phone_key, v.starts_at, d.full_name as doctor_name,
+           coalesce(b.name, v.branch_id) as branch_name
+      from visits v
+      left join clinic.doctors d on d.doctor_id = v.doctor_id
+      left join clinic.branches b on b.branch_id = v.branch_id
+     where v.status = 'scheduled' and v.starts_at > now()
+     order by v.phone_key, v.starts_at
+)
 select k.phone_key,
        last.starts_at as last_visit_at, last.doctor_name as last_visit_doctor,
        next.starts_at as next_at, next.doctor_name as next_doctor,
        next.branch_name as next_branch
-  from unnest(%s::text[]) as k (phone_key)
-  left join lateral (
-      select a.starts_at, d.full_name as doctor_name
-        from clinic.appointments a left join clinic.doctors d on d.doctor_id = a.doctor_id
-       where integration.phone_key(a.patient_phone) = k.phone_key
-         and a.patient_phone is not null and a.status = 'completed'
-       order by a.starts_at desc limit 1
-  ) last on true
-  left join lateral (
-      select a.starts_at, d.full_name as doctor_name, coalesce(b.name, a.branch_id) as branch_name
-        from clinic.appointments a
-        left join clinic.doctors d on d.doctor_id = a.doctor_id
-        left join clinic.branches b on b.branch_id = a.branch_id
-       where integration.phone_key(a.patient_phone) = k.phone_key
-         and a.patient_phone is not null and a.status = 'scheduled' and a.starts_at > now()
-       order by a.starts_at limit 1
-  ) next on true
+  from unnest(%(keys)s::text[]) as k (phone_key)
+  left join last on last.phone_key = k.phone_key
+  left join next on next.phone_key = k.phone_key
 """
 
 # The cards that have each phone: a family sharing one number.
@@ -192,7 +207,7 @@ def attach(
             for card in cursor.execute(_CARDS, {"cards": sorted(card_ids)}).fetchall()
         }
         keys = sorted({key for row in rows if (key := phone_key(row["phone_e164"]))})
-        phone_visits = {v["phone_key"]: v for v in cursor.execute(_PHONE_VISITS, (keys,))}
+        phone_visits = {v["phone_key"]: v for v in cursor.execute(_PHONE_VISITS, {"keys": keys})}
         phone_cards: dict[str, list[dict[str, str]]] = defaultdict(list)
         for card in cursor.execute(_PHONE_CARDS, (keys,)):
             phone_cards[card["phone_key"]].append(

@@ -564,15 +564,21 @@
     return [lead.name, formatPhone(lead), lead.branch_name].filter(Boolean).join(", ");
   }
 
+  // The source of a row's newest lead: what just arrived, also when it joined a row.
+  function newestSourceLabel(lead) {
+    const newest = (lead.sources || []).find((item) => item.lead_id === newestId(lead));
+    return newest ? newest.source_label : lead.source_label;
+  }
+
   function announce(arrived) {
     chime();
     const first = arrived[0];
     ui.announcer.textContent = arrived.length === 1
-      ? `Новая заявка: ${first.source_label}, ${describe(first)}`
+      ? `Новая заявка: ${newestSourceLabel(first)}, ${describe(first)}`
       : `Новых заявок: ${arrived.length}`;
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     const shown = arrived.slice(0, MAX_NOTIFICATIONS).map((lead) => ({
-      title: `Новая заявка · ${lead.source_label}`, body: describe(lead),
+      title: `Новая заявка · ${newestSourceLabel(lead)}`, body: describe(lead),
       tag: `lead-${newestId(lead)}`,
     }));
     if (arrived.length > MAX_NOTIFICATIONS) {
