@@ -3,7 +3,8 @@ is unavailable), measure how soon they are on screen, take one, close one.
 
 Drives Debian's Chromium (``chromium``; scripts/test.sh installs it where it can) through
 Playwright, which never downloads a browser of its own here. Set IDENT_INBOX_SCREENSHOT to
-a path to keep a screenshot of the page (docs/inbox.png is made this way).
+a path to keep a screenshot of the page (docs/inbox.png is made this way), and
+IDENT_INBOX_PERSON_SCREENSHOT for one person's row (docs/inbox-person.png).
 """
 
 from __future__ import annotations
@@ -434,6 +435,9 @@ def test_a_persons_leads_are_one_row_with_the_card_and_a_one_click_confirmation(
         "select count(*) from integration.lead_patient_choices"
         " where patient_id = 'p-1' and chosen_by = 'admin'"
     ).fetchone() == (2,)
+    screenshot = os.environ.get("IDENT_INBOX_PERSON_SCREENSHOT")
+    if screenshot:
+        row.screenshot(path=str(Path(screenshot)))
 
     row.get_by_role("button", name="Взять в работу").click()
     page.get_by_text("Заявка взята в работу (заявок: 2)").wait_for()
