@@ -9,6 +9,7 @@ for requests that carry the UI's login cookie the way a browser does.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -190,10 +191,16 @@ def inbox_conn(clinic_conn: psycopg.Connection) -> psycopg.Connection:
 def add_lead(inbox_conn: psycopg.Connection):
     """``add_lead(minutes_ago=1, phone=..., **columns) -> lead_id``: store one lead (committed).
 
-    ``minutes_ago`` sets its creation time at the source; ``phone`` is the phone as received.
+    ``minutes_ago`` sets its creation time at the source; ``phone`` is the phone as received:
+    by default each lead has its own (``+7 916 123-45-67``, then ``…-68``, …), since the
+    inbox shows the leads of one phone as one conversation.
     """
+    added = itertools.count()
 
-    def add(*, minutes_ago: float = 1, phone: str = "+7 916 123-45-67", **columns: Any) -> int:
+    def add(*, minutes_ago: float = 1, phone: str | None = None, **columns: Any) -> int:
+        if phone is None:
+            line = 4567 + next(added)
+            phone = f"+7 916 123-{line // 100:02d}-{line % 100:02d}"
         row = {
             "source": "napopravku",
             "external_id": uuid.uuid4().hex,

@@ -3,7 +3,8 @@ is unavailable), measure how soon they are on screen, take one, close one.
 
 Drives Debian's Chromium (``chromium``; scripts/test.sh installs it where it can) through
 Playwright, which never downloads a browser of its own here. Set IDENT_INBOX_SCREENSHOT to
-a path to keep a screenshot of the page (docs/inbox.png is made this way).
+a path to keep a screenshot of the page (docs/inbox.png is made this way), and
+IDENT_INBOX_PERSON_SCREENSHOT for one person's row (docs/inbox-person.png).
 """
 
 from __future__ import annotations
@@ -370,3 +371,76 @@ def test_tilda_leads_posted_to_the_intake_are_on_screen_within_seconds(
         f" max {latencies[-1] * 1000:.0f} ms"
     )
     assert p95 <= 5
+
+
+def test_a_persons_leads_are_one_row_with_the_card_and_a_one_click_confirmation(
+    airflow_web, browser_page, inbox_conn, add_lead
+):
+    page = browser_page
+    now = datetime.now(UTC)
+    inbox_conn.execute("truncate clinic.patients cascade")
+    for patient_id, name in [("p-1", "Соколова Ирина Павловна"), ("p-2", "Соколов Денис")]:
+        inbox_conn.execute(
+            "insert into clinic.patients (patient_id, full_name) values (%s, %s)",
+            (patient_id, name),
+        )
+        inbox_conn.execute(
+            "insert into clinic.patient_phones (patient_id, phone) values (%s, '89167770011')",
+            (patient_id,),
+        )
+    inbox_conn.execute(
+        "insert into clinic.appointments (appointment_id, doctor_id, branch_id, starts_at,"
+        " ends_at, status, patient_id) values ('a-1', 'doc-2', 'msk', %s, %s, 'scheduled', 'p-1')",
+        (now + timedelta(days=2), now + timedelta(days=2, minutes=30)),
+    )
+    inbox_conn.commit()
+    first = add_lead(minutes_ago=20, source="tilda", name="Ирина", phone="+7 916 777-00-11")
+    for patient_id in ("p-1", "p-2"):
+        inbox_conn.execute(
+            "insert into integration.lead_patient_matches (lead_id, patient_id, grade, reason)"
+            " values (%s, %s, 'possible', 'shared phone')",
+            (first, patient_id),
+        )
+    inbox_conn.commit()
+    _open_inbox(page, airflow_web)
+    expect(page.locator("#status")).to_contain_text("мгновенно")
+    row = page.locator(f'tr.lead[data-lead-id="{first}"]')
+    expect(row.locator(".patient-state")).to_have_text(
+        "Возможно, это: Соколов Денис, Соколова Ирина Павловна"
+    )
+    expect(row.locator(".family")).to_contain_text("Соколов Денис")
+
+    # The same person calls: the call joins the row, pushed, instead of a row of its own.
+    add_lead(minutes_ago=0.1, source="uis", name=None, phone="8 (916) 777-00-11")
+    expect(row.locator(".source-item")).to_have_count(2)
+    expect(page.locator("#leads tr")).to_have_count(1)
+    assert row.locator(".source-item").all_inner_texts()[1].startswith("UIS")
+    expect(page.locator("#announcer")).to_contain_text("Новая заявка: UIS")
+
+    row.get_by_role("button", name="Это Соколова Ирина Павловна").click()
+    expect(row.locator(".patient-state")).to_contain_text(
+        "Карта подтверждена: Соколова Ирина Павловна"
+    )
+    expect(row.locator(".next-appointment")).to_contain_text("Иванова Мария Сергеевна")
+    inbox_conn.execute(
+        "insert into integration.lead_freed_slots (lead_id, appointment_id, doctor_id,"
+        " branch_id, starts_at, ends_at) values (%s, 'a-x', 'doc-1', 'msk', %s, %s)",
+        (first, now + timedelta(days=1), now + timedelta(days=1, hours=1)),
+    )
+    inbox_conn.commit()
+    expect(row.locator(".freed-slot")).to_contain_text(
+        "Освободилось время: Петров Геннадий Андреевич"
+    )
+    assert inbox_conn.execute(
+        "select count(*) from integration.lead_patient_choices"
+        " where patient_id = 'p-1' and chosen_by = 'admin'"
+    ).fetchone() == (2,)
+    screenshot = os.environ.get("IDENT_INBOX_PERSON_SCREENSHOT")
+    if screenshot:
+        row.screenshot(path=str(Path(screenshot)))
+
+    row.get_by_role("button", name="Взять в работу").click()
+    page.get_by_text("Заявка взята в работу (заявок: 2)").wait_for()
+    assert inbox_conn.execute(
+        "select count(*) from integration.leads where status = 'in_progress'"
+    ).fetchone() == (2,)

@@ -4,15 +4,48 @@ Routes (relative to the mount point):
 
 * ``GET /`` — the page (anonymous visitors are sent to Airflow's login page); an admin of
   one branch's front desk (``include/alerts.yaml``) gets that branch selected;
-* ``GET /api/leads?branch=&source=&q=`` — open leads, newest first, each with its
-  escalation (``escalated_at``, ``escalated_desk``) once the integration_health DAG has
-  escalated it;
-* ``GET /api/events`` — server-sent events: ``leads`` whenever the open leads change
-  (see ``push``), so the page fetches the list at once instead of waiting for its poll;
-* ``POST /api/leads/{id}/take`` | ``/close`` | ``/spam`` — the front desk's actions,
-  JSON bodies (``{"comment": "..."}`` for close and spam), checked against cross-site
-  forgery (see ``security``);
+* ``GET /api/leads?branch=&source=&q=`` — open conversations, the one with the newest lead
+  first (shape below);
+* ``GET /api/events`` — server-sent events: ``leads`` whenever the open leads, their
+  matched cards, the front desk's choice or their freed slots change (see ``push``; the
+  event carries no personal data), so the page fetches the list at once instead of waiting
+  for its poll;
+* ``POST /api/leads/{id}/take`` | ``/close`` | ``/spam`` — the front desk's actions on the
+  whole conversation of lead ``id``, JSON bodies (``{"comment": "..."}`` for close and
+  spam); ``POST /api/leads/{id}/patient`` with ``{"patient_id": "p-1"}`` (or ``null``: a
+  new patient) confirms the card for every lead of the conversation; all checked against
+  cross-site forgery (see ``security``);
 * ``GET /static/...`` — the page's script, styles and icon (no data in them).
+
+A conversation is the open leads of one person — the same E.164 phone, or the same card
+(the one the front desk chose, else a single certain match) — each within
+``[ident_inbox] conversation_window_hours`` (default 24) of the person's previous lead.
+Each item of ``leads`` in the list is one conversation: the columns of
+``integration.open_leads`` for its first lead (``lead_id`` names the conversation,
+``waiting_seconds`` counts from its first lead; ``status`` is ``in_progress`` once anyone
+took it, with ``taken_by``/``taken_at``; ``escalated_at``/``escalated_desk`` the earliest
+escalation), plus::
+
+    "lead_ids": [11, 12, 13],            # oldest first
+    "newest_lead_id": 13,
+    "sources": [{"lead_id", "status", "source", "source_label", "created_at", "taken_by",
+                 "name", "comment", "form_name", "doctor_name", "requested_start",
+                 "requested_end", "campaign"}, ...],
+    "patient": {
+        "state": "chosen" | "new_patient" | "certain" | "probable" | "possible" | "none",
+        "chosen_by": "anna" | null, "chosen_at": "..." | null,
+        "card": CARD | null,             # the one card the row is about, if there is one
+        "candidates": [CARD, ...],       # every matched card, best grade first
+        "visitor": "new" | "returning" | null,   # null: several cards, each says
+        "last_visit": {"starts_at", "doctor_name"} | null,
+        "next_appointment": {"starts_at", "doctor_name", "branch_name"} | null,
+        "family": [{"patient_id", "full_name"}, ...]   # cards sharing the phone, if > 1
+    },
+    "freed_slot": {"doctor_name", "branch_name", "starts_at", "ends_at"} | null
+
+where ``CARD`` is ``{"patient_id", "full_name", "birth_date", "grade", "returning",
+"last_visit", "next_appointment"}``. Actions answer the lead's state with ``lead_ids``,
+the leads they covered; a refusal (``409``) names the admin who got there first.
 
 Everything but the static files needs an authenticated Airflow user, exactly as the
 Airflow UI does: the ``_token`` cookie of its login, or ``Authorization: Bearer <jwt>``.
@@ -25,6 +58,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -58,6 +92,17 @@ def refresh_seconds() -> int:
     """How often the page asks for new leads: ``[ident_inbox] refresh_seconds``."""
     configured = conf.getint(CONFIG_SECTION, "refresh_seconds", fallback=DEFAULT_REFRESH_SECONDS)
     return max(MIN_REFRESH_SECONDS, configured)
+
+
+def conversation_window() -> timedelta:
+    """Leads of one person this close together are one row: ``[ident_inbox]
+    conversation_window_hours`` (default 24)."""
+    hours = conf.getfloat(
+        CONFIG_SECTION,
+        "conversation_window_hours",
+        fallback=store.CONVERSATION_WINDOW.total_seconds() / 3600,
+    )
+    return timedelta(hours=max(0.0, hours))
 
 
 def push_enabled() -> bool:
@@ -106,6 +151,10 @@ class CloseBody(BaseModel):
     comment: str | None = Field(default=None, max_length=store.COMMENT_MAX_CHARS)
 
 
+class PatientChoiceBody(BaseModel):
+    patient_id: str | None = Field(max_length=200)  # required; null means a new patient
+
+
 router = APIRouter()
 
 
@@ -152,7 +201,9 @@ def open_leads(
     q: Annotated[str | None, Query(max_length=SEARCH_MAX_CHARS)] = None,
 ) -> JSONResponse:
     with db.connect() as conn:
-        leads, total = store.list_open_leads(conn, store.LeadFilter(branch, source, q))
+        leads, total = store.list_open_leads(
+            conn, store.LeadFilter(branch, source, q), window=conversation_window()
+        )
     body = {
         "user": user.get_name(),
         # Renewed with every list: a restarted api-server without a configured
@@ -194,6 +245,8 @@ def _act(action: Callable[[psycopg.Connection], store.LeadState]) -> JSONRespons
             state = action(conn)
     except store.LeadNotFound:
         return JSONResponse({"detail": "Заявка не найдена"}, status_code=404)
+    except store.UnknownPatient:
+        return JSONResponse({"detail": "Карта пациента не найдена"}, status_code=404)
     except store.LeadUnavailable as refused:
         state = refused.state
         if state.status == "in_progress":
@@ -208,19 +261,36 @@ def _act(action: Callable[[psycopg.Connection], store.LeadState]) -> JSONRespons
 
 @router.post("/api/leads/{lead_id}/take")
 def take_lead(lead_id: int, user: ActingUser) -> JSONResponse:
-    return _act(lambda conn: store.take_lead(conn, lead_id, user.get_name()))
+    return _act(lambda conn: store.take_lead(conn, lead_id, user.get_name(), conversation_window()))
 
 
 @router.post("/api/leads/{lead_id}/close")
 def close_lead(lead_id: int, user: ActingUser, body: CloseBody | None = None) -> JSONResponse:
     comment = body.comment if body else None
-    return _act(lambda conn: store.close_lead(conn, lead_id, user.get_name(), "done", comment))
+    return _act(
+        lambda conn: store.close_lead(
+            conn, lead_id, user.get_name(), "done", comment, conversation_window()
+        )
+    )
 
 
 @router.post("/api/leads/{lead_id}/spam")
 def mark_spam(lead_id: int, user: ActingUser, body: CloseBody | None = None) -> JSONResponse:
     comment = body.comment if body else None
-    return _act(lambda conn: store.close_lead(conn, lead_id, user.get_name(), "spam", comment))
+    return _act(
+        lambda conn: store.close_lead(
+            conn, lead_id, user.get_name(), "spam", comment, conversation_window()
+        )
+    )
+
+
+@router.post("/api/leads/{lead_id}/patient")
+def choose_patient(lead_id: int, body: PatientChoiceBody, user: ActingUser) -> JSONResponse:
+    return _act(
+        lambda conn: store.choose_patient(
+            conn, lead_id, body.patient_id, user.get_name(), conversation_window()
+        )
+    )
 
 
 def create_app() -> FastAPI:

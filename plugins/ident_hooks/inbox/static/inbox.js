@@ -1,4 +1,5 @@
-// The leads inbox page: fetches the open leads when the server pushes that they changed
+// The leads inbox page: one row per person (a conversation of their open leads from any
+// source, with their patient card, visits and freed time); fetches the open leads when the server pushes that they changed
 // (server-sent events), polls them when it cannot, keeps the waiting times live, announces
 // new leads (highlight, browser notification, a short chime), counts down each lead's time to
 // escalation (its SLA; the integration_health DAG escalates it to the branch's front desk)
@@ -73,6 +74,12 @@
     day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
   });
   const browserTimeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const visitFormat = new Intl.DateTimeFormat("ru-RU", {
+    weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+  });
+  const dateFormat = new Intl.DateTimeFormat("ru-RU", {
+    day: "numeric", month: "short", year: "numeric",
+  });
 
   function formatDuration(totalSeconds) {
     const seconds = Math.max(0, Math.floor(totalSeconds));
@@ -141,8 +148,13 @@
     return node;
   }
 
+  // A conversation's newest lead: a lead joining a row makes it news again.
+  function newestId(lead) {
+    return lead.newest_lead_id || lead.lead_id;
+  }
+
   function isUnseen(lead) {
-    return lead.lead_id > lastSeenId;
+    return newestId(lead) > lastSeenId;
   }
 
   // What a row shows apart from the waiting time, which tick() keeps current in place:
@@ -150,6 +162,100 @@
   function signature(lead) {
     const { waiting_seconds: _waiting, ...shown } = lead;
     return JSON.stringify([shown, isUnseen(lead)]);
+  }
+
+  // The sources of a conversation, oldest first: each one's label and time, and its comment
+  // and doctor where they differ from the previous one's.
+  function buildSources(sources) {
+    const list = element("ol", "sources");
+    let previous = null;
+    for (const item of sources) {
+      const entry = element("li", "source-item");
+      entry.dataset.leadId = String(item.lead_id);
+      entry.append(element("span", "source-label", item.source_label),
+        element("span", "muted small", ` ${formatMoment(item.created_at)}`));
+      if (item.doctor_name && item.doctor_name !== previous?.doctor_name) {
+        entry.append(element("span", "source-doctor", item.doctor_name));
+      }
+      if (item.comment && item.comment !== previous?.comment) {
+        entry.append(element("span", "comment", item.comment));
+      }
+      list.append(entry);
+      previous = item;
+    }
+    return list;
+  }
+
+  function formatVisit(iso) {
+    return visitFormat.format(new Date(iso));
+  }
+
+  function cardName(card) {
+    const born = card.birth_date ? `, ${dateFormat.format(new Date(card.birth_date))}` : "";
+    return `${card.full_name}${born}`;
+  }
+
+  const GRADE_TEXT = {
+    certain: "Карта пациента", probable: "Вероятно, карта", possible: "Возможно, это",
+  };
+
+  // Who the person is: the confirmed card, else what matching found, their visits, the
+  // family on the same phone, and one-click buttons to confirm a card or a new patient.
+  function buildPatient(lead) {
+    const info = lead.patient;
+    if (!info) return null;
+    const box = element("div", "patient-card");
+    box.dataset.state = info.state;
+    const line = element("div", "patient-state");
+    if (info.state === "chosen" && info.card) {
+      line.append(`Карта подтверждена: ${cardName(info.card)}`);
+    } else if (info.state === "new_patient") {
+      line.append("Новый пациент (подтверждено)");
+    } else if (info.state === "none") {
+      line.append("Карта не найдена");
+    } else if (info.card) {
+      line.append(`${GRADE_TEXT[info.state]}: ${cardName(info.card)}`);
+    } else {
+      line.append(`${GRADE_TEXT[info.state]}: `
+        + info.candidates.map((card) => card.full_name).join(", "));
+    }
+    if (info.chosen_by) line.append(element("span", "muted small", ` (${info.chosen_by})`));
+    box.append(line);
+    if (info.visitor) {
+      box.append(element("span", `badge visitor visitor-${info.visitor}`,
+        info.visitor === "returning" ? "Повторный пациент" : "Новый пациент"));
+    }
+    if (info.last_visit) {
+      box.append(element("div", "last-visit", "Последний визит: "
+        + [formatVisit(info.last_visit.starts_at), info.last_visit.doctor_name]
+          .filter(Boolean).join(", ")));
+    }
+    if (info.next_appointment) {
+      const next = info.next_appointment;
+      box.append(element("div", "next-appointment", "Уже записан: "
+        + [formatVisit(next.starts_at), next.doctor_name, next.branch_name]
+          .filter(Boolean).join(", ")));
+    }
+    if (info.family.length) {
+      box.append(element("div", "family", "Семья на этом номере: "
+        + info.family.map((member) => member.full_name).join(", ")));
+    }
+    if (lead.freed_slot) {
+      const slot = lead.freed_slot;
+      box.append(element("div", "freed-slot", "Освободилось время: "
+        + [slot.doctor_name, formatVisit(slot.starts_at)].filter(Boolean).join(", ")));
+    }
+    if (info.state !== "chosen" && info.state !== "new_patient") {
+      const confirm = element("div", "patient-confirm");
+      for (const card of info.candidates) {
+        const choose = button(`Это ${card.full_name}`, "patient", lead.lead_id, "secondary small");
+        choose.dataset.patientId = card.patient_id;
+        confirm.append(choose);
+      }
+      confirm.append(button("Новый пациент", "patient", lead.lead_id, "secondary small"));
+      box.append(confirm);
+    }
+    return box;
   }
 
   function buildRow(lead) {
@@ -169,7 +275,12 @@
       "muted small", `поступила ${formatMoment(lead.created_at)}`));
 
     const source = element("td", "source");
-    source.append(element("span", "source-label", lead.source_label));
+    const sources = lead.sources || [];
+    if (sources.length > 1) {
+      source.append(buildSources(sources));
+    } else {
+      source.append(element("span", "source-label", lead.source_label));
+    }
     if (isUnseen(lead)) source.prepend(element("span", "badge badge-new", "Новая"));
     if (lead.campaign) {
       const campaign = element("span", "campaign", lead.campaign);
@@ -188,7 +299,11 @@
       link.href = `tel:${lead.phone_e164 || lead.phone_raw}`;
       patient.append(link);
     }
-    if (lead.comment) patient.append(element("span", "comment", lead.comment));
+    if (lead.comment && sources.length <= 1) {
+      patient.append(element("span", "comment", lead.comment));
+    }
+    const card = buildPatient(lead);
+    if (card) patient.append(card);
 
     const doctor = element("td", "doctor");
     if (lead.doctor_name) doctor.append(element("span", "", lead.doctor_name));
@@ -290,7 +405,7 @@
 
   // ---- "new since you last looked" -------------------------------------------------------
   function markSeen() {
-    const newest = leads.reduce((max, lead) => Math.max(max, lead.lead_id), 0);
+    const newest = leads.reduce((max, lead) => Math.max(max, newestId(lead)), 0);
     if (newest <= lastSeenId || document.visibilityState !== "visible") {
       pendingSeen = null;
       return;
@@ -401,11 +516,11 @@
   }
 
   function receive(data, baseline) {
-    const newest = data.leads.reduce((max, lead) => Math.max(max, lead.lead_id), 0);
+    const newest = data.leads.reduce((max, lead) => Math.max(max, newestId(lead)), 0);
     // The first list of this tab, or of new filters, is a baseline, not news.
     if (knownMaxId !== null && !baseline) {
       const arrived = data.leads.filter(
-        (lead) => lead.lead_id > knownMaxId && lead.status === "new");
+        (lead) => newestId(lead) > knownMaxId && lead.status === "new");
       if (arrived.length) announce(arrived);
     }
     knownMaxId = Math.max(knownMaxId || 0, newest);
@@ -449,15 +564,22 @@
     return [lead.name, formatPhone(lead), lead.branch_name].filter(Boolean).join(", ");
   }
 
+  // The source of a row's newest lead: what just arrived, also when it joined a row.
+  function newestSourceLabel(lead) {
+    const newest = (lead.sources || []).find((item) => item.lead_id === newestId(lead));
+    return newest ? newest.source_label : lead.source_label;
+  }
+
   function announce(arrived) {
     chime();
     const first = arrived[0];
     ui.announcer.textContent = arrived.length === 1
-      ? `Новая заявка: ${first.source_label}, ${describe(first)}`
+      ? `Новая заявка: ${newestSourceLabel(first)}, ${describe(first)}`
       : `Новых заявок: ${arrived.length}`;
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     const shown = arrived.slice(0, MAX_NOTIFICATIONS).map((lead) => ({
-      title: `Новая заявка · ${lead.source_label}`, body: describe(lead), tag: `lead-${lead.lead_id}`,
+      title: `Новая заявка · ${newestSourceLabel(lead)}`, body: describe(lead),
+      tag: `lead-${newestId(lead)}`,
     }));
     if (arrived.length > MAX_NOTIFICATIONS) {
       shown.push({
@@ -480,7 +602,7 @@
   }
 
   // ---- actions ----------------------------------------------------------------------------
-  function post(leadId, action, comment) {
+  function post(leadId, action, body) {
     return fetch(`api/leads/${leadId}/${action}`, {
       method: "POST",
       credentials: "same-origin",
@@ -489,19 +611,20 @@
         "Content-Type": "application/json",
         "X-CSRF-Token": config.csrfToken,
       },
-      body: JSON.stringify(comment ? { comment } : {}),
+      body: JSON.stringify(body),
     });
   }
 
-  async function act(leadId, action, comment) {
+  // `body`: {comment} for close and spam, {patient_id} for the patient's card.
+  async function act(leadId, action, body = {}) {
     let response;
     let data = {};
     try {
-      response = await post(leadId, action, comment);
+      response = await post(leadId, action, body);
       if (response.status === 403) {
         // The server's signing key changed (a restart): the next list brings a new token.
         await refresh({ restart: true });
-        response = await post(leadId, action, comment);
+        response = await post(leadId, action, body);
       }
       data = await response.json().catch(() => ({}));
     } catch {
@@ -509,9 +632,11 @@
       return;
     }
     if (response.ok) {
+      const count = (data.lead_ids || []).length;
+      const several = count > 1 ? ` (заявок: ${count})` : "";
       const done = { take: "Заявка взята в работу", close: "Заявка обработана",
-        spam: "Заявка отмечена как спам или дубль" };
-      showToast(done[action]);
+        spam: "Заявка отмечена как спам или дубль", patient: "Карта пациента подтверждена" };
+      showToast(done[action] + several);
     } else if (response.status === 409 && data.lead && data.lead.taken_at) {
       const since = data.lead.status === "in_progress"
         ? ` с ${formatMoment(data.lead.taken_at)}` : "";
@@ -541,7 +666,8 @@
     const chosen = dialogAction;
     dialogAction = null;
     if (chosen && ui.dialog.returnValue === "save") {
-      act(chosen.leadId, chosen.action, ui.dialogComment.value.trim());
+      const comment = ui.dialogComment.value.trim();
+      act(chosen.leadId, chosen.action, comment ? { comment } : {});
     }
   });
 
@@ -554,6 +680,9 @@
     if (target.dataset.action === "take") {
       target.disabled = true;
       act(leadId, "take");
+    } else if (target.dataset.action === "patient") {
+      target.disabled = true;
+      act(leadId, "patient", { patient_id: target.dataset.patientId || null });
     } else {
       openCloseDialog(lead, target.dataset.action);
     }
