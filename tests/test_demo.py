@@ -85,11 +85,11 @@ def test_appointments_never_overlap_and_stay_inside_shifts(clinic):
 @pytest.fixture
 def leads_conn(clinic_conn):
     """The clinic database with no leads before and after (others count theirs)."""
-    clinic_conn.execute("truncate integration.leads, report_build.lead_changes")
+    clinic_conn.execute("truncate integration.leads, report_build.lead_changes cascade")
     clinic_conn.commit()
     yield clinic_conn
     clinic_conn.rollback()
-    clinic_conn.execute("truncate integration.leads, report_build.lead_changes")
+    clinic_conn.execute("truncate integration.leads, report_build.lead_changes cascade")
     clinic_conn.commit()
 
 
