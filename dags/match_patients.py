@@ -54,10 +54,10 @@ def match_patients():
     @task(multiple_outputs=False)
     def rematch(params: dict | None = None) -> dict:
         from ident_hooks.db import connect
-        from ident_hooks.patients.rematch import rematch
+        from ident_hooks.patients.rematch import rematch as rematch_changed_cards
 
         with connect() as conn:
-            summary = rematch(
+            summary = rematch_changed_cards(
                 conn,
                 now=datetime.now().astimezone(),
                 full=bool((params or {}).get("full_rematch")),
