@@ -3,6 +3,10 @@ again by the re-match after the clinic's sync changes cards."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
 import pytest
 
 from ident_hooks.patients.matching import (
@@ -14,7 +18,7 @@ from ident_hooks.patients.matching import (
     name_words,
     one_edit_apart,
 )
-from tests.patients.conftest import add_card, matches, rematch, store
+from tests.patients.conftest import NOW, add_card, matches, rematch, store
 
 FAMILY_PHONE = "+7 916 555-12-34"
 
@@ -254,6 +258,36 @@ def test_the_dag_re_matches_after_cards_change(db, airflow_db):
 
     assert run.state == "success"
     assert matches(db, lead_id) == {"p1": "certain"}
+
+
+def test_a_lead_stored_while_the_re_match_runs_is_never_left_unmatched(db, clinic_db_url):
+    from ident_hooks.leads.normalise import Lead
+    from ident_hooks.leads.store import store_leads
+
+    add_card(db, "p1", "Иванова Мария Сергеевна", ["8 916 123-45-67"])
+    db.commit()  # noted, not indexed yet
+    arriving = psycopg.connect(clinic_db_url)
+    lead = Lead("site_main", "l1", NOW, name="Мария", phone_e164="+79161234567", raw={})
+    store_leads(arriving, [lead])  # matched against the index as it was: nothing yet
+    with ThreadPoolExecutor(1) as pool, psycopg.connect(clinic_db_url) as rematching:
+        summary = pool.submit(rematch, rematching)
+        deadline = time.monotonic() + 30
+        while not _waiting_for_an_advisory_lock(db):
+            assert time.monotonic() < deadline and not summary.done()
+        arriving.commit()
+        arriving.close()
+        assert summary.result(timeout=30).leads == 1
+
+    lead_id = db.execute("select lead_id from integration.leads").fetchone()[0]
+    assert matches(db, lead_id) == {"p1": "certain"}
+
+
+def _waiting_for_an_advisory_lock(conn) -> bool:
+    waiting = conn.execute(
+        "select exists (select 1 from pg_locks where locktype = 'advisory' and not granted)"
+    ).fetchone()[0]
+    conn.commit()
+    return waiting
 
 
 # -- the rules themselves -----------------------------------------------------------------

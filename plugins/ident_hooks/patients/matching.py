@@ -50,6 +50,10 @@ REASONS = {
     "shared_phone": "общий телефон нескольких карт (семья)",
     "close_name": "похожее имя и тот же e-mail, телефон другой",
 }
+# Matching on arrival holds this lock shared and the re-match holds it exclusively, so a
+# lead stored while cards are re-indexed is matched against the new index or seen by the
+# re-match, never neither. Any constant works: it only has to be the same everywhere.
+MATCHING_LOCK_KEY = 0x1DE7_0020
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 _TYPO_MIN_LETTERS = 4
 
@@ -169,6 +173,7 @@ def match_leads(conn: psycopg.Connection, lead_ids: Sequence[int]) -> int:
     stay as they are). Returns the number of match rows written."""
     if not lead_ids:
         return 0
+    conn.execute("select pg_advisory_xact_lock_shared(%s)", (MATCHING_LOCK_KEY,))
     leads = conn.execute(
         "select lead_id, name, phone_e164, email from integration.leads where lead_id = any(%s)",
         (list(lead_ids),),

@@ -9,8 +9,9 @@ before. A truncate of the cards (noted as a null patient) rebuilds the whole ind
 re-matches every open and recent lead; so does ``full=True``.
 
 All of it is one transaction: the queue's rows are deleted in it, so a failed run leaves
-them for the next. Run it with the ``match_patients`` DAG or
-``python -m ident_hooks.patients.rematch [--full]``.
+them for the next. It holds an advisory lock that matching on arrival takes shared: a lead
+stored meanwhile waits for the new index, or the re-match waits for the lead. Run it with
+the ``match_patients`` DAG or ``python -m ident_hooks.patients.rematch [--full]``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import psycopg
 
 from ident_hooks.leads.normalise import normalise_phone
 from ident_hooks.leads.store import copy_rows
-from ident_hooks.patients.matching import match_leads
+from ident_hooks.patients.matching import MATCHING_LOCK_KEY, match_leads
 
 RECENT_DAYS = 30
 _OPEN_OR_RECENT = "(l.status in ('new', 'in_progress') or l.created_at >= %(since)s)"
@@ -74,6 +75,7 @@ def rematch(
     """Take the noted card changes, refresh their index rows, re-match the leads they touch,
     and commit."""
     started = time.perf_counter()
+    conn.execute("select pg_advisory_xact_lock(%s)", (MATCHING_LOCK_KEY,))
     noted = [
         row[0]
         for row in conn.execute("delete from integration.patient_changes returning patient_id")
