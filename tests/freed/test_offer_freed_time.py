@@ -229,9 +229,9 @@ def test_nearby_days_are_counted_in_the_branch_time_zone_just_after_midnight(cli
     book(clinic, "a1", "petrova", ekb("2026-12-18 10:00"), branch="ekb")
     # 00:30 on the 15th in Yekaterinburg is still the 14th in Moscow and in UTC: three
     # days before the slot's day only in the branch's own zone.
-    three_days_before = lead(clinic, "Ольга", doctor="petrova", wants=ekb("2026-12-15 00:30"))
-    clinic.execute("update integration.leads set branch_id = 'ekb'")
-    clinic.commit()
+    three_days_before = lead(
+        clinic, "Ольга", doctor="petrova", wants=ekb("2026-12-15 00:30"), branch="ekb"
+    )
     four_days_before = lead(
         clinic, "Пётр", doctor="petrova", wants=ekb("2026-12-14 23:30"), branch="ekb"
     )
