@@ -29,6 +29,10 @@ source) and either
 and is near it: the lead's requested day is within ``nearby_days`` of the slot's day, both
 days counted in the branch's time zone (the lead's branch, else the slot's), or the lead
 named no time and was created within the last ``nearby_days`` days.
+
+Cost: the queue holds only cancellations not yet passed, and a run is one statement over
+it, the open leads and the doctors' appointments and work around the queued times
+(``bench/freed_time.py``).
 """
 
 from __future__ import annotations
@@ -50,10 +54,11 @@ with cutoff as (
 ),
 freed as (
     select f.appointment_id, f.doctor_id, f.branch_id, f.starts_at, f.ends_at,
-           lower(btrim(d.specialty)) as specialty,
-           integration.branch_day(f.starts_at, f.branch_id) as day
+           lower(btrim(d.specialty)) as specialty, b.timezone,
+           (f.starts_at at time zone b.timezone)::date as day
       from integration.freed_appointments f
       join clinic.doctors d on d.doctor_id = f.doctor_id and d.is_active
+      join clinic.branches b on b.branch_id = f.branch_id
      where f.starts_at >= (select at from cutoff)
        and exists (select 1 from clinic.work_intervals w
                     where w.doctor_id = f.doctor_id
@@ -61,17 +66,32 @@ freed as (
        and not exists (select 1 from clinic.appointments a
                         where a.doctor_id = f.doctor_id and a.status <> 'cancelled'
                           and a.starts_at < f.ends_at and a.ends_at > f.starts_at)
+),
+waiting as (
+    select l.lead_id, l.doctor_id,
+           case when l.doctor_id is null then lower(btrim(l.doctor_name_raw)) end as specialty,
+           l.requested_start, l.created_at, lb.timezone
+      from integration.leads l
+      left join clinic.branches lb on lb.branch_id = l.branch_id
+     where l.status in ('new', 'in_progress') and l.source_state is null
+       and (l.doctor_id is not null or l.doctor_name_raw is not null)
+),
+-- Two equi-joins rather than one join on "doctor or specialty", so that each is a hash join.
+pairs as (
+    select w.*, f.appointment_id, f.doctor_id as freed_doctor_id, f.branch_id, f.starts_at,
+           f.ends_at, f.timezone as freed_timezone, f.day
+      from waiting w join freed f on f.doctor_id = w.doctor_id
+    union all
+    select w.*, f.appointment_id, f.doctor_id, f.branch_id, f.starts_at,
+           f.ends_at, f.timezone, f.day
+      from waiting w join freed f on f.specialty = w.specialty
 )
-select l.lead_id, f.appointment_id, f.doctor_id, f.branch_id, f.starts_at, f.ends_at
-  from freed f
-  join integration.leads l
-    on l.status in ('new', 'in_progress') and l.source_state is null
-   and (l.doctor_id = f.doctor_id
-        or (l.doctor_id is null and lower(btrim(l.doctor_name_raw)) = f.specialty))
-   and case when l.requested_start is not null
-            then abs(integration.branch_day(l.requested_start, coalesce(l.branch_id, f.branch_id))
-                     - f.day) <= %(nearby_days)s
-            else l.created_at >= %(now)s - make_interval(days => %(nearby_days)s)
+select lead_id, appointment_id, freed_doctor_id as doctor_id, branch_id, starts_at, ends_at
+  from pairs
+ where case when requested_start is not null
+            then abs((requested_start at time zone coalesce(timezone, freed_timezone))::date
+                     - day) <= %(nearby_days)s
+            else created_at >= %(now)s - make_interval(days => %(nearby_days)s)
        end
 """
 
