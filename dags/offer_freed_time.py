@@ -8,6 +8,7 @@ from ident_hooks.assets import CLINIC_SCHEDULE, LEADS
 from ident_hooks.config import run_schedule
 
 NEARBY_DAYS_VARIABLE = "freed_time_nearby_days"
+PER_LEAD_VARIABLE = "freed_time_slots_per_lead"
 
 DOC = """
 ### Offer freed time to waiting leads
@@ -17,7 +18,8 @@ leads are stored (the `leads` Asset), and every 5 min: when an appointment is ca
 (its status becomes `cancelled`, or it is deleted), its time is flagged on the open leads
 (new, in progress) that asked for that doctor — or, having named no known doctor, named
 that doctor's specialty — for a day within N days of it (branch time zone), or that named
-no time and came within the last N days. The inbox shows the flagged slot on the lead.
+no time and came within the last N days; at most M slots a lead, those closest to the time
+it asked for (the soonest when it named none). The inbox shows the flagged slots on the lead.
 
 Only time that is really free is offered: no other active appointment of the doctor
 overlaps it, it lies in the doctor's work interval, and it starts after the export rules'
@@ -25,7 +27,8 @@ overlaps it, it lies in the doctor's work interval, and it starts after the expo
 Offers that no longer hold — the time booked again, the lead taken to done or spam, the
 slot now too close — are removed on the next run.
 
-**Settings:** N is the Airflow Variable `freed_time_nearby_days` (default 3).
+**Settings:** N is the Airflow Variable `freed_time_nearby_days` (default 3), M the
+Variable `freed_time_slots_per_lead` (default 3).
 
 **Where to look:** `integration.freed_appointments` (cancellations noted by the trigger of
 migration 0026), `integration.lead_freed_slots` (the offers; `flagged_at` is when a run
@@ -60,11 +63,18 @@ def offer_freed_time():
         from airflow.sdk import Variable
 
         from ident_hooks.db import connect
-        from ident_hooks.schedule.freed import DEFAULT_NEARBY_DAYS, offer_freed_time
+        from ident_hooks.schedule.freed import (
+            DEFAULT_NEARBY_DAYS,
+            DEFAULT_PER_LEAD,
+            offer_freed_time,
+        )
 
         nearby_days = int(Variable.get(NEARBY_DAYS_VARIABLE, default=DEFAULT_NEARBY_DAYS))
+        per_lead = int(Variable.get(PER_LEAD_VARIABLE, default=DEFAULT_PER_LEAD))
         with connect() as conn:
-            result = offer_freed_time(conn, datetime.now(UTC), nearby_days=nearby_days)
+            result = offer_freed_time(
+                conn, datetime.now(UTC), nearby_days=nearby_days, per_lead=per_lead
+            )
         return result.as_dict()
 
     offer()

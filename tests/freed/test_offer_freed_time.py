@@ -253,3 +253,21 @@ def test_nearby_days_come_from_the_airflow_variable(clinic, monkeypatch):
     run_dag()
 
     assert set(offers(clinic)) == {next_day}
+
+
+def test_a_lead_gets_the_slots_closest_to_the_time_it_asked_for(clinic, monkeypatch):
+    for hour in (9, 11, 13, 15):
+        book(clinic, f"h{hour}", "petrova", msk(f"2026-12-10 {hour:02}:00"))
+    waiting = lead(clinic, "Ольга", doctor_name="Терапевт", wants=msk("2026-12-10 14:00"))
+    for hour in (9, 11, 13, 15):
+        cancel(clinic, f"h{hour}")
+    monkeypatch.setenv("AIRFLOW_VAR_FREED_TIME_SLOTS_PER_LEAD", "2")
+
+    run_dag()
+
+    offered = clinic.execute(
+        "select appointment_id from integration.lead_freed_slots where lead_id = %s order by 1",
+        (waiting,),
+    ).fetchall()
+    clinic.commit()
+    assert offered == [("h13",), ("h15",)]

@@ -28,7 +28,9 @@ source) and either
 
 and is near it: the lead's requested day is within ``nearby_days`` of the slot's day, both
 days counted in the branch's time zone (the lead's branch, else the slot's), or the lead
-named no time and was created within the last ``nearby_days`` days.
+named no time and was created within the last ``nearby_days`` days. A lead is offered at
+most ``per_lead`` slots, those closest to its requested time (the soonest when it named
+none): a specialty can free many.
 
 Cost: the queue holds only cancellations not yet passed, and a run is one statement over
 it, the open leads and the doctors' appointments and work around the queued times
@@ -43,6 +45,7 @@ from datetime import datetime
 import psycopg
 
 DEFAULT_NEARBY_DAYS = 3
+DEFAULT_PER_LEAD = 3
 DEFAULT_SKIP_HOURS = 2
 
 _OFFERS_SQL = """
@@ -86,13 +89,20 @@ pairs as (
            f.ends_at, f.timezone, f.day
       from waiting w join freed f on f.specialty = w.specialty
 )
-select lead_id, appointment_id, freed_doctor_id as doctor_id, branch_id, starts_at, ends_at
-  from pairs
- where case when requested_start is not null
-            then abs((requested_start at time zone coalesce(timezone, freed_timezone))::date
-                     - day) <= %(nearby_days)s
-            else created_at >= %(now)s - make_interval(days => %(nearby_days)s)
-       end
+select lead_id, appointment_id, doctor_id, branch_id, starts_at, ends_at
+  from (select lead_id, appointment_id, freed_doctor_id as doctor_id, branch_id, starts_at,
+               ends_at,
+               row_number() over (
+                   partition by lead_id
+                   order by abs(extract(epoch from starts_at - coalesce(requested_start, %(now)s))),
+                            starts_at, appointment_id) as rank
+          from pairs
+         where case when requested_start is not null
+                    then abs((requested_start at time zone coalesce(timezone, freed_timezone))::date
+                             - day) <= %(nearby_days)s
+                    else created_at >= %(now)s - make_interval(days => %(nearby_days)s)
+               end) near
+ where rank <= %(per_lead)s
 """
 
 _WITHDRAW_SQL = """
@@ -133,14 +143,21 @@ class FreedTimeResult:
 
 
 def offer_freed_time(
-    conn: psycopg.Connection, now: datetime, *, nearby_days: int = DEFAULT_NEARBY_DAYS
+    conn: psycopg.Connection,
+    now: datetime,
+    *,
+    nearby_days: int = DEFAULT_NEARBY_DAYS,
+    per_lead: int = DEFAULT_PER_LEAD,
 ) -> FreedTimeResult:
     """Make ``integration.lead_freed_slots`` the offers that hold at ``now``; commits."""
     if nearby_days < 0:
         raise ValueError(f"nearby_days must be 0 or more, not {nearby_days}")
+    if per_lead < 1:
+        raise ValueError(f"per_lead must be 1 or more, not {per_lead}")
     params = {
         "now": now,
         "nearby_days": nearby_days,
+        "per_lead": per_lead,
         "default_skip_hours": DEFAULT_SKIP_HOURS,
     }
     with conn.transaction():
