@@ -66,3 +66,13 @@ def test_emptying_the_leads_table_empties_them_too(clinic_conn):
 
     assert _kept(clinic_conn) == {table: [] for table in DEPENDENTS}
     clinic_conn.rollback()
+
+
+def test_emptying_the_leads_table_together_with_them_works_too(clinic_conn):
+    clinic_conn.execute("truncate integration.leads")
+    _lead_with_dependents(clinic_conn, "t-4")
+
+    clinic_conn.execute(f"truncate integration.leads, {', '.join(DEPENDENTS)}")
+
+    assert _kept(clinic_conn) == {table: [] for table in DEPENDENTS}
+    clinic_conn.rollback()

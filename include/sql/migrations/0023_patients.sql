@@ -93,8 +93,11 @@ create trigger leads_deleted_forget_patient_rows
 create function integration.forget_all_leads() returns trigger
 language plpgsql as $$
 begin
-    truncate integration.lead_patient_matches, integration.lead_patient_choices,
-             integration.lead_freed_slots;
+    -- delete, not truncate: the statement that emptied the leads may name these tables
+    -- too, and a table cannot be truncated while that statement still uses it.
+    delete from integration.lead_patient_matches;
+    delete from integration.lead_patient_choices;
+    delete from integration.lead_freed_slots;
     return null;
 end;
 $$;
