@@ -259,6 +259,9 @@ class LeadSourceKind:
     may set its own (``channel:`` in ``include/integrations.yaml``).
     ``serves_sites``: the kind of the ``sites:`` shorthand of ``include/integrations.yaml``
     (clinic websites, source ``site_<name>``); exactly one kind has it.
+    ``carries_calls``: its leads may be phone calls (a record holding ``call_mark``), each
+    keeping the number dialled in ``dialled_field`` of the record as received: the inbox
+    shows them as calls, the reports count them and map the number to a channel.
     ``title`` and ``connection`` as for :class:`AggregatorKind`.
     """
 
@@ -270,6 +273,7 @@ class LeadSourceKind:
     push: bool = False
     channel: str | None = None
     serves_sites: bool = False
+    carries_calls: bool = False
     # Imported only when a task or the intake runs.
     connector: str = field(kw_only=True)
 
@@ -442,6 +446,9 @@ LEAD_SOURCE_KINDS: Mapping[str, LeadSourceKind] = MappingProxyType(
                 "UIS: звонки",
                 UIS_NOTIFICATION_CONNECTION,
                 push=True,
+                # A call's notification has call_session_id and virtual_phone_number
+                # (ident_hooks.leads.sources.uis_notification).
+                carries_calls=True,
                 connector="ident_hooks.leads.sources.uis_notification.UisNotificationSource",
             ),
         )

@@ -39,16 +39,18 @@ import yaml
 from ident_hooks.config import load_config
 from ident_hooks.leads.normalise import normalise_phone
 from ident_hooks.paths import INCLUDE_DIR
+from ident_hooks.registry import LEAD_SOURCE_KINDS
 from ident_hooks.reports.channel_codes import CHANNELS
 
 RULES_PATH = INCLUDE_DIR / "marketing_channels.yaml"
 # A deployment keeps its own file elsewhere (an installed provider's include/ is not edited).
 RULES_PATH_VARIABLE = "IDENT_MARKETING_CHANNELS_CONFIG"
 _TAGS = ("utm_medium", "utm_source")
-# Lead sources whose leads can be calls, and how a call lead keeps the number dialled: the
-# UIS notification's ``virtual_phone_number`` in the record as received (``raw``). The UIS
-# Data API pull reads site requests only (ident_hooks.leads.sources.uis), so no calls.
-CALL_SOURCE_KINDS = ("uis_notification",)
+# Lead source kinds whose leads can be calls (the registry's ``carries_calls``), and how a
+# call lead keeps the number dialled: the UIS notification's ``virtual_phone_number`` in the
+# record as received (``raw``). The UIS Data API pull reads site requests only
+# (ident_hooks.leads.sources.uis), so no calls.
+CALL_SOURCE_KINDS = tuple(kind.name for kind in LEAD_SOURCE_KINDS.values() if kind.carries_calls)
 CALL_MARK = "call_session_id"
 DIALLED_FIELD = "virtual_phone_number"
 
