@@ -17,6 +17,7 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -449,6 +450,7 @@ def test_a_persons_leads_are_one_row_with_the_card_and_a_one_click_confirmation(
 
 
 UIS_SECRET = "uis-browser-test"
+MOSCOW = ZoneInfo("Europe/Moscow")  # the intake's zone: UIS sends the account's local time
 CALL_TO_PRODOCTOROV = "74951200001"  # CLINIC_NUMBERS in conftest: ПроДокторов's profile
 
 
@@ -456,8 +458,6 @@ CALL_TO_PRODOCTOROV = "74951200001"  # CLINIC_NUMBERS in conftest: ПроДок�
 def uis_intake(inbox_conn, clinic_db_url):
     """The intake service with the UIS call notifications source ``uis_calls`` (as in
     include/integrations.yaml), under a real uvicorn."""
-    from zoneinfo import ZoneInfo
-
     import psycopg
     from intake_server import RunningIntake
 
@@ -474,7 +474,7 @@ def uis_intake(inbox_conn, clinic_db_url):
                 )
             },
             connect=lambda: psycopg.connect(clinic_db_url, connect_timeout=2),
-            timezone=ZoneInfo("Europe/Moscow"),
+            timezone=MOSCOW,
             tickets_key=None,
         )
     ).start()
@@ -489,7 +489,7 @@ def post_call(intake, call_session_id: int, caller: str, dialled: str, name=None
     body = {
         "notification_mnemonic": "incoming_call",
         "notification_name": "Входящий звонок на виртуальный номер",
-        "notification_time": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        "notification_time": datetime.now(MOSCOW).strftime("%Y-%m-%d %H:%M:%S"),
         "call_session_id": call_session_id,
         "contact_phone_number": caller,
         "contact_full_name": name,
