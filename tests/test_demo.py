@@ -85,11 +85,11 @@ def test_appointments_never_overlap_and_stay_inside_shifts(clinic):
 @pytest.fixture
 def leads_conn(clinic_conn):
     """The clinic database with no leads before and after (others count theirs)."""
-    clinic_conn.execute("truncate integration.leads, report_build.lead_changes")
+    clinic_conn.execute("truncate integration.leads, report_build.lead_changes cascade")
     clinic_conn.commit()
     yield clinic_conn
     clinic_conn.rollback()
-    clinic_conn.execute("truncate integration.leads, report_build.lead_changes")
+    clinic_conn.execute("truncate integration.leads, report_build.lead_changes cascade")
     clinic_conn.commit()
 
 
@@ -295,3 +295,36 @@ def test_the_report_page_has_twelve_weeks_to_show(leads_conn):
     ).fetchone()[0]
     assert past_demand > 0  # the past weeks have shifts, so free slots were counted
     conn.commit()
+
+
+def test_the_demos_patients_make_every_grade_families_and_returning_patients(leads_conn):
+    conn = leads_conn
+    clinic = demo.generate(10, 10, start=START, now=NOW)
+    assert demo.load(conn, clinic, replace=True)
+
+    grades = dict(
+        conn.execute(
+            "select grade, count(distinct lead_id) from integration.lead_patient_matches"
+            " group by grade"
+        ).fetchall()
+    )
+    assert set(grades) == {"certain", "probable", "possible"}
+    unmatched = conn.execute(
+        "select count(*) from integration.leads l where not exists"
+        " (select 1 from integration.lead_patient_matches m where m.lead_id = l.lead_id)"
+    ).fetchone()[0]
+    assert unmatched > 0  # new patients
+    families = conn.execute(
+        "select count(*) from (select phone_e164 from integration.patient_phone_index"
+        " group by phone_e164 having count(*) = 3) f"
+    ).fetchone()[0]
+    two_phones = conn.execute(
+        "select count(*) from (select patient_id from clinic.patient_phones"
+        " group by patient_id having count(*) = 2) p"
+    ).fetchone()[0]
+    returning = conn.execute(
+        "select count(distinct patient_id) from clinic.appointments"
+        " where patient_id is not null and status = 'completed'"
+    ).fetchone()[0]
+    conn.commit()
+    assert families > 0 and two_phones > 0 and returning > 0

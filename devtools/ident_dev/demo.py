@@ -333,6 +333,10 @@ class DemoClinic:
     past_work_intervals: list[tuple] = field(default_factory=list)  # the weeks before it
     past_appointments: list[tuple] = field(default_factory=list)
     leads: list[tuple] = field(default_factory=list)  # LEAD_COLUMNS, oldest first
+    # Patient cards (see _patient_cards): (patient_id, full_name, birth_date, email, family_id)
+    patients: list[tuple] = field(default_factory=list)
+    patient_phones: list[tuple] = field(default_factory=list)  # (patient_id, phone as typed)
+    appointment_patients: list[tuple] = field(default_factory=list)  # (appointment_id, patient)
 
 
 @dataclass(frozen=True)
@@ -585,6 +589,7 @@ class _History:
         self.branches = [branch[0] for branch in clinic.branches]
         self.branch_weights = [1 / (n + 1) for n in range(len(self.branches))]
         self.recent: deque[tuple[datetime, _Patient]] = deque()
+        self.patients: list[_Patient] = []  # everyone who wrote or called, first time first
         self.serial = 0
         # Click ids draw from their own generator, so the rest of the history stays the same.
         self.click_rng = random.Random("demo-click-ids")
@@ -596,6 +601,7 @@ class _History:
             return self.rng.choice(self.recent)[1], True
         patient = _patient(self.rng)
         self.recent.append((created, patient))
+        self.patients.append(patient)
         return patient, False
 
     def _name(self, patient: _Patient, source: str) -> str | None:
@@ -890,6 +896,89 @@ def _history(
         traffic = next(t for t in TRAFFIC if t.source == source and t.utm[2] == "implant_msk")
         created = (now - timedelta(minutes=minutes)).astimezone(CLINIC_ZONE)
         clinic.leads.append(history.lead(created, traffic, fast_share[0], state))
+    _patient_cards(clinic, history.patients)
+
+
+# Patient cards: of the people who wrote or called, some are the clinic's patients already.
+CARD_SHARES = (
+    ("own", 0.45),  # their own card: the lead's name agrees (certain) or is absent (probable)
+    ("family", 0.12),  # a mother and two children on one phone (possible; certain by name)
+    ("spouse", 0.08),  # the phone is on the spouse's card only (probable, another name)
+    ("new", 0.35),  # no card: a new patient
+)
+SECOND_PHONE_SHARE = 0.2
+DEMO_PATIENT_PREFIX = "demo-patient-"  # the demo's own cards: a reload replaces them
+
+
+def _patient_cards(clinic: DemoClinic, people: list[_Patient]) -> None:
+    """Cards for some of the people behind the leads, with their phones typed the way the
+    clinic's system keeps them, and the completed visits on their phones named by patient.
+    Drawn from a generator of their own, so the rest of the demo stays the same."""
+    from ident_hooks.leads.normalise import normalise_phone
+
+    rng = random.Random("demo-patients")
+    kinds, weights = zip(*CARD_SHARES, strict=True)
+    by_phone: dict[str, str] = {}
+
+    def card(person: _Patient, first: str, *, female: bool, years: int, family: str | None):
+        patient_id = f"{DEMO_PATIENT_PREFIX}{len(clinic.patients) + 1:05d}"
+        base = person.surname[:-1] if person.female else person.surname  # SURNAMES + «а»
+        surname = base + ("а" if female else "")
+        born = date(2026 - years, rng.randint(1, 12), rng.randint(1, 28))
+        patronymic = rng.choice(FEMALE_PATRONYMICS if female else MALE_PATRONYMICS)
+        email = person.email if first == person.first else None
+        clinic.patients.append((patient_id, f"{surname} {first} {patronymic}", born, email, family))
+        return patient_id
+
+    for person in people:
+        kind = rng.choices(kinds, weights)[0]
+        if kind == "new":
+            continue
+        holders = []
+        if kind == "own":
+            holders.append(
+                card(
+                    person,
+                    person.first,
+                    female=person.female,
+                    years=rng.randint(20, 70),
+                    family=None,
+                )
+            )
+        elif kind == "spouse":
+            female = not person.female
+            first = rng.choice(FEMALE_FIRST if female else MALE_FIRST)
+            holders.append(
+                card(person, first, female=female, years=rng.randint(25, 70), family=None)
+            )
+        else:
+            family = f"demo-family-{len(clinic.patients) + 1:05d}"
+            holders.append(
+                card(
+                    person,
+                    person.first,
+                    female=person.female,
+                    years=rng.randint(30, 50),
+                    family=family,
+                )
+            )
+            for _ in range(2):
+                female = rng.random() < 0.5
+                first = rng.choice(FEMALE_FIRST if female else MALE_FIRST)
+                holders.append(
+                    card(person, first, female=female, years=rng.randint(3, 17), family=family)
+                )
+        for patient_id in holders:
+            clinic.patient_phones.append(
+                (patient_id, _typed(person.phone, rng.choice(TYPED_PHONES)))
+            )
+        by_phone[person.phone] = holders[0]
+        if rng.random() < SECOND_PHONE_SHARE:
+            clinic.patient_phones.append((holders[0], _phone(rng)))
+    for row in clinic.past_appointments:
+        patient_id = by_phone.get(normalise_phone(row[6]) or "")
+        if patient_id is not None and row[5] == "completed":
+            clinic.appointment_patients.append((row[0], patient_id))
 
 
 def _copy(conn: psycopg.Connection, table: str, columns: str, rows: list[tuple]) -> None:
@@ -913,7 +1002,7 @@ def load(conn: psycopg.Connection, clinic: DemoClinic, *, replace: bool = False)
         else:
             conn.execute(
                 "truncate clinic.appointments, clinic.work_intervals, clinic.export_rules,"
-                " clinic.doctors, clinic.branches cascade"
+                " clinic.doctors, clinic.branches, clinic.patients cascade"
             )
         conn.execute(
             "delete from integration.leads where starts_with(external_id, %s)",
@@ -941,7 +1030,34 @@ def load(conn: psycopg.Connection, clinic: DemoClinic, *, replace: bool = False)
             ", ".join(LEAD_COLUMNS),
             [(*row[:raw], Jsonb(row[raw]), *row[raw + 1 :]) for row in clinic.leads],
         )
+        _load_patients(conn, clinic)
     return True
+
+
+def _load_patients(conn: psycopg.Connection, clinic: DemoClinic) -> None:
+    """The cards, the visits they made, and the demo's leads matched to them (the leads are
+    copied in, not stored through ingestion, so they are matched here)."""
+    from ident_hooks.patients.matching import match_leads
+    from ident_hooks.patients.rematch import refresh_phone_index
+
+    conn.execute(
+        "delete from clinic.patients where starts_with(patient_id, %s)", (DEMO_PATIENT_PREFIX,)
+    )
+    columns = "patient_id, full_name, birth_date, email, family_id"
+    _copy(conn, "clinic.patients", columns, clinic.patients)
+    _copy(conn, "clinic.patient_phones", "patient_id, phone", clinic.patient_phones)
+    conn.execute(
+        "update clinic.appointments a set patient_id = v.patient_id"
+        " from unnest(%s::text[], %s::text[]) v (appointment_id, patient_id)"
+        " where a.appointment_id = v.appointment_id",
+        ([a for a, _ in clinic.appointment_patients], [p for _, p in clinic.appointment_patients]),
+    )
+    refresh_phone_index(conn, None)
+    demo_leads = conn.execute(
+        "select lead_id from integration.leads where starts_with(external_id, %s)",
+        (DEMO_LEAD_PREFIX,),
+    )
+    match_leads(conn, [lead_id for (lead_id,) in demo_leads])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -61,7 +61,7 @@ def _minutes_ago(minutes: float) -> datetime:
 def small_clinic(clinic_conn):
     clinic = demo.generate(6, 3)
     demo.load(clinic_conn, clinic)
-    clinic_conn.execute("truncate integration.leads, integration.lead_rejects")
+    clinic_conn.execute("truncate integration.leads, integration.lead_rejects cascade")
     clinic_conn.commit()
     return clinic
 

@@ -21,15 +21,23 @@ def _run_health():
     return DagBag().get_dag("integration_health").test()
 
 
-def _lead(conn, *, created_at, branch_id="msk", status="new", source="flexbe") -> int:
+def _lead(
+    conn,
+    *,
+    created_at,
+    branch_id="msk",
+    status="new",
+    source="flexbe",
+    phone="+79161234567",
+) -> int:
     taken = {"taken_by": "anna", "taken_at": created_at + timedelta(minutes=1)}
     row = {
         "source": source,
         "external_id": uuid.uuid4().hex,
         "created_at": created_at,
         "name": "Смирнова Ольга",
-        "phone_raw": "+7 916 123-45-67",
-        "phone_e164": "+79161234567",
+        "phone_raw": phone,
+        "phone_e164": phone,
         "branch_id": branch_id,
         "raw": json.dumps({"id": "t"}),
         "status": status,
@@ -49,9 +57,17 @@ def test_a_lead_left_waiting_is_escalated_once_to_its_branch(
     telegram, smtp = alert_channels
     with time_machine.travel(T0, tick=True) as clock:
         waiting = _lead(health_conn, created_at=T0 - timedelta(minutes=3))
-        no_branch = _lead(health_conn, created_at=T0 - timedelta(minutes=4), branch_id=None)
-        taken = _lead(health_conn, created_at=T0 - timedelta(minutes=9), status="in_progress")
-        old = _lead(health_conn, created_at=T0 - timedelta(days=2))  # a backlog, not news
+        # Four people: the inbox shows one person's leads as one row.
+        no_branch = _lead(
+            health_conn, created_at=T0 - timedelta(minutes=4), branch_id=None, phone="+79035550101"
+        )
+        taken = _lead(
+            health_conn,
+            created_at=T0 - timedelta(minutes=9),
+            status="in_progress",
+            phone="+79035550102",
+        )
+        old = _lead(health_conn, created_at=T0 - timedelta(days=2), phone="+79035550103")
 
         assert _run_health().state == "success"  # 3 and 4 minutes: nothing yet
         assert telegram.messages == [] and smtp.received() == []
@@ -123,3 +139,25 @@ def test_a_lead_is_not_escalated_when_every_channel_fails_and_is_once_they_work(
     )
     assert summary.escalated == [lead_id]
     assert len(telegram.messages_to(DEFAULT_CHAT)) == 1
+
+
+def test_a_later_lead_of_a_person_someone_already_took_is_not_escalated(
+    alert_channels, health_conn, airflow_db
+):
+    telegram, _ = alert_channels
+    with time_machine.travel(T0, tick=True) as clock:
+        taken = _lead(health_conn, created_at=T0 - timedelta(minutes=20), status="in_progress")
+        # The same person calls ten minutes later: the admin who has the row answers it.
+        again = _lead(health_conn, created_at=T0 - timedelta(minutes=10), source="uis_calls")
+        stranger = _lead(health_conn, created_at=T0 - timedelta(minutes=10), phone="+79035550104")
+        clock.shift(timedelta(minutes=1))
+        assert _run_health().state == "success"
+
+    escalated = [
+        row[0] for row in health_conn.execute("select lead_id from integration.lead_escalations")
+    ]
+    health_conn.commit()
+    assert escalated == [stranger]
+    assert taken not in escalated and again not in escalated
+    (message,) = telegram.messages_to(MSK_CHAT)
+    assert f"№{stranger}" in message.plain and f"№{again}" not in message.plain

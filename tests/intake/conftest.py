@@ -42,7 +42,7 @@ def leads(conn: psycopg.Connection) -> list[dict]:
 def intake_db(clinic_conn: psycopg.Connection) -> psycopg.Connection:
     """The clinic database with two doctors and no pushed requests, leads or rejects."""
     clinic_conn.execute(
-        "truncate integration.intake_requests, integration.leads, integration.lead_rejects"
+        "truncate integration.intake_requests, integration.leads, integration.lead_rejects cascade"
     )
     clinic_conn.cursor().executemany(
         "insert into clinic.doctors (doctor_id, full_name, specialty) values (%s, %s, 'терапевт')",

@@ -33,7 +33,7 @@ GCLID = "Cj0KCQiA7rP2BhDVARIsAK_BwE"
 
 @pytest.fixture
 def leads_conn(clinic_conn: psycopg.Connection) -> psycopg.Connection:
-    clinic_conn.execute("truncate integration.leads, integration.lead_rejects")
+    clinic_conn.execute("truncate integration.leads, integration.lead_rejects cascade")
     clinic_conn.commit()
     return clinic_conn
 

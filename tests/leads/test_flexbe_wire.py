@@ -60,7 +60,7 @@ PHP_CLIENT_REQUIRED_KEYS = {"id", "num", "form_name", "form_data", "products", "
 
 @pytest.fixture
 def leads_conn(clinic_conn: psycopg.Connection) -> psycopg.Connection:
-    clinic_conn.execute("truncate integration.leads, integration.lead_rejects")
+    clinic_conn.execute("truncate integration.leads, integration.lead_rejects cascade")
     clinic_conn.commit()
     return clinic_conn
 

@@ -147,7 +147,7 @@ def test_a_server_that_ignores_the_page_stops_the_walk_with_a_warning_keeping_pa
 def test_bookings_before_an_ignored_page_are_stored_and_acknowledged_in_time(
     running, client_for, doctors, clock, clinic_conn
 ):
-    clinic_conn.execute("truncate integration.leads, integration.lead_rejects")
+    clinic_conn.execute("truncate integration.leads, integration.lead_rejects cascade")
     clinic_conn.commit()
     service = running(PageIgnoringSimulator(token=TOKEN, doctors=doctors, seed=26, clock=clock))
     bookings = service.generate(130, clock(), spread_seconds=300)
@@ -261,7 +261,7 @@ def napopravku(after_midnight, clinic_conn, monkeypatch, airflow_db):
 
     clinic = demo.generate(4, 3)
     demo.load(clinic_conn, clinic)
-    clinic_conn.execute("truncate integration.leads, integration.lead_rejects")
+    clinic_conn.execute("truncate integration.leads, integration.lead_rejects cascade")
     clinic_conn.commit()
     service = NapopravkuSimulator(
         token=demo_secret("napopravku"),

@@ -251,12 +251,24 @@ def escalate_waiting_leads(
     summary: AlertSummary,
 ) -> None:
     """Escalate every lead nobody took in time, once, to its branch's front desk."""
+    from ident_hooks.inbox.store import configured_conversation_window, open_conversations
+
     limits = config.limits
     with conn.cursor(row_factory=dict_row) as cursor:
         waiting = cursor.execute(
             _WAITING,
             {"due": now - limits.lead_escalation, "oldest": now - limits.escalation_lookback},
         ).fetchall()
+    # The inbox shows a person's leads as one row: once someone took it, a later lead of
+    # that person (another form, a call) is being answered too and is no reason to alert.
+    answered = {
+        lead["lead_id"]
+        for group in open_conversations(conn, configured_conversation_window())
+        if any(lead["status"] == "in_progress" for lead in group)
+        for lead in group
+    }
+    conn.commit()
+    waiting = [lead for lead in waiting if lead["lead_id"] not in answered]
     by_desk: dict[str, list[dict[str, Any]]] = {}
     for lead in waiting:
         by_desk.setdefault(config.desk_for(lead["branch_id"]).name, []).append(lead)

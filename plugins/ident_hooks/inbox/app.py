@@ -68,7 +68,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -91,7 +90,7 @@ from ident_hooks.web.pages import page_app, render_page
 from ident_hooks.web.security import CurrentUser
 
 HERE = Path(__file__).resolve().parent
-CONFIG_SECTION = "ident_inbox"  # [ident_inbox] in airflow.cfg, or AIRFLOW__IDENT_INBOX__*
+CONFIG_SECTION = store.CONFIG_SECTION
 DEFAULT_REFRESH_SECONDS = 10  # what IDENT's admin notifications use
 MIN_REFRESH_SECONDS = 2  # each open page queries the database this often at most
 RESPONSE_TARGET_SECONDS = 5 * 60  # every lead answered within 5 minutes
@@ -106,17 +105,6 @@ def refresh_seconds() -> int:
     """How often the page asks for new leads: ``[ident_inbox] refresh_seconds``."""
     configured = conf.getint(CONFIG_SECTION, "refresh_seconds", fallback=DEFAULT_REFRESH_SECONDS)
     return max(MIN_REFRESH_SECONDS, configured)
-
-
-def conversation_window() -> timedelta:
-    """Leads of one person this close together are one row: ``[ident_inbox]
-    conversation_window_hours`` (default 24)."""
-    hours = conf.getfloat(
-        CONFIG_SECTION,
-        "conversation_window_hours",
-        fallback=store.CONVERSATION_WINDOW.total_seconds() / 3600,
-    )
-    return timedelta(hours=max(0.0, hours))
 
 
 def push_enabled() -> bool:
@@ -217,7 +205,7 @@ def open_leads(
 ) -> JSONResponse:
     with db.connect() as conn:
         leads, total = store.list_open_leads(
-            conn, store.LeadFilter(branch, source, q), window=conversation_window()
+            conn, store.LeadFilter(branch, source, q), window=store.configured_conversation_window()
         )
     body = {
         "user": user.get_name(),
@@ -276,7 +264,11 @@ def _act(action: Callable[[psycopg.Connection], store.LeadState]) -> JSONRespons
 
 @router.post("/api/leads/{lead_id}/take")
 def take_lead(lead_id: int, user: ActingUser) -> JSONResponse:
-    return _act(lambda conn: store.take_lead(conn, lead_id, user.get_name(), conversation_window()))
+    return _act(
+        lambda conn: store.take_lead(
+            conn, lead_id, user.get_name(), store.configured_conversation_window()
+        )
+    )
 
 
 @router.post("/api/leads/{lead_id}/close")
@@ -284,7 +276,7 @@ def close_lead(lead_id: int, user: ActingUser, body: CloseBody | None = None) ->
     comment = body.comment if body else None
     return _act(
         lambda conn: store.close_lead(
-            conn, lead_id, user.get_name(), "done", comment, conversation_window()
+            conn, lead_id, user.get_name(), "done", comment, store.configured_conversation_window()
         )
     )
 
@@ -294,7 +286,7 @@ def mark_spam(lead_id: int, user: ActingUser, body: CloseBody | None = None) -> 
     comment = body.comment if body else None
     return _act(
         lambda conn: store.close_lead(
-            conn, lead_id, user.get_name(), "spam", comment, conversation_window()
+            conn, lead_id, user.get_name(), "spam", comment, store.configured_conversation_window()
         )
     )
 
@@ -303,7 +295,7 @@ def mark_spam(lead_id: int, user: ActingUser, body: CloseBody | None = None) -> 
 def choose_patient(lead_id: int, body: PatientChoiceBody, user: ActingUser) -> JSONResponse:
     return _act(
         lambda conn: store.choose_patient(
-            conn, lead_id, body.patient_id, user.get_name(), conversation_window()
+            conn, lead_id, body.patient_id, user.get_name(), store.configured_conversation_window()
         )
     )
 

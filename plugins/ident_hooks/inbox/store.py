@@ -24,6 +24,7 @@ from ident_hooks.reports import channels
 from ident_hooks.reports.channel_codes import CHANNEL_LABELS
 from ident_hooks.reports.channels import DIALLED_FIELD
 
+CONFIG_SECTION = "ident_inbox"  # [ident_inbox] in airflow.cfg, or AIRFLOW__IDENT_INBOX__*
 LIST_LIMIT = 200  # more open rows than this is a backlog; the page says how many in all
 # Leads of one person this close together are one conversation ([ident_inbox]
 # conversation_window_hours).
@@ -330,6 +331,26 @@ def _current_state(conn: psycopg.Connection, lead_id: int) -> LeadState:
     if row is None:
         raise LeadNotFound(lead_id)
     return LeadState(*row)
+
+
+def open_conversations(
+    conn: psycopg.Connection, window: timedelta = CONVERSATION_WINDOW
+) -> list[list[dict[str, Any]]]:
+    """Every open conversation (its leads, oldest first), as the inbox groups them."""
+    return _open_lead_groups(conn, LeadFilter(), window)
+
+
+def configured_conversation_window() -> timedelta:
+    """Leads of one person this close together are one row: ``[ident_inbox]
+    conversation_window_hours`` in Airflow's configuration (default 24)."""
+    from airflow.configuration import conf
+
+    hours = conf.getfloat(
+        CONFIG_SECTION,
+        "conversation_window_hours",
+        fallback=CONVERSATION_WINDOW.total_seconds() / 3600,
+    )
+    return timedelta(hours=max(0.0, hours))
 
 
 def conversation_lead_ids(

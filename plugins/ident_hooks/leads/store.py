@@ -5,11 +5,16 @@ A lead seen again updates only what the source changed; what admins did with it
 lead (``source_state``: cancelled or deleted there, or active again after a restore) is a
 source field like the others, so a reload does update it, and only it decides whether the
 lead is still in the inbox's view (migration 0009).
+
+Every lead stored new or changed is matched to the clinic's patient cards in the same
+transaction (``ident_hooks.patients.matching``), so whoever is told of the lead at commit
+finds its matches already there.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +23,9 @@ from typing import Any
 import psycopg
 
 from ident_hooks.leads.normalise import LEAD_COLUMNS, Lead, Reject
+from ident_hooks.patients.matching import match_leads
+
+log = logging.getLogger(__name__)
 
 _KEY = ("source", "external_id")
 _SOURCE_FIELDS = tuple(c for c in LEAD_COLUMNS if c not in _KEY)
@@ -31,6 +39,7 @@ update integration.leads l
  where l.source = s.source and l.external_id = s.external_id
    and ({", ".join(f"l.{c}" for c in _SOURCE_FIELDS)})
        is distinct from ({", ".join(f"s.{c}" for c in _SOURCE_FIELDS)})
+returning l.lead_id
 """
 
 
@@ -56,7 +65,7 @@ def _copy_types(conn: psycopg.Connection, table: str, columns: Sequence[str]) ->
     return [types[column] for column in columns]
 
 
-def _copy_rows(
+def copy_rows(
     conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """Binary COPY: the cheapest way to hand PostgreSQL many rows from Python."""
@@ -101,8 +110,20 @@ def store_leads(
 
     new = [row(lead) + [ack_required] for key, lead in latest.items() if key not in stored]
     known = [row(lead) for key, lead in latest.items() if key in stored]
+    changed: list[int] = []  # ids of the leads stored new or changed: to be matched
     if new:
-        _copy_rows(conn, "integration.leads", [*LEAD_COLUMNS, "ack_required"], new)
+        copy_rows(conn, "integration.leads", [*LEAD_COLUMNS, "ack_required"], new)
+        new_keys = [key for key in latest if key not in stored]
+        for source in {source for source, _ in new_keys}:
+            ids = [external_id for key_source, external_id in new_keys if key_source == source]
+            changed += [
+                lead_id
+                for (lead_id,) in conn.execute(
+                    "select lead_id from integration.leads"
+                    " where source = %s and external_id = any(%s)",
+                    (source, ids),
+                )
+            ]
     updated = 0
     if known:
         conn.execute(
@@ -110,14 +131,28 @@ def store_leads(
             f" select {_COLUMN_LIST} from integration.leads with no data"
         )
         conn.execute("truncate pg_temp.incoming_leads")
-        _copy_rows(conn, "pg_temp.incoming_leads", LEAD_COLUMNS, known)
-        updated = conn.execute(_UPDATE_CHANGED).rowcount
+        copy_rows(conn, "pg_temp.incoming_leads", LEAD_COLUMNS, known)
+        updated_ids = [lead_id for (lead_id,) in conn.execute(_UPDATE_CHANGED)]
+        updated = len(updated_ids)
+        changed += updated_ids
+    _match_patients(conn, changed)
     return StoreResult(
         inserted=len(new),
         updated=updated,
         unchanged=len(known) - updated,
         newest_created_at=max(lead.created_at for lead in leads),
     )
+
+
+def _match_patients(conn: psycopg.Connection, lead_ids: list[int]) -> None:
+    """Matching adds to a lead and must never cost one: should it fail, the leads are
+    stored unmatched and the error logged (a full re-match, ``match_patients`` with
+    ``full_rematch``, matches them later)."""
+    try:
+        with conn.transaction():  # a savepoint
+            match_leads(conn, lead_ids)
+    except Exception:
+        log.exception("matching %d stored leads to patient cards failed", len(lead_ids))
 
 
 def store_rejects(conn: psycopg.Connection, rejects: Sequence[Reject]) -> int:

@@ -1,0 +1,1 @@
+"""Leads matched to the clinic's patient cards (issue 20; docs/patients.md)."""
