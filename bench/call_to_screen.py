@@ -143,6 +143,8 @@ def _seed_cards(url: str, calls: int) -> list[tuple[str, str]]:
     """A patient card for each caller: (the caller's number as UIS sends it, the card name)."""
     import psycopg
 
+    from ident_hooks.patients.rematch import rematch
+
     callers = []
     with psycopg.connect(url) as conn:
         for n in range(calls):
@@ -157,6 +159,7 @@ def _seed_cards(url: str, calls: int) -> list[tuple[str, str]]:
                 (f"bench-{n}", "8" + number[1:]),
             )
             callers.append((number, name))
+        rematch(conn, now=datetime.now(CLINIC_ZONE))  # index the cards, as the DAG does
     return callers
 
 
@@ -186,6 +189,8 @@ def main() -> None:
         "--gap", type=float, default=0.5, help="seconds between one call on screen and the next"
     )
     args = parser.parse_args()
+    if args.calls < 2:
+        parser.error("--calls: at least 2, for a p95")
     chromium = shutil.which("chromium")
     if chromium is None:
         raise SystemExit("Debian's chromium is needed (apt-get install chromium)")

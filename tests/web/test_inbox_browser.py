@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from ident_hooks.patients.rematch import rematch
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -504,6 +506,16 @@ def test_a_call_notified_by_uis_is_a_ringing_card_with_the_channel_of_the_number
     airflow_web, browser_page, inbox_conn, add_lead, uis_intake
 ):
     page = browser_page
+    inbox_conn.execute("truncate clinic.patients cascade")
+    inbox_conn.execute(
+        "insert into clinic.patients (patient_id, full_name, birth_date)"
+        " values ('p-1', 'Соколова Ирина Павловна', '1984-03-12')"
+    )
+    inbox_conn.execute(
+        "insert into clinic.patient_phones (patient_id, phone) values ('p-1', '8 916 777-00-11')"
+    )
+    inbox_conn.commit()
+    rematch(inbox_conn, now=datetime.now(UTC))  # the card is indexed, as the DAG does
     # A call an hour ago: a call still, but no longer ringing.
     earlier = add_lead(
         minutes_ago=60,
@@ -530,6 +542,10 @@ def test_a_call_notified_by_uis_is_a_ringing_card_with_the_channel_of_the_number
     expect(row).to_have_class(re.compile(r"\bis-ringing\b"))
     expect(row.locator(".call-dialled")).to_have_text("ПроДокторов: профиль клиники · Агрегаторы")
     expect(row.locator(".phone")).to_have_text("+7 916 777-00-11")
+    # Matched on arrival: the admin sees whose card it is while the phone rings.
+    expect(row.locator(".patient-state")).to_have_text(
+        "Карта пациента: Соколова Ирина Павловна, 12 мар. 1984 г."
+    )
     notifications = page.evaluate("window.__notifications")
     assert notifications[-1]["title"] == "Звонок · ПроДокторов: профиль клиники · Агрегаторы"
     assert "Ирина Соколова" in notifications[-1]["body"]
