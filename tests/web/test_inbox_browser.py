@@ -514,6 +514,16 @@ def test_a_call_notified_by_uis_is_a_ringing_card_with_the_channel_of_the_number
     inbox_conn.execute(
         "insert into clinic.patient_phones (patient_id, phone) values ('p-1', '8 916 777-00-11')"
     )
+    # A visit at 10:00 forty days ago, and one booked for 14:30 in three days (Moscow).
+    today = datetime.now(MOSCOW).replace(hour=0, minute=0, second=0, microsecond=0)
+    visited, booked = today - timedelta(days=40, hours=-10), today + timedelta(days=3, hours=14.5)
+    inbox_conn.execute(
+        "insert into clinic.appointments (appointment_id, doctor_id, branch_id, starts_at,"
+        " ends_at, status, patient_id) values"
+        " ('a-1', 'doc-1', 'msk', %s, %s, 'completed', 'p-1'),"
+        " ('a-2', 'doc-2', 'msk', %s, %s, 'scheduled', 'p-1')",
+        (visited, visited + timedelta(minutes=30), booked, booked + timedelta(minutes=30)),
+    )
     inbox_conn.commit()
     rematch(inbox_conn, now=datetime.now(UTC))  # the card is indexed, as the DAG does
     # A call an hour ago: a call still, but no longer ringing.
@@ -546,6 +556,7 @@ def test_a_call_notified_by_uis_is_a_ringing_card_with_the_channel_of_the_number
     expect(row.locator(".patient-state")).to_have_text(
         "Карта пациента: Соколова Ирина Павловна, 12 мар. 1984 г."
     )
+    expect(row.locator(".next-appointment")).to_contain_text("Иванова Мария Сергеевна")
     notifications = page.evaluate("window.__notifications")
     assert notifications[-1]["title"] == "Звонок · ПроДокторов: профиль клиники · Агрегаторы"
     assert "Ирина Соколова" in notifications[-1]["body"]
