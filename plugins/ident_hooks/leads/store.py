@@ -151,8 +151,14 @@ def _match_patients(conn: psycopg.Connection, lead_ids: list[int]) -> None:
     try:
         with conn.transaction():  # a savepoint
             match_leads(conn, lead_ids)
-    except Exception:
-        log.exception("matching %d stored leads to patient cards failed", len(lead_ids))
+    except Exception as error:
+        # The error's text may quote a card's or a lead's values: only its kind is logged.
+        log.error(
+            "matching %d stored leads to patient cards failed: %s (SQLSTATE %s)",
+            len(lead_ids),
+            type(error).__name__,
+            getattr(error, "sqlstate", None),
+        )
 
 
 def store_rejects(conn: psycopg.Connection, rejects: Sequence[Reject]) -> int:
