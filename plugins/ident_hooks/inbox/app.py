@@ -95,8 +95,9 @@ DEFAULT_REFRESH_SECONDS = 10  # what IDENT's admin notifications use
 MIN_REFRESH_SECONDS = 2  # each open page queries the database this often at most
 RESPONSE_TARGET_SECONDS = 5 * 60  # every lead answered within 5 minutes
 # A call is shown as ringing («Звонит сейчас») this long after its notification came: a
-# call is answered or given up within about a minute (a mobile network stops ringing an
-# unanswered call after 30-60 s), and a row that says "ringing" after that misleads.
+# call is answered or given up within about a minute (an unanswered call is usually dropped
+# or sent to voicemail after 30-60 s; our estimate, UIS publishes no figure), and a row that
+# says "ringing" after that misleads.
 CALL_RINGING_SECONDS = 60
 SEARCH_MAX_CHARS = 100
 
