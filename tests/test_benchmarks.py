@@ -2,12 +2,15 @@
 when interrupted (Ctrl-C, SIGTERM) too, and leave alone a server they found running.
 
 ``bench/intake_load.py`` (an embedded server, a forked uvicorn, sender threads) runs as a
-user runs it, with its server's data in a folder of this test (``IDENT_BENCH_PGDATA``).
+user runs it, with its server's data in a folder of this test (``IDENT_BENCH_PGDATA``);
+``bench/call_to_screen.py`` runs the same way and prints its figures.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,3 +135,27 @@ def test_a_benchmark_stops_the_server_it_started_and_only_that(pgdata):
 
     assert _interrupt(pgdata, signal.SIGINT) == []  # Ctrl-C
     assert _interrupt(pgdata, signal.SIGTERM) == []
+
+
+def test_the_call_to_screen_benchmark_prints_its_figures(pgdata):
+    """bench/call_to_screen.py runs as a user runs it (a few calls) and prints its line."""
+    if shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it as root)")
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "call_to_screen.py"), "--calls", "3", "--gap", "0"],
+        cwd=ROOT,
+        env=_bench_env(pgdata),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    figures = re.search(
+        r"^call -> screen, 3 calls: p50 (\d+) ms, p95 (\d+) ms, max (\d+) ms$",
+        finished.stdout,
+        re.M,
+    )
+    assert figures, finished.stdout
+    p50, p95, most = map(int, figures.groups())
+    assert 0 < p50 <= p95 <= most
+    assert _postmaster(pgdata) is None  # it stopped the server it started

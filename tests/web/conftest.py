@@ -28,12 +28,24 @@ from typing import Any
 import psycopg
 import pytest
 import requests
+import yaml
 
 from ident_dev.airflow_stack import free_port, wait_for
 from ident_hooks.leads.normalise import Lead, normalise_phone
 from ident_hooks.leads.store import store_leads
+from ident_hooks.reports import channels
 
 USERS = {"admin": "admin-pass-1", "anna": "anna-pass-2"}
+# The clinic's numbers the api-server knows (the marketing channel rules' numbers map): a
+# call to one of them shows where it stands.
+CLINIC_NUMBERS = [
+    {
+        "number": "+7 495 120-00-01",
+        "channel": "aggregator",
+        "label": "ПроДокторов: профиль клиники",
+    },
+    {"number": "8 (495) 120-00-02", "channel": "direct", "label": "Вывеска на фасаде"},
+]
 INBOX_REFRESH_SECONDS = 3  # shorter than the default 10 s to keep the browser test quick
 STARTUP_TIMEOUT_SECONDS = 180
 
@@ -112,6 +124,10 @@ def airflow_web(airflow_db, clinic_db_url, tmp_path_factory) -> Iterator[Airflow
     folder = tmp_path_factory.mktemp("api_server")
     passwords_file = folder / "passwords.json"
     passwords_file.write_text(json.dumps(USERS), encoding="utf-8")
+    channel_rules = yaml.safe_load(channels.RULES_PATH.read_text(encoding="utf-8"))
+    channel_rules["numbers"] = CLINIC_NUMBERS
+    channel_rules_file = folder / "marketing_channels.yaml"
+    channel_rules_file.write_text(yaml.safe_dump(channel_rules, allow_unicode=True), "utf-8")
     port = free_port()
     env = os.environ.copy()
     env.update(
@@ -125,6 +141,7 @@ def airflow_web(airflow_db, clinic_db_url, tmp_path_factory) -> Iterator[Airflow
             "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(24),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
             "AIRFLOW__IDENT_INBOX__REFRESH_SECONDS": str(INBOX_REFRESH_SECONDS),
+            channels.RULES_PATH_VARIABLE: str(channel_rules_file),
         }
     )
     server = AirflowWebServer(f"http://127.0.0.1:{port}", folder / "api-server.log", USERS)

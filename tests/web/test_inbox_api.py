@@ -257,3 +257,42 @@ class TestCrossSiteRequests:
         form = self._take(airflow_web, session, add_lead(), data={"a": "b"})
         assert form.status_code == 415
         assert self._take(airflow_web, session, add_lead(), json={}).status_code == 200
+
+
+def test_a_call_carries_the_number_dialled_and_where_it_stands(airflow_web, inbox_conn, add_lead):
+    """A UIS call notification's lead (source kind uis_notification, a call_session_id) has
+    ``call``; a site request through the same source and any other lead have none."""
+    call = add_lead(
+        minutes_ago=2,
+        source="uis_calls",
+        phone="+7 916 555-01-01",
+        raw='{"call_session_id": 7, "virtual_phone_number": "8 (495) 120-00-01"}',
+    )
+    unknown_number = add_lead(
+        source="uis_calls",
+        phone="+7 916 555-01-02",
+        raw='{"call_session_id": 8, "virtual_phone_number": "74959990000"}',
+    )
+    request = add_lead(
+        source="uis_calls",
+        phone="+7 916 555-01-03",
+        raw='{"communication_id": 9, "virtual_phone_number": "74951200001"}',
+    )
+    other = add_lead(source="tilda", phone="+7 916 555-01-04", raw='{"call_session_id": 10}')
+    rows = {row["lead_id"]: row for row in _leads(airflow_web.bearer_session(), airflow_web)}
+    assert rows[call]["call"] == {
+        "dialled_number": "+74951200001",
+        "label": "ПроДокторов: профиль клиники",
+        "channel": "aggregator",
+        "channel_label": "Агрегаторы",
+    }
+    assert rows[call]["sources"][0]["call"] == rows[call]["call"]
+    assert 0 <= rows[call]["call_seconds"] < 60  # since it reached us, not since it began
+    assert rows[unknown_number]["call"] == {
+        "dialled_number": "+74959990000",
+        "label": None,
+        "channel": None,
+        "channel_label": None,
+    }
+    for lead_id in (request, other):
+        assert rows[lead_id]["call"] is None and rows[lead_id]["call_seconds"] is None

@@ -4,20 +4,25 @@ is unavailable), measure how soon they are on screen, take one, close one.
 Drives Debian's Chromium (``chromium``; scripts/test.sh installs it where it can) through
 Playwright, which never downloads a browser of its own here. Set IDENT_INBOX_SCREENSHOT to
 a path to keep a screenshot of the page (docs/inbox.png is made this way), and
-IDENT_INBOX_PERSON_SCREENSHOT for one person's row (docs/inbox-person.png).
+IDENT_INBOX_PERSON_SCREENSHOT for one person's row (docs/inbox-person.png), and
+IDENT_INBOX_CALL_SCREENSHOT for calls (docs/inbox-call.png).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
+
+from ident_hooks.patients.rematch import rematch
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -444,3 +449,123 @@ def test_a_persons_leads_are_one_row_with_the_card_and_a_one_click_confirmation(
     assert inbox_conn.execute(
         "select count(*) from integration.leads where status = 'in_progress'"
     ).fetchone() == (2,)
+
+
+UIS_SECRET = "uis-browser-test"
+MOSCOW = ZoneInfo("Europe/Moscow")  # the intake's zone: UIS sends the account's local time
+CALL_TO_PRODOCTOROV = "74951200001"  # CLINIC_NUMBERS in conftest: ПроДокторов's profile
+
+
+@pytest.fixture
+def uis_intake(inbox_conn, clinic_db_url):
+    """The intake service with the UIS call notifications source ``uis_calls`` (as in
+    include/integrations.yaml), under a real uvicorn."""
+    import psycopg
+    from intake_server import RunningIntake
+
+    from ident_hooks.intake.app import IntakeSettings
+    from ident_hooks.intake.receive import IntakeSource
+
+    inbox_conn.execute("truncate integration.intake_requests")
+    inbox_conn.commit()
+    intake = RunningIntake(
+        IntakeSettings(
+            sources={
+                "uis_calls": IntakeSource(
+                    "uis_calls", "uis_notification", "UIS: звонки", UIS_SECRET
+                )
+            },
+            connect=lambda: psycopg.connect(clinic_db_url, connect_timeout=2),
+            timezone=MOSCOW,
+            tickets_key=None,
+        )
+    ).start()
+    yield intake
+    intake.stop()
+
+
+def post_call(intake, call_session_id: int, caller: str, dialled: str, name=None) -> None:
+    """What UIS posts for an incoming call with the template of docs/integrations.md."""
+    import requests
+
+    body = {
+        "notification_mnemonic": "incoming_call",
+        "notification_name": "Входящий звонок на виртуальный номер",
+        "notification_time": datetime.now(MOSCOW).strftime("%Y-%m-%d %H:%M:%S"),
+        "call_session_id": call_session_id,
+        "contact_phone_number": caller,
+        "contact_full_name": name,
+        "virtual_phone_number": dialled,
+        "scenario_name": "Основной",
+    }
+    answer = requests.post(f"{intake.url}/uis/uis_calls/{UIS_SECRET}", json=body, timeout=5)
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_call_notified_by_uis_is_a_ringing_card_with_the_channel_of_the_number_dialled(
+    airflow_web, browser_page, inbox_conn, add_lead, uis_intake
+):
+    page = browser_page
+    inbox_conn.execute("truncate clinic.patients cascade")
+    inbox_conn.execute(
+        "insert into clinic.patients (patient_id, full_name, birth_date)"
+        " values ('p-1', 'Соколова Ирина Павловна', '1984-03-12')"
+    )
+    inbox_conn.execute(
+        "insert into clinic.patient_phones (patient_id, phone) values ('p-1', '8 916 777-00-11')"
+    )
+    # A visit at 10:00 forty days ago, and one booked for 14:30 in three days (Moscow).
+    today = datetime.now(MOSCOW).replace(hour=0, minute=0, second=0, microsecond=0)
+    visited, booked = today - timedelta(days=40, hours=-10), today + timedelta(days=3, hours=14.5)
+    inbox_conn.execute(
+        "insert into clinic.appointments (appointment_id, doctor_id, branch_id, starts_at,"
+        " ends_at, status, patient_id) values"
+        " ('a-1', 'doc-1', 'msk', %s, %s, 'completed', 'p-1'),"
+        " ('a-2', 'doc-2', 'msk', %s, %s, 'scheduled', 'p-1')",
+        (visited, visited + timedelta(minutes=30), booked, booked + timedelta(minutes=30)),
+    )
+    inbox_conn.commit()
+    rematch(inbox_conn, now=datetime.now(UTC))  # the card is indexed, as the DAG does
+    # A call an hour ago: a call still, but no longer ringing.
+    earlier = add_lead(
+        minutes_ago=60,
+        source="uis_calls",
+        name="Лебедев Игорь",
+        phone="+7 999 135-79-11",
+        loaded_at=datetime.now(UTC) - timedelta(minutes=60),
+        raw='{"call_session_id": 1, "virtual_phone_number": "74951200002"}',
+    )
+    _open_inbox(page, airflow_web)
+    expect(page.locator("#status")).to_contain_text("мгновенно")
+    earlier_row = page.locator(f'tr.lead[data-lead-id="{earlier}"]')
+    expect(earlier_row.locator(".badge-call")).to_have_text("Звонок")
+    expect(earlier_row.locator(".call-dialled")).to_have_text("Вывеска на фасаде · Прямые")
+    assert "is-ringing" not in earlier_row.get_attribute("class")
+
+    post_call(uis_intake, 3581457912, "79167770011", CALL_TO_PRODOCTOROV, "Ирина Соколова")
+    (lead_id,) = inbox_conn.execute(
+        "select lead_id from integration.leads where external_id = 'call:3581457912'"
+    ).fetchone()
+    inbox_conn.commit()
+    row = page.locator(f'tr.lead[data-lead-id="{lead_id}"]')
+    expect(row.locator(".badge-call")).to_have_text("Звонит сейчас", timeout=10_000)
+    expect(row).to_have_class(re.compile(r"\bis-ringing\b"))
+    expect(row.locator(".call-dialled")).to_have_text("ПроДокторов: профиль клиники · Агрегаторы")
+    expect(row.locator(".phone")).to_have_text("+7 916 777-00-11")
+    # Matched on arrival: the admin sees whose card it is while the phone rings.
+    expect(row.locator(".patient-state")).to_have_text(
+        "Карта пациента: Соколова Ирина Павловна, 12 мар. 1984 г."
+    )
+    expect(row.locator(".next-appointment")).to_contain_text("Иванова Мария Сергеевна")
+    notifications = page.evaluate("window.__notifications")
+    assert notifications[-1]["title"] == "Звонок · ПроДокторов: профиль клиники · Агрегаторы"
+    assert "Ирина Соколова" in notifications[-1]["body"]
+
+    # A number the map does not have: the number dialled itself.
+    post_call(uis_intake, 3581457913, "79031112233", "74959990000")
+    unknown = page.locator("tr.lead", has_text="+7 903 111-22-33")
+    expect(unknown.locator(".call-dialled")).to_have_text("на +7 495 999-00-00", timeout=10_000)
+    expect(unknown.locator(".badge-call")).to_have_text("Звонит сейчас")
+    screenshot = os.environ.get("IDENT_INBOX_CALL_SCREENSHOT")
+    if screenshot:
+        page.screenshot(path=str(Path(screenshot)))

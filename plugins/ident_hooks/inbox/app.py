@@ -30,7 +30,9 @@ escalation), plus::
     "newest_lead_id": 13,
     "sources": [{"lead_id", "status", "source", "source_label", "created_at", "taken_by",
                  "name", "comment", "form_name", "doctor_name", "requested_start",
-                 "requested_end", "campaign"}, ...],
+                 "requested_end", "campaign", "call": CALL | null}, ...],
+    "call": CALL | null,                 # the conversation's newest call, if it has one
+    "call_seconds": 12 | null,           # since that call reached us (the server's clock)
     "patient": {
         "state": "chosen" | "new_patient" | "certain" | "probable" | "possible" | "none",
         "chosen_by": "anna" | null, "chosen_at": "..." | null,
@@ -44,8 +46,16 @@ escalation), plus::
     "freed_slot": {"doctor_name", "branch_name", "starts_at", "ends_at"} | null
 
 where ``CARD`` is ``{"patient_id", "full_name", "birth_date", "grade", "returning",
-"last_visit", "next_appointment"}``. Actions answer the lead's state with ``lead_ids``,
-the leads they covered; a refusal (``409``) names the admin who got there first.
+"last_visit", "next_appointment"}`` and ``CALL`` (a UIS call notification; what a call is,
+``reports.channels.is_call_sql``) is ``{"dialled_number": "+74951200001", "label":
+"ПроДокторов: профиль клиники", "channel": "aggregator", "channel_label": "Агрегаторы"}``
+— the number dialled in E.164 (as received when it is no phone, null when the notification
+has none) and, when the clinic's numbers map (``numbers:`` of the marketing channel rules,
+``reports.channels.dialled_number``) has it, where it stands; else the three are null.
+The page shows a call as «Звонит сейчас» for ``CALL_RINGING_SECONDS`` after it came.
+
+Actions answer the lead's state with ``lead_ids``, the leads they covered; a refusal
+(``409``) names the admin who got there first.
 
 Everything but the static files needs an authenticated Airflow user, exactly as the
 Airflow UI does: the ``_token`` cookie of its login, or ``Authorization: Bearer <jwt>``.
@@ -84,6 +94,11 @@ CONFIG_SECTION = store.CONFIG_SECTION
 DEFAULT_REFRESH_SECONDS = 10  # what IDENT's admin notifications use
 MIN_REFRESH_SECONDS = 2  # each open page queries the database this often at most
 RESPONSE_TARGET_SECONDS = 5 * 60  # every lead answered within 5 minutes
+# A call is shown as ringing («Звонит сейчас») this long after its notification came: a
+# call is answered or given up within about a minute (an unanswered call is usually dropped
+# or sent to voicemail after 30-60 s; our estimate, UIS publishes no figure), and a row that
+# says "ringing" after that misleads.
+CALL_RINGING_SECONDS = 60
 SEARCH_MAX_CHARS = 100
 
 
@@ -172,6 +187,7 @@ def inbox_page(
         push_enabled=push_enabled(),
         heartbeat_seconds=push.HEARTBEAT_SECONDS,
         target_seconds=RESPONSE_TARGET_SECONDS,
+        call_ringing_seconds=CALL_RINGING_SECONDS,
         escalation_seconds=int(alerts_config.limits.lead_escalation.total_seconds()),
         my_branches=",".join(my_branches),
         list_limit=store.LIST_LIMIT,

@@ -20,6 +20,9 @@ from psycopg.rows import dict_row
 
 from ident_hooks.inbox import patients
 from ident_hooks.leads.normalise import normalise_phone
+from ident_hooks.reports import channels
+from ident_hooks.reports.channel_codes import CHANNEL_LABELS
+from ident_hooks.reports.channels import DIALLED_FIELD
 
 CONFIG_SECTION = "ident_inbox"  # [ident_inbox] in airflow.cfg, or AIRFLOW__IDENT_INBOX__*
 LIST_LIMIT = 200  # more open rows than this is a backlog; the page says how many in all
@@ -75,9 +78,13 @@ def search_terms(text: str | None) -> SearchTerms:
 
 # Every open lead with what grouping needs: its escalation (integration.lead_escalations,
 # written by the integration_health DAG when nobody took it in time), the front desk's
-# choice of card, the card of a single certain match, and whether it passes the filter.
+# choice of card, the card of a single certain match, and whether it passes the filter;
+# and whether it is a call (the reports' definition), with the number dialled and how long
+# ago it reached us (our clock, not call tracking's).
 _OPEN_LEADS = """
 select o.*, e.escalated_at, e.desk as escalated_desk,
+       {is_call} as is_call, l.raw ->> '{dialled_field}' as dialled_raw,
+       round(extract(epoch from now() - o.loaded_at))::bigint as received_seconds,
        c.lead_id is not null as has_choice, c.patient_id as chosen_patient_id,
        c.chosen_by, c.chosen_at,
        (select min(m.patient_id) from integration.lead_patient_matches m
@@ -90,6 +97,7 @@ select o.*, e.escalated_at, e.desk as escalated_desk,
                like any (%(phone_patterns)s))
        and (%(name_pattern)s::text is null or o.name ilike %(name_pattern)s) as wanted
   from integration.open_leads o
+  join integration.leads l on l.lead_id = o.lead_id
   left join integration.lead_escalations e on e.lead_id = o.lead_id
   left join integration.lead_patient_choices c on c.lead_id = o.lead_id
  order by o.created_at, o.lead_id
@@ -103,6 +111,9 @@ _GROUPING_COLUMNS = (
     "chosen_at",
     "certain_patient_id",
     "wanted",
+    "is_call",
+    "dialled_raw",
+    "received_seconds",
 )
 # What each lead of a conversation adds to its list of sources.
 _SOURCE_COLUMNS = (
@@ -168,9 +179,10 @@ def _open_lead_groups(
     conn: psycopg.Connection, lead_filter: LeadFilter, window: timedelta
 ) -> list[list[dict[str, Any]]]:
     terms = search_terms(lead_filter.search)
+    query = _OPEN_LEADS.format(is_call=channels.is_call_sql("l"), dialled_field=DIALLED_FIELD)
     with conn.cursor(row_factory=dict_row) as cursor:
         leads = cursor.execute(
-            _OPEN_LEADS,
+            query,
             {
                 "branch_id": lead_filter.branch_id or None,
                 "source": lead_filter.source or None,
@@ -203,8 +215,28 @@ def _conversation(leads: list[dict[str, Any]]) -> dict[str, Any]:
         row[column] = next((lead[column] for lead in leads if lead[column]), None)
     row["lead_ids"] = [lead["lead_id"] for lead in leads]
     row["newest_lead_id"] = max(row["lead_ids"])
-    row["sources"] = [{column: lead[column] for column in _SOURCE_COLUMNS} for lead in leads]
+    row["sources"] = [
+        {**{column: lead[column] for column in _SOURCE_COLUMNS}, "call": _call(lead)}
+        for lead in leads
+    ]
+    calls = [lead for lead in leads if lead["is_call"]]
+    row["call"] = _call(calls[-1]) if calls else None
+    row["call_seconds"] = calls[-1]["received_seconds"] if calls else None
     return row
+
+
+def _call(lead: dict[str, Any]) -> dict[str, Any] | None:
+    """A call's number dialled and where that number stands (the clinic's numbers map), or
+    None when the lead is no call."""
+    if not lead["is_call"]:
+        return None
+    found = channels.dialled_number(lead["dialled_raw"])
+    return {
+        "dialled_number": channels.dialled_e164(lead["dialled_raw"]) or lead["dialled_raw"],
+        "label": found.label if found else None,
+        "channel": found.channel if found else None,
+        "channel_label": CHANNEL_LABELS.get(found.channel) if found else None,
+    }
 
 
 def list_open_leads(

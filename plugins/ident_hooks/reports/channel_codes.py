@@ -16,3 +16,16 @@ CHANNELS: dict[str, str] = {
     "other": "есть UTM-метки, но ни одно правило не подошло",
     "direct": "нет ни UTM-меток, ни сайта-источника (набрали адрес, звонок без метки)",
 }
+
+# Short names for staff (the report charts' legend, the inbox's calls); CHANNELS says
+# what each channel holds.
+CHANNEL_LABELS = {
+    "aggregator": "Агрегаторы",
+    "paid": "Реклама",
+    "social": "Соцсети",
+    "email": "E-mail",
+    "organic": "Поиск",
+    "referral": "Другие сайты",
+    "other": "Прочие метки",
+    "direct": "Прямые",
+}

@@ -158,16 +158,21 @@ def _numbers() -> dict[str, DialledNumber]:
     return load_numbers()
 
 
-def dialled_number(number: str | int | None) -> DialledNumber | None:
-    """The clinic's number a call was made to, in any spelling: its channel and label, or
-    None when the map does not have it. Call tracking writes numbers as bare digits with the
-    country code (UIS: ``74951234567``), so digits that are no phone as they stand are
-    read as international."""
+def dialled_e164(number: str | int | None) -> str | None:
+    """A number dialled, in E.164, or None when it is no phone. Call tracking writes numbers
+    as bare digits with the country code (UIS: ``74951234567``), so digits that are no phone
+    as they stand are read as international."""
     found = normalise_phone(number)
     if found is None and number is not None:
         digits = re.sub(r"\D", "", str(number))
         found = normalise_phone("+" + digits) if digits else None
-    return _numbers().get(found or "")
+    return found
+
+
+def dialled_number(number: str | int | None) -> DialledNumber | None:
+    """The clinic's number a call was made to, in any spelling: its channel and label, or
+    None when the map does not have it (see :func:`dialled_e164`)."""
+    return _numbers().get(dialled_e164(number) or "")
 
 
 def _call_sources() -> tuple[str, ...]:

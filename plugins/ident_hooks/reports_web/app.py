@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from ident_hooks import db
 from ident_hooks.config import load_config
-from ident_hooks.reports.channel_codes import CHANNELS
+from ident_hooks.reports.channel_codes import CHANNEL_LABELS, CHANNELS
 from ident_hooks.reports.weekly import (
     DEFAULT_WEEKS,
     CampaignReturn,
@@ -45,18 +45,6 @@ from ident_hooks.web.security import CurrentUser
 HERE = Path(__file__).resolve().parent
 WEEK_CHOICES = (4, 8, 12, 26, 52)
 MAX_WEEKS = 104
-# Short names for the charts' legend; CHANNELS says what each channel holds.
-CHANNEL_LABELS = {
-    "aggregator": "Агрегаторы",
-    "paid": "Реклама",
-    "social": "Соцсети",
-    "email": "E-mail",
-    "organic": "Поиск",
-    "referral": "Другие сайты",
-    "other": "Прочие метки",
-    "direct": "Прямые",
-}
-
 Weeks = Annotated[int, Query(ge=1, le=MAX_WEEKS)]
 
 

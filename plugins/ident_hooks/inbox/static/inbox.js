@@ -1,5 +1,6 @@
 // The leads inbox page: one row per person (a conversation of their open leads from any
-// source, with their patient card, visits and freed time); fetches the open leads when the server pushes that they changed
+// source, with their patient card, visits and freed time; a call with the number dialled,
+// marked «Звонит сейчас» while it rings); fetches the open leads when the server pushes that they changed
 // (server-sent events), polls them when it cannot, keeps the waiting times live, announces
 // new leads (highlight, browser notification, a short chime), counts down each lead's time to
 // escalation (its SLA; the integration_health DAG escalates it to the branch's front desk)
@@ -13,6 +14,7 @@
     push: page.push === "on",
     heartbeatMs: Number(page.heartbeatSeconds) * 1000,
     targetSeconds: Number(page.targetSeconds),
+    callRingingSeconds: Number(page.callRingingSeconds),
     escalationSeconds: Number(page.escalationSeconds),
     myBranches: new Set((page.myBranches || "").split(",").filter(Boolean)),
     listLimit: Number(page.listLimit),
@@ -98,11 +100,21 @@
     return (today ? timeFormat : dayTimeFormat).format(moment);
   }
 
-  function formatPhone(lead) {
-    const e164 = lead.phone_e164;
+  function formatNumber(e164) {
     const russian = e164 && /^\+7(\d{3})(\d{3})(\d{2})(\d{2})$/.exec(e164);
     if (russian) return `+7 ${russian[1]} ${russian[2]}-${russian[3]}-${russian[4]}`;
-    return e164 || lead.phone_raw || "";
+    return e164 || "";
+  }
+
+  function formatPhone(lead) {
+    return formatNumber(lead.phone_e164) || lead.phone_raw || "";
+  }
+
+  // Where the number a call was made to stands («ПроДокторов: профиль клиники ·
+  // Агрегаторы»), or the number itself when the clinic's numbers map does not have it.
+  function dialledText(call) {
+    if (call.label) return [call.label, call.channel_label].filter(Boolean).join(" · ");
+    return call.dialled_number ? `на ${formatNumber(call.dialled_number)}` : "номер не передан";
   }
 
   // The requested time as the patient chose it: in the branch's time zone, which is named
@@ -125,6 +137,12 @@
     } catch {
       return dayTimeFormat.format(new Date(lead.requested_start)); // an unknown time zone
     }
+  }
+
+  // A call rings for a while after its notification came: the row says so until then.
+  function isRinging(lead) {
+    if (!lead.call || lead.status !== "new") return false;
+    return lead.call_seconds + (performance.now() - receivedAt) / 1000 < config.callRingingSeconds;
   }
 
   function waitingSeconds(lead) {
@@ -160,7 +178,7 @@
   // What a row shows apart from the waiting time, which tick() keeps current in place:
   // a row whose signature is unchanged is kept, with any focus inside it.
   function signature(lead) {
-    const { waiting_seconds: _waiting, ...shown } = lead;
+    const { waiting_seconds: _waiting, call_seconds: _called, ...shown } = lead;
     return JSON.stringify([shown, isUnseen(lead)]);
   }
 
@@ -174,6 +192,7 @@
       entry.dataset.leadId = String(item.lead_id);
       entry.append(element("span", "source-label", item.source_label),
         element("span", "muted small", ` ${formatMoment(item.created_at)}`));
+      if (item.call) entry.append(element("span", "call-dialled", dialledText(item.call)));
       if (item.doctor_name && item.doctor_name !== previous?.doctor_name) {
         entry.append(element("span", "source-doctor", item.doctor_name));
       }
@@ -276,6 +295,12 @@
 
     const source = element("td", "source");
     const sources = lead.sources || [];
+    if (lead.call) {
+      const call = element("div", "call");
+      call.append(element("span", "badge badge-call", "Звонок"));
+      if (sources.length <= 1) call.append(element("span", "call-dialled", dialledText(lead.call)));
+      source.append(call);
+    }
     if (sources.length > 1) {
       source.append(buildSources(sources));
     } else {
@@ -353,6 +378,12 @@
     row.classList.toggle("is-overdue", seconds >= config.targetSeconds);
     row.classList.toggle("is-escalated", Boolean(lead.escalated_at)
       || (lead.status === "new" && seconds >= config.escalationSeconds));
+    const callBadge = row.querySelector(".badge-call");
+    if (callBadge) {
+      const ringing = isRinging(lead);
+      row.classList.toggle("is-ringing", ringing);
+      callBadge.textContent = ringing ? "Звонит сейчас" : "Звонок";
+    }
   }
 
   function render(total) {
@@ -565,20 +596,27 @@
   }
 
   // The source of a row's newest lead: what just arrived, also when it joined a row.
-  function newestSourceLabel(lead) {
-    const newest = (lead.sources || []).find((item) => item.lead_id === newestId(lead));
-    return newest ? newest.source_label : lead.source_label;
+  function newestSource(lead) {
+    return (lead.sources || []).find((item) => item.lead_id === newestId(lead))
+      || { source_label: lead.source_label, call: lead.call };
+  }
+
+  // «Звонок · ПроДокторов: профиль клиники» for a call, «Новая заявка · Tilda» otherwise.
+  function newsTitle(lead, separator) {
+    const newest = newestSource(lead);
+    if (newest.call) return `Звонок${separator}${dialledText(newest.call)}`;
+    return `Новая заявка${separator}${newest.source_label}`;
   }
 
   function announce(arrived) {
     chime();
     const first = arrived[0];
     ui.announcer.textContent = arrived.length === 1
-      ? `Новая заявка: ${newestSourceLabel(first)}, ${describe(first)}`
+      ? `${newsTitle(first, ": ")}, ${describe(first)}`
       : `Новых заявок: ${arrived.length}`;
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     const shown = arrived.slice(0, MAX_NOTIFICATIONS).map((lead) => ({
-      title: `Новая заявка · ${newestSourceLabel(lead)}`, body: describe(lead),
+      title: newsTitle(lead, " · "), body: describe(lead),
       tag: `lead-${newestId(lead)}`,
     }));
     if (arrived.length > MAX_NOTIFICATIONS) {
