@@ -277,6 +277,10 @@ CAMPAIGN_TERMS = {
     "braces_promo": ("брекеты цена", "элайнеры"),
 }
 AGGREGATOR_LEAD_SOURCES = ("napopravku", "32top")
+CALL_SOURCES = ("uis_calls",)
+# The clinic's numbers callers dial: the ПроДокторов profile's and the sign's are in
+# include/marketing_channels.yaml's `numbers`; the site's is not (its calls go by the rules).
+CLINIC_NUMBERS = ("74951200001", "74951200002", "74951200003")
 SPAM_SOURCES = ("site_main", "flexbe", "uis")
 # Click ids (marketing-apis.md D): a visit to a page with Metrica's tag carries a ClientID
 # (Tilda's only when its cookie sending is on); Direct's and Google Ads' auto-tagging adds
@@ -859,6 +863,11 @@ class _History:
             **tags,
             **ids,
         }
+        if source in CALL_SOURCES:
+            # A call keeps its session and the number dialled, as UIS notifies them (bare
+            # digits): include/marketing_channels.yaml's `numbers` say where each stands.
+            sent["call_session_id"] = 400_000_000 + self.serial
+            sent["virtual_phone_number"] = CLINIC_NUMBERS[self.serial % len(CLINIC_NUMBERS)]
         # The demo's own record, not any source's wire format: marked as such.
         lead["raw"] = {"demo": True, **{key: value for key, value in sent.items() if value}}
         return tuple(lead[column] for column in LEAD_COLUMNS)

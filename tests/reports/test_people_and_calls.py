@@ -36,6 +36,7 @@ from decimal import Decimal as D
 
 import psycopg
 import pytest
+import yaml
 from hand_dataset import msk
 
 from ident_hooks.reports import channels
@@ -74,15 +75,22 @@ LEADS = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def numbers_map(tmp_path, monkeypatch):
-    """The shipped rules plus the two numbers, as a deployment's own file."""
-    shipped = channels.RULES_PATH.read_text(encoding="utf-8").replace("numbers: []\n", "")
+def _rules_with_numbers(tmp_path, monkeypatch, numbers: str):
+    """The shipped rules with ``numbers`` (YAML) as the clinic's numbers, as a deployment's
+    own file."""
+    rules = yaml.safe_load(channels.RULES_PATH.read_text(encoding="utf-8"))
+    rules["numbers"] = yaml.safe_load(numbers)["numbers"]
     path = tmp_path / "marketing_channels.yaml"
-    path.write_text(shipped + NUMBERS, encoding="utf-8")
+    path.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
     monkeypatch.setenv(channels.RULES_PATH_VARIABLE, str(path))
     channels._numbers.cache_clear()
-    yield path
+    return path
+
+
+@pytest.fixture
+def numbers_map(tmp_path, monkeypatch):
+    """The shipped rules plus the two numbers."""
+    yield _rules_with_numbers(tmp_path, monkeypatch, NUMBERS)
     channels._numbers.cache_clear()
 
 
@@ -166,12 +174,11 @@ def test_people_new_returning_and_calls_equal_the_hand_computed_ones(
 
 
 def test_without_the_map_a_call_is_classified_by_the_rules(
-    empty_clinic, build, report_rows, monkeypatch
+    empty_clinic, build, report_rows, monkeypatch, tmp_path
 ):
-    """The map as shipped is empty, and no card is chosen: C1's tags make it paid, C3's
+    """No numbers in the map, and no card is chosen: C1's tags make it paid, C3's
     social; C4 and C5 (no tags) are direct, one phone and no cards: one caller."""
-    monkeypatch.delenv(channels.RULES_PATH_VARIABLE, raising=False)
-    channels._numbers.cache_clear()
+    _rules_with_numbers(tmp_path, monkeypatch, "numbers: []")
     _insert(empty_clinic, LEADS)
     empty_clinic.commit()
     build()
