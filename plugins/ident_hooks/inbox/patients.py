@@ -28,10 +28,30 @@ select lead_id, patient_id, grade
  where lead_id = any(%s)
 """
 
+
+def _last_and_next(key: str) -> str:
+    """CTEs ``last`` and ``next`` over ``visits``: per ``key``, the last completed visit and
+    the next booked one, each with its doctor (and the next one's branch)."""
+    return f"""last as (
+    select distinct on (v.{key}) v.{key}, v.starts_at, d.full_name as doctor_name
+      from visits v left join clinic.doctors d on d.doctor_id = v.doctor_id
+     where v.status = 'completed'
+     order by v.{key}, v.starts_at desc
+), next as (
+    select distinct on (v.{key}) v.{key}, v.starts_at, d.full_name as doctor_name,
+           coalesce(b.name, v.branch_id) as branch_name
+      from visits v
+      left join clinic.doctors d on d.doctor_id = v.doctor_id
+      left join clinic.branches b on b.branch_id = v.branch_id
+     where v.status = 'scheduled' and v.starts_at > now()
+     order by v.{key}, v.starts_at
+)"""
+
+
 # Each card with its last completed and next booked visit. The appointments are fetched
 # first by index (the cards' own, then those of their phones naming no patient), so the
 # planner never walks the whole schedule looking for them.
-_CARDS = """
+_CARDS = f"""
 with card_phones as materialized (
     select patient_id, integration.phone_key(phone) as phone_key
       from clinic.patient_phones
@@ -52,20 +72,7 @@ with card_phones as materialized (
     select p.patient_id, a.appointment_id, a.starts_at, a.status, a.doctor_id, a.branch_id
       from phone_appointments a
       join card_phones p on p.phone_key = a.phone_key
-), last as (
-    select distinct on (v.card_id) v.card_id, v.starts_at, d.full_name as doctor_name
-      from visits v left join clinic.doctors d on d.doctor_id = v.doctor_id
-     where v.status = 'completed'
-     order by v.card_id, v.starts_at desc
-), next as (
-    select distinct on (v.card_id) v.card_id, v.starts_at, d.full_name as doctor_name,
-           coalesce(b.name, v.branch_id) as branch_name
-      from visits v
-      left join clinic.doctors d on d.doctor_id = v.doctor_id
-      left join clinic.branches b on b.branch_id = v.branch_id
-     where v.status = 'scheduled' and v.starts_at > now()
-     order by v.card_id, v.starts_at
-)
+), {_last_and_next("card_id")}
 select c.patient_id, c.full_name, c.birth_date,
        last.starts_at as last_visit_at, last.doctor_name as last_visit_doctor,
        next.starts_at as next_at, next.doctor_name as next_doctor,
@@ -77,27 +84,14 @@ select c.patient_id, c.full_name, c.birth_date,
 """
 
 # The last completed and next booked visit of each phone, whoever's card it is.
-_PHONE_VISITS = """
+_PHONE_VISITS = f"""
 with visits as materialized (
     select integration.phone_key(a.patient_phone) as phone_key, a.starts_at, a.status,
            a.doctor_id, a.branch_id
       from clinic.appointments a
      where integration.phone_key(a.patient_phone) = any(%(keys)s)
        and a.patient_phone is not null
-), last as (
-    select distinct on (v.phone_key) v.phone_key, v.starts_at, d.full_name as doctor_name
-      from visits v left join clinic.doctors d on d.doctor_id = v.doctor_id
-     where v.status = 'completed'
-     order by v.phone_key, v.starts_at desc
-), next as (
-    select distinct on (v.phone_key) v.phone_key, v.starts_at, d.full_name as doctor_name,
-           coalesce(b.name, v.branch_id) as branch_name
-      from visits v
-      left join clinic.doctors d on d.doctor_id = v.doctor_id
-      left join clinic.branches b on b.branch_id = v.branch_id
-     where v.status = 'scheduled' and v.starts_at > now()
-     order by v.phone_key, v.starts_at
-)
+), {_last_and_next("phone_key")}
 select k.phone_key,
        last.starts_at as last_visit_at, last.doctor_name as last_visit_doctor,
        next.starts_at as next_at, next.doctor_name as next_doctor,
